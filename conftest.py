@@ -1,0 +1,1 @@
+"""Repository-local pytest settings only; the plugin itself loads through its pytest11 entry point."""

@@ -1,0 +1,110 @@
+"""MedR-Bench loader: case files -> frozen Case records, with the ancillary-test split."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import DataFileError, LoadError, medr_case_files, read_json, schema_error
+
+ANCILLARY_MARKER = "Ancillary Tests"
+
+
+@dataclass(frozen=True)
+class Case:
+    case_id: str
+    kind: str  # "diagnosis" or "treatment"
+    path: Path
+    summary: str  # the full case summary (never the raw article, which leaks the answer)
+    reference: str  # diagnosis_results or treatment_plan_results: what the judge compares against
+    reference_reasoning: str  # differential_diagnosis / treatment_planning_analysis
+    final_diagnosis: str
+    body_systems: tuple[str, ...]
+    disorders: tuple[str, ...]
+    rare_diseases: tuple[str, ...]
+
+    @property
+    def rare(self) -> bool:
+        return bool(self.rare_diseases)
+
+    def split_ancillary(self) -> tuple[str, str] | None:
+        """(summary without ancillary tests, ancillary block), split at the first line naming them.
+
+        None when the summary has no such line (the dialogue settings cannot run on that case).
+        """
+        lines = self.summary.strip().split("\n")
+        for number, line in enumerate(lines):
+            if ANCILLARY_MARKER in line:
+                return "\n".join(lines[:number]), "\n".join(lines[number:])
+        return None
+
+
+def slug(label: str) -> str:
+    """A marker-safe name for a category label: 'Brain and Nerves' -> 'brain_and_nerves'."""
+    return re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+
+
+def _case(path: Path, kind: str, case_id: str, record: dict) -> Case:
+    generated = record["generate_case"]
+    if kind == "diagnosis":
+        reference = generated.get("diagnosis_results", "")
+        reasoning = generated.get("differential_diagnosis", "")
+    else:
+        reference = generated.get("treatment_plan_results", "")
+        reasoning = generated.get("treatment_planning_analysis", "")
+    if not reference.strip():
+        field = "diagnosis_results" if kind == "diagnosis" else "treatment_plan_results"
+        raise DataFileError(LoadError(path, f"case {case_id}", f"generate_case.{field} is missing or empty"))
+    return Case(
+        case_id=case_id,
+        kind=kind,
+        path=path,
+        summary=generated["case_summary"],
+        reference=reference,
+        reference_reasoning=reasoning,
+        final_diagnosis=generated.get("final_diagnosis", ""),
+        body_systems=tuple(record.get("body_category", ())),
+        disorders=tuple(record.get("disorder_category", ())),
+        rare_diseases=tuple(record.get("checked_rare_disease", ())),
+    )
+
+
+def load_case_file(path: Path, kind: str) -> tuple[list[Case], list[LoadError]]:
+    """The valid cases of one file; a bad case is reported by id and the others still load."""
+    document = read_json(path)
+    if not isinstance(document, dict):
+        raise DataFileError(LoadError(path, "/", "expected an object keyed by case id"))
+    cases: list[Case] = []
+    errors: list[LoadError] = []
+    for case_id, record in document.items():
+        problem = schema_error(record, "medr_case.schema.json")
+        if problem:
+            pointer, message = problem
+            errors.append(LoadError(path, f"case {case_id} {pointer}", message))
+            continue
+        try:
+            cases.append(_case(path, kind, case_id, record))
+        except DataFileError as exc:
+            errors.append(exc.error)
+    return cases, errors
+
+
+def load_medr(root: Path) -> tuple[list[Case], list[LoadError]]:
+    """Every valid case under ``root``; diagnosis cases first, each case id once per kind."""
+    cases: list[Case] = []
+    errors: list[LoadError] = []
+    for kind, paths in medr_case_files(root).items():
+        seen: set[str] = set()
+        for path in paths:
+            try:
+                file_cases, file_errors = load_case_file(path, kind)
+            except DataFileError as exc:
+                errors.append(exc.error)
+                continue
+            errors.extend(file_errors)
+            for case in file_cases:
+                if case.case_id not in seen:
+                    seen.add(case.case_id)
+                    cases.append(case)
+    return cases, errors

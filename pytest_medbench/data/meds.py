@@ -1,0 +1,80 @@
+"""MedS-Bench loader: task files -> frozen Task / Instance records."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error
+from .meds_tasks import TaskSpec, task_spec
+
+_TASK_ID = re.compile(r"^(task\d+)")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One test instance; ``reference`` is the gold output (``output[0]`` when the file holds a list)."""
+
+    id: str
+    index: int
+    input: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # file stem, e.g. task57_medqa_usmle
+    path: Path
+    spec: TaskSpec
+    definition: str
+    instances: tuple[Instance, ...] = field(repr=False)
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+    @property
+    def category(self) -> str:
+        return self.spec.category
+
+    def majority_reference(self) -> str:
+        """The most frequent gold output (ties: the first seen); the majority-class baseline's answer."""
+        counts = Counter(instance.reference for instance in self.instances)
+        return counts.most_common(1)[0][0] if counts else ""
+
+
+def load_task(path: Path) -> Task:
+    """Read and validate one task file; raises DataFileError naming the file and the fault."""
+    match = _TASK_ID.match(path.name)
+    spec = task_spec(match.group(1)) if match else None
+    if spec is None:
+        raise DataFileError(LoadError(path, "", "file name does not start with a known MedS-Bench task id"))
+    document = read_json(path, jsonl_fallback=path.suffix == ".jsonl")
+    problem = schema_error(document, "meds_task.schema.json")
+    if problem:
+        raise DataFileError(LoadError(path, *problem))
+    instances = []
+    seen: set[str] = set()
+    for index, raw in enumerate(document["Instances"]):
+        instance_id = str(raw.get("id", index))
+        if instance_id in seen:
+            raise DataFileError(LoadError(path, f"/Instances/{index}/id", f"duplicate instance id {instance_id!r}"))
+        seen.add(instance_id)
+        output = raw["output"]
+        reference = output[0] if isinstance(output, list) else output
+        instances.append(Instance(instance_id, index, raw["input"], reference))
+    return Task(path.stem, path, spec, document["Definition"][0], tuple(instances))
+
+
+def load_meds(root: Path) -> tuple[list[Task], list[LoadError]]:
+    """Every valid task under ``root``, and one error per file that could not be used."""
+    tasks: list[Task] = []
+    errors: list[LoadError] = []
+    for path in meds_task_files(root):
+        try:
+            tasks.append(load_task(path))
+        except DataFileError as exc:
+            errors.append(exc.error)
+    return tasks, errors

@@ -1,0 +1,89 @@
+"""MedS-Bench items: one task instance = one pytest item."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..data.meds import Instance, Task
+from ..data.meds_tasks import GENERATION, MULTILABEL
+from ..metrics.meds import score_meds
+from ..metrics.score import ItemScore
+from ..prompts.meds import MedsPromptConfig, meds_messages
+
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """Per-task facts computed once for all its items."""
+
+    majority: str
+    label_set: tuple[str, ...]
+
+    @classmethod
+    def of(cls, task: Task) -> TaskFacts:
+        labels: set[str] = set()
+        if task.spec.scorer == MULTILABEL:
+            for instance in task.instances:
+                labels.update(part.strip().rstrip(".").strip().lower() for part in instance.reference.split(","))
+        return cls(task.majority_reference(), tuple(sorted(label for label in labels if label)))
+
+
+@dataclass(frozen=True)
+class MedsItem:
+    task_data: Task
+    instance: Instance
+    facts: TaskFacts
+    prompt: MedsPromptConfig
+    scoring: str
+    benchmark: str = "meds"
+
+    @property
+    def task(self) -> str:
+        return self.task_data.task_id
+
+    @property
+    def category(self) -> str:
+        return self.task_data.category
+
+    @property
+    def item_id(self) -> str:
+        return self.instance.id
+
+    @property
+    def param_id(self) -> str:
+        return f"{self.category}-{self.task_data.name}-{self.instance.id}"
+
+    @property
+    def markers(self) -> tuple[str, ...]:
+        return ("meds", self.category)
+
+    @property
+    def tags(self) -> dict:
+        return {}
+
+    def messages(self) -> list[dict[str, str]]:
+        return meds_messages(self.task_data, self.instance, self.prompt)
+
+    def builtin_context(self) -> dict:
+        return {
+            "benchmark": "meds",
+            "task": self.task,
+            "category": self.category,
+            "id": self.instance.id,
+            "input": self.instance.input,
+            "reference": self.instance.reference,
+            # the majority-class floor; generation tasks have no meaningful majority answer
+            "majority": "" if self.task_data.spec.scorer == GENERATION else self.facts.majority,
+        }
+
+    def score(self, output: str) -> ItemScore:
+        return score_meds(
+            self.task_data.spec, output, self.instance.reference, mode=self.scoring, label_set=self.facts.label_set
+        )
+
+
+def meds_items(tasks: list[Task], prompt: MedsPromptConfig, scoring: str) -> Iterator[MedsItem]:
+    for task in tasks:
+        facts = TaskFacts.of(task)
+        for instance in task.instances:
+            yield MedsItem(task, instance, facts, prompt, scoring)

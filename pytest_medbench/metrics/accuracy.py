@@ -1,0 +1,105 @@
+"""Correct / incorrect rules of the MedS-Bench accuracy tasks.
+
+Each task family has an ``official_*`` rule (the released evaluation code, quirks included, so
+numbers compare with the published leaderboard) and a ``strict_*`` rule (the documented defects
+fixed). All return a bool and never raise, whatever the text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
+
+NLI_LABELS = ("entailment", "contradiction", "neutral")
+
+
+def official_mcqa(output: str, gold: str, *, pubmedqa: bool) -> bool:
+    """First character after removing "the right answer is": in 'abcd' (PubMedQA: 'yn'), equal to gold's.
+
+    So localised golds never score, option E and "maybe" are impossible: the official code's quirks.
+    """
+    p = output.lower().replace("the right answer is", "").strip()
+    g = gold.lower().replace("the right answer is", "").strip()
+    allowed = "yn" if pubmedqa else "abcd"
+    return bool(p and g) and p[0] in allowed and g[0] in allowed and p[0] == g[0]
+
+
+def strict_mcqa(output: str, gold: str, *, pubmedqa: bool) -> bool:
+    """Localised prefixes removed; the same set of option letters (A-E), or the same yes/no/maybe."""
+    if pubmedqa:
+        answer = extract_yes_no_maybe(output)
+        return answer is not None and answer == extract_yes_no_maybe(gold)
+    letters = extract_letters(output)
+    return bool(letters) and letters == extract_letters(gold)
+
+
+def official_label_prefix(output: str, gold: str, prefix: str) -> bool:
+    """Gold label (prefix and periods removed, lowercased) contained in the lowercased output."""
+    label = gold.replace(".", "").replace(prefix, "").strip().lower()
+    return label in output.lower()
+
+
+def _after_prefix(text: str, prefix: str) -> str:
+    head, found, tail = text.partition(prefix)
+    return (tail if found else head).strip().rstrip(".").strip().lower()
+
+
+def strict_label_prefix(output: str, gold: str, prefix: str) -> bool:
+    """The text after the prefix equals the gold label exactly ("stable angina" is not "unstable angina")."""
+    return _after_prefix(output.split("\n", 1)[0] if output.strip() else "", prefix) == _after_prefix(gold, prefix)
+
+
+def _norm_extraction(text: str) -> str:
+    return re.sub("[\"'\n]", "", str(text).lower().strip())
+
+
+def official_extraction(output: str, gold: str) -> bool:
+    return _norm_extraction(gold) in _norm_extraction(output)
+
+
+def strict_extraction(output: str, gold: str) -> bool:
+    """Exact match of the normalised text, comparing comma-separated spans as sets (PICO)."""
+
+    def spans(text: str) -> set[str]:
+        return {span.strip().rstrip(".") for span in _norm_extraction(text).split(",") if span.strip()}
+
+    return bool(output.strip()) and spans(output) == spans(gold)
+
+
+def official_outcome(output: str, gold: str) -> bool:
+    out, gt = output.lower().strip(), gold.lower().strip()
+    if gt == "true":
+        return "true" in out and "false" not in out
+    if gt == "false":
+        return "false" in out and "true" not in out
+    return False
+
+
+def strict_outcome(output: str, gold: str) -> bool:
+    out = output.lower().strip()
+    return official_outcome(output, gold) and out.startswith(gold.lower().strip())
+
+
+def official_first_line(output: str, gold: str) -> bool:
+    """Gold (periods removed) contained in the first line of the output; an empty output is wrong."""
+    lines = output.lower().split("\n")
+    return gold.replace(".", "").strip().lower() in lines[0] if output else False
+
+
+def strict_first_line(output: str, gold: str) -> bool:
+    tokens = re.findall(r"\w+", output.lower())
+    return bool(tokens) and tokens[0] == gold.replace(".", "").strip().lower()
+
+
+def official_nli(output: str, gold: str) -> bool:
+    return str(gold).replace(".", "").strip().lower() in str(output).lower().strip()
+
+
+def strict_nli(output: str, gold: str) -> bool:
+    """Exactly one NLI label named (or the first word is a label), and it is the gold one."""
+    out = output.lower()
+    words = re.findall(r"[a-z]+", out)
+    named = [label for label in NLI_LABELS if label in out]
+    answer = words[0] if words and words[0] in NLI_LABELS else (named[0] if len(named) == 1 else None)
+    return answer == gold.replace(".", "").strip().lower()

@@ -1,0 +1,81 @@
+"""Score one MedS-Bench output against its reference, by the task's scorer kind and the scoring mode.
+
+Per-item pass rules (the corpus metrics are computed from all items in ``report.aggregate``):
+
+| scorer                                   | item passes when                                   |
+|------------------------------------------|----------------------------------------------------|
+| accuracy tasks (MCQA, Dx, Tx, IE, COP, fact verification, NLI) | the answer is correct       |
+| generation (summaries, explanations, rationales, task42, task100) | ROUGE-L F >= 0.30        |
+| NER                                      | the item's entity F1 >= 0.50                       |
+| HoC multi-label                          | the predicted label set equals the gold set       |
+"""
+
+from __future__ import annotations
+
+from ..data import meds_tasks as kinds
+from ..data.meds_tasks import TaskSpec
+from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
+from . import accuracy, overlap, sets
+from .score import ItemScore
+
+SCORING_MODES = ("official", "strict")
+GENERATION_PASS_ROUGE_L = 0.30
+NER_PASS_F1 = 0.50
+
+
+_ACCURACY_RULES = {
+    kinds.EXTRACTION: (accuracy.official_extraction, accuracy.strict_extraction),
+    kinds.OUTCOME: (accuracy.official_outcome, accuracy.strict_outcome),
+    kinds.FIRST_LINE: (accuracy.official_first_line, accuracy.strict_first_line),
+    kinds.NLI_LABEL: (accuracy.official_nli, accuracy.strict_nli),
+}
+
+
+def _correct(spec: TaskSpec, output: str, gold: str, strict: bool) -> bool:
+    if spec.scorer == kinds.MCQA:
+        rule = accuracy.strict_mcqa if strict else accuracy.official_mcqa
+        return rule(output, gold, pubmedqa=spec.task_id == "task123")
+    if spec.scorer == kinds.LABEL_PREFIX:
+        rule = accuracy.strict_label_prefix if strict else accuracy.official_label_prefix
+        return rule(output, gold, spec.label_prefix)
+    official, strict_rule = _ACCURACY_RULES[spec.scorer]
+    return (strict_rule if strict else official)(output, gold)
+
+
+def score_meds(
+    spec: TaskSpec, output: str, gold: str, *, mode: str = "official", label_set: tuple[str, ...] = ()
+) -> ItemScore:
+    """The item's scores under ``mode``; never raises, whatever ``output`` holds."""
+    strict = mode == "strict"
+    if spec.scorer == kinds.GENERATION:
+        # strict: an empty output scores 0 and counts; official skips pairs it cannot score.
+        rouge = overlap.rouge_l(output, gold, spec.language)
+        if rouge is None and strict:
+            rouge = 0.0
+        bleu = overlap.bleu_1(output, gold, spec.language) if output.strip() or strict else None
+        scores = {"bleu_1": bleu, "rouge_l": rouge}
+        return ItemScore(scores, passed=(rouge or 0.0) >= GENERATION_PASS_ROUGE_L)
+    if spec.scorer == kinds.NER:
+        extract = sets.strict_entities if strict else sets.official_entities
+        predicted, expected = extract(output), extract(gold)
+        counts = sets.entity_counts(predicted, expected)
+        _, _, f1 = sets.f1_from_counts(counts["tp"], counts["fp"], counts["fn"])
+        item_f1 = 1.0 if not predicted and not expected else f1
+        parsed = {"entities": sorted(predicted)}
+        return ItemScore({"f1": item_f1}, item_f1 >= NER_PASS_F1, parsed, counts, "micro_f1")
+    if spec.scorer == kinds.MULTILABEL:
+        extract = sets.strict_labels if strict else sets.official_labels
+        predicted, expected = extract(output, label_set), extract(gold, label_set)
+        counts = sets.label_counts(predicted, expected, label_set)
+        parsed = {"labels": sorted(predicted)}
+        return ItemScore({"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1")
+    correct = _correct(spec, output, gold, strict)
+    return ItemScore({"accuracy": float(correct)}, correct, _parsed_answer(spec, output))
+
+
+def _parsed_answer(spec: TaskSpec, output: str) -> dict:
+    if spec.scorer == kinds.MCQA:
+        if spec.task_id == "task123":
+            return {"answer": extract_yes_no_maybe(output)}
+        return {"answer": ",".join(sorted(extract_letters(output))) or None}
+    return {"answer": output.strip().split("\n", 1)[0][:200] if output.strip() else None}

@@ -1,0 +1,87 @@
+"""Built-in models, registered as a litellm custom provider so they take the same path as any model.
+
+- ``medbench/oracle`` answers with the item's reference in the format the task expects: every
+  final-answer metric must come out perfect (the harness's self-test).
+- ``medbench/baseline`` answers with a non-LLM heuristic (see ``baseline.py``).
+- ``replay:PATH`` (``medbench/replay`` with the path as api_base) answers from recorded outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+from .baseline import baseline_answer
+from .errors import ModelCallError
+
+PROVIDER = "medbench"
+MODELS = ("oracle", "baseline", "replay")
+
+
+def register(litellm: Any) -> None:
+    """Add the ``medbench`` provider to litellm's custom providers (once per process)."""
+    providers = litellm.custom_provider_map or []
+    if not any(entry.get("provider") == PROVIDER for entry in providers):
+        litellm.custom_provider_map = [*providers, {"provider": PROVIDER, "custom_handler": _handler(litellm)}]
+
+
+@functools.cache
+def load_replay(path: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Index a replay JSON Lines file by (task, id) for MedS and (case, setting) for MedR records."""
+    index: dict[tuple[str, str], dict[str, Any]] = {}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelCallError("replay", f"cannot read replay file {path}: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key = (record["task"], str(record["id"])) if "task" in record else (record["case"], record["setting"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelCallError("replay", f"{path} line {number}: not a replay record ({exc})") from exc
+        index[key] = record
+    return index
+
+
+def replay_answer(path: str, context: dict) -> str:
+    records = load_replay(path)
+    if context.get("benchmark") == "medr":
+        key = (context.get("case", ""), context.get("task", ""))
+    else:
+        key = (context.get("task", ""), str(context.get("id", "")))
+    record = records.get(key)
+    if record is None:
+        raise ModelCallError("replay_missing", f"{path} has no record for {key[0]} {key[1]}")
+    outputs = record.get("outputs") or [record.get("output")]
+    turn = int(context.get("turn", 0))
+    if turn >= len(outputs) or not isinstance(outputs[turn], str):
+        raise ModelCallError("replay_missing", f"{path} has no output for turn {turn} of {key[0]} {key[1]}")
+    return outputs[turn]
+
+
+def answer(model: str, api_base: str | None, context: dict) -> str:
+    if model == "oracle":
+        return context["reference"]
+    if model == "baseline":
+        return baseline_answer(context)
+    if model == "replay":
+        return replay_answer(api_base or "", context)
+    raise ModelCallError("not_found", f"unknown built-in model medbench/{model}; known: {', '.join(MODELS)}")
+
+
+def _handler(litellm: Any) -> Any:
+    class BuiltinModels(litellm.CustomLLM):
+        def completion(self, model: str, messages: list, api_base: str, *args: Any, **kwargs: Any) -> Any:
+            metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+            text = answer(model, api_base, metadata.get("medbench", {}))
+            return litellm.ModelResponse(  # no tokenizer runs here, so no token counts are claimed
+                model=f"{PROVIDER}/{model}",
+                choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            )
+
+    return BuiltinModels()

@@ -1,0 +1,155 @@
+"""Command-line options and ini keys, and the frozen Settings they resolve to.
+
+Every option is also an ini key (``[tool.pytest.ini_options]``): ``--model`` is ``medbench_model``,
+``--medbench-data`` is ``medbench_data``, ``--temperature`` is ``medbench_temperature`` and so on.
+Precedence: command line, then environment (``MEDBENCH_DATA`` only), then ini, then the default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_MODEL = "medbench/baseline"
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    help: str
+    type: Any = str
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    is_switch: bool = False
+
+    @property
+    def dest(self) -> str:
+        name = self.flag.lstrip("-").replace("-", "_")
+        return name if name.startswith("medbench_") else f"medbench_{name}"
+
+
+OPTIONS = (
+    Option("--model", "model to evaluate: any litellm model string, medbench/oracle, medbench/baseline, "
+           "or replay:PATH (default: medbench/baseline)", default=DEFAULT_MODEL),
+    Option("--api-base", "base URL of the model's API, e.g. a local OpenAI-compatible server"),
+    Option("--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"),
+    Option("--medbench-data", "data directory holding meds-bench/ and medrbench/ "
+           "(default: $MEDBENCH_DATA, else the bundled fixtures)"),
+    Option("--medbench-report", "write the leaderboard JSON here"),
+    Option("--medbench-samples", "write one JSON line per item here"),
+    Option("--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"),
+    Option("--medbench-no-cache", "neither read nor write the response cache", is_switch=True, default=False),
+    Option("--medbench-timeout", "seconds one model call may take", type=float, default=120.0),
+    Option("--medbench-retries", "retries of a call after 429, 5xx, timeouts and dropped connections",
+           type=int, default=4),
+    Option("--temperature", "sampling temperature passed to the model", type=float),
+    Option("--max-tokens", "maximum tokens the model may generate", type=int),
+    Option("--seed", "seed passed to the model and used to draw few-shot examples", type=int),
+    Option("--medbench-limit", "only the first N instances of each task (cases of each setting)", type=int),
+    Option("--medbench-epochs", "ask each item K times; scores are averaged, an item passes when all pass",
+           type=int, default=1),
+    Option("--medbench-protocol", "MedS-Bench prompting: code (3-shot everywhere, the released code) or "
+           "paper (zero-shot MCQA, 3-shot elsewhere)", default="code", choices=("code", "paper")),
+    Option("--medbench-shots", "number of few-shot examples for MedS-Bench (overrides the protocol)", type=int),
+    Option("--medbench-scoring", "MedS-Bench scoring: official (the released code, quirks included) or strict",
+           default="official", choices=("official", "strict")),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("medbench", "medical LLM benchmarks (pytest-medbench)")
+    for option in OPTIONS:
+        if option.is_switch:
+            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=option.help)
+            parser.addini(option.dest, f"ini form of {option.flag}", type="bool", default=False)
+        else:
+            group.addoption(option.flag, dest=option.dest, default=None, choices=option.choices, help=option.help)
+            parser.addini(option.dest, f"ini form of {option.flag}", default=None)
+
+
+def option_value(config: pytest.Config, option: Option) -> Any:
+    value = config.getoption(option.dest)
+    if value is None and option.flag == "--medbench-data":
+        value = os.environ.get("MEDBENCH_DATA") or None
+    if value is None:
+        value = config.getini(option.dest)
+        if value in ("", None) or value == []:
+            value = None
+    if value is None:
+        return option.default
+    if option.is_switch:
+        return bool(value)
+    try:
+        converted = option.type(value)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"{option.flag}: {value!r} is not a valid {option.type.__name__}") from exc
+    if option.choices and converted not in option.choices:
+        raise pytest.UsageError(f"{option.flag}: {value!r} is not one of {', '.join(option.choices)}")
+    return converted
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run was asked to do, resolved once at configure time."""
+
+    model: str
+    api_base: str | None
+    judge_model: str | None
+    data_dir: Path
+    data_dir_explicit: bool
+    report_path: Path | None
+    samples_path: Path | None
+    cache_path: Path | None
+    timeout_s: float
+    retries: int
+    temperature: float | None
+    max_tokens: int | None
+    seed: int | None
+    limit: int | None
+    epochs: int
+    protocol: str
+    shots: int | None
+    scoring: str
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        from .data.files import bundled_fixtures
+
+        values = {option.dest: option_value(config, option) for option in OPTIONS}
+        rootdir = Path(str(config.rootpath))
+
+        def path(dest: str) -> Path | None:
+            value = values[dest]
+            return Path(value).expanduser().absolute() if value else None
+
+        data_dir = path("medbench_data")
+        cache_path = None if values["medbench_no_cache"] else (
+            path("medbench_cache") or rootdir / ".medbench_cache" / "responses.sqlite3"
+        )
+        for name in ("medbench_epochs", "medbench_retries"):
+            if values[name] < (1 if name == "medbench_epochs" else 0):
+                raise pytest.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        return cls(
+            model=values["medbench_model"],
+            api_base=values["medbench_api_base"],
+            judge_model=values["medbench_judge_model"],
+            data_dir=data_dir or bundled_fixtures(),
+            data_dir_explicit=data_dir is not None,
+            report_path=path("medbench_report"),
+            samples_path=path("medbench_samples"),
+            cache_path=cache_path,
+            timeout_s=values["medbench_timeout"],
+            retries=values["medbench_retries"],
+            temperature=values["medbench_temperature"],
+            max_tokens=values["medbench_max_tokens"],
+            seed=values["medbench_seed"],
+            limit=values["medbench_limit"],
+            epochs=values["medbench_epochs"],
+            protocol=values["medbench_protocol"],
+            shots=values["medbench_shots"],
+            scoring=values["medbench_scoring"],
+        )

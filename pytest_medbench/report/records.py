@@ -1,0 +1,55 @@
+"""The per-item record: what one item produced, as it travels on ``report.user_properties``.
+
+It is plain JSON data so it crosses xdist's wire unchanged and is written to the samples file as is;
+the leaderboard is a pure function of these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+USER_PROPERTY = "medbench"
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0  # wall time of live (non-cached) calls, retries included
+
+
+@dataclass
+class ItemRecord:
+    benchmark: str
+    task: str
+    category: str
+    id: str
+    nodeid: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    output: str | None = None
+    epoch_outputs: list[str] = field(default_factory=list)  # filled when --medbench-epochs > 1
+    parsed: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float | None] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
+    aggregation: str = "mean"
+    passed: bool = False
+    error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.benchmark, self.task, self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ItemRecord:
+        fields = dict(data)
+        fields["usage"] = Usage(**fields.get("usage", {}))
+        return cls(**fields)

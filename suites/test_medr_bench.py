@@ -1,0 +1,6 @@
+"""MedR-Bench: every case found under <data>/medrbench/ is one item per setting."""
+
+
+def test_medr(medr_item, medbench):
+    record = medbench.evaluate(medr_item)
+    assert record.passed, f"answer judged wrong: parsed {record.parsed.get('answer')!r}, scores {record.scores}"
