@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from openai_server import OpenAIServer
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent
+SUITES = REPO / "suites"
+FIXTURES = REPO / "fixtures"
+SHARED_DATA = REPO.parent / "shared" / "medbench-data"
+
+# Fields that legitimately differ between two runs of the same evaluation.
+VOLATILE = ("latency_s", "started", "finished", "cache_hits", "tokens", "cost_usd")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _heavy_imports_once():
+    """Import the heavy libraries once in this process, before any in-process pytester run.
+
+    pytester removes the modules a run imported when it ends; removing litellm's dependencies that
+    way leaves importlib.metadata finding no distributions, so the next run would not load the plugin.
+    """
+    from pytest_medbench.metrics import overlap
+    from pytest_medbench.models.client import import_litellm
+
+    import_litellm()
+    overlap.bleu_1("warm up", "warm up", "zh")
+    overlap.bleu_1("warm up", "warm up", "ja")
+    overlap.rouge_l("warm up", "warm up")
+    import jsonschema  # noqa: F401
+    import numpy  # noqa: F401
+
+
+@pytest.fixture
+def openai_server():
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def run_suites(pytester, tmp_path):
+    """Run the benchmark suites in-process with the given options; returns (result, leaderboard or None)."""
+
+    def run(*args: str, report: str = "leaderboard.json"):
+        report_path = tmp_path / report
+        result = pytester.runpytest(
+            str(SUITES), "-p", "no:cacheprovider", "--medbench-report", str(report_path), *args
+        )
+        board = json.loads(report_path.read_text()) if report_path.exists() else None
+        return result, board
+
+    return run
+
+
+def stable(board: dict) -> dict:
+    """A leaderboard without run metadata and without the fields that vary between identical runs."""
+
+    def strip(entry: dict) -> dict:
+        return {key: value for key, value in entry.items() if key not in VOLATILE}
+
+    return {section: [strip(e) for e in board[section]] for section in ("tasks", "categories", "benchmarks")}

@@ -1,0 +1,68 @@
+"""Plugin wiring: light import, options, selection by -k and -m, headers, usage errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, SUITES
+
+
+def test_entry_module_imports_nothing_heavy():
+    code = (
+        "import sys, pytest_medbench.plugin as p; "
+        "heavy = [m for m in ('litellm', 'jsonschema', 'nltk', 'rouge', 'rapidfuzz', 'numpy', 'openai') if m in sys.modules]; "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def collected(pytester, *args: str) -> list[str]:
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-q", *args)
+    return [line for line in result.outlines if "::" in line]
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected_fragment", "expected_count"),
+    [
+        (("-k", "mcqa"), "mcqa-", 17),
+        (("-k", "task57"), "task57_medqa_usmle", 5),
+        (("-k", "PMC90000002"), "oracle_diagnosis-PMC90000002", 1),
+        (("-m", "medr and rare"), "PMC", 3),
+        (("-m", "meds and ner"), "ner-task125", 4),
+    ],
+)
+def test_selection(pytester, selection, expected_fragment, expected_count):
+    ids = collected(pytester, *selection)
+    assert len(ids) == expected_count, ids
+    assert all(expected_fragment in node for node in ids)
+
+
+def test_diagnosis_keyword_selects_both_benchmarks(pytester):
+    ids = collected(pytester, "-k", "diagnosis")
+    assert any("task130_ddxplus" in node for node in ids)
+    assert any("oracle_diagnosis-PMC" in node for node in ids)
+    assert not any("treatment" in node for node in ids)
+
+
+def test_header_announces_model_and_data(pytester):
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-q", "-v")
+    result.stdout.fnmatch_lines(["medbench: model medbench/baseline (built-in)*", f"medbench: data {FIXTURES}*"])
+
+
+def test_data_dir_without_benchmarks_is_a_usage_error(pytester, tmp_path):
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-data", str(tmp_path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{tmp_path}*neither meds-bench/ nor medrbench/*"])
+
+
+def test_ini_keys_set_options(pytester, tmp_path):
+    pytester.makeini(f"[pytest]\nmedbench_model = medbench/oracle\nmedbench_limit = 1\nmedbench_data = {FIXTURES}\n")
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "-c", str(pytester.path / "tox.ini"), "--medbench-scoring", "strict",
+        "-k", "task57 or oracle_diagnosis",
+    )
+    result.assert_outcomes(passed=2)
