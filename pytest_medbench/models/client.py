@@ -19,6 +19,7 @@ from .errors import ModelCallError
 BUILTIN_PREFIX = "medbench/"
 REPLAY_PREFIX = "replay:"
 MAX_RETRY_AFTER_S = 120.0
+KEYLESS_PROVIDERS = ("openai/", "hosted_vllm/")
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,8 @@ class ModelClient:
         }
         if self.spec.api_base:
             kwargs["api_base"] = self.spec.api_base
+            if self.spec.litellm_model.startswith(KEYLESS_PROVIDERS) and not os.environ.get("OPENAI_API_KEY"):
+                kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers need none, the SDK insists
         if self.spec.builtin:
             kwargs["metadata"] = {"medbench": context or {}}
         started = time.perf_counter()
@@ -247,7 +250,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "quota", False
     elif name == "ContentPolicyViolationError":
         kind, retryable = "content_filter", False
-    elif name in ("AuthenticationError", "PermissionDeniedError"):
+    elif name in ("AuthenticationError", "PermissionDeniedError") or "Missing credentials" in message:
         kind, retryable = "auth", False
     elif name == "RateLimitError" or status == 429:
         kind, retryable = "rate_limit", True

@@ -1,0 +1,103 @@
+"""The model layer against a real OpenAI-compatible server on 127.0.0.1: retries, fail-fast, cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from openai_server import OpenAIServer, Reply, echo_last_user
+from pytest_medbench.models.cache import ResponseCache
+from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
+from pytest_medbench.models.errors import ModelCallError
+
+MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
+
+
+def client_for(server: OpenAIServer, cache: ResponseCache | None = None, sleeps: list | None = None, **params):
+    recorded = sleeps if sleeps is not None else []
+    return ModelClient(
+        ModelSpec.parse("openai/test-model", server.api_base),
+        GenerationParams(**params),
+        cache=cache,
+        timeout_s=5,
+        retry=RetryPolicy(max_retries=3),
+        sleep=recorded.append,
+    )
+
+
+def test_429_is_retried_honouring_retry_after():
+    def responder(request, number):
+        if number == 1:
+            return Reply(status=429, content="slow down", headers={"Retry-After": "7"})
+        return echo_last_user(request, number)
+
+    sleeps: list[float] = []
+    with OpenAIServer(responder) as server:
+        completion = client_for(server, sleeps=sleeps).complete(MESSAGES)
+    assert completion.text == "echo: What causes scurvy?"
+    assert len(server.requests) == 2
+    assert sleeps == [7.0]
+    assert (completion.prompt_tokens, completion.completion_tokens) == (11, 7)
+
+
+def test_server_errors_are_retried_a_bounded_number_of_times():
+    with OpenAIServer(lambda request, number: Reply(status=503, content="busy")) as server:
+        client = client_for(server)
+        with pytest.raises(ModelCallError) as caught:
+            client.complete(MESSAGES)
+    assert caught.value.kind == "server"
+    assert len(server.requests) == 4  # one try and three retries
+
+
+def test_authentication_error_fails_fast_and_stops_further_calls(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sentinel-0123456789")
+    with OpenAIServer(lambda r, n: Reply(status=401, content="bad key sk-test-sentinel-0123456789")) as server:
+        client = client_for(server)
+        with pytest.raises(ModelCallError) as first:
+            client.complete(MESSAGES)
+        with pytest.raises(ModelCallError):
+            client.complete([{"role": "user", "content": "another question"}])
+    assert first.value.kind == "auth"
+    assert "sk-test-sentinel" not in str(first.value)
+    assert len(server.requests) == 1
+
+
+def test_answers_are_cached_on_what_changes_them_and_errors_are_not(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite3")
+    failing = {"on": True}
+
+    def responder(request, number):
+        if failing["on"]:
+            return Reply(status=500, content="boom")
+        return echo_last_user(request, number)
+
+    with OpenAIServer(responder) as server:
+        with pytest.raises(ModelCallError):
+            client_for(server, cache).complete(MESSAGES)
+        assert len(cache) == 0
+        failing["on"] = False
+        first = client_for(server, cache, temperature=0).complete(MESSAGES)
+        again = client_for(server, cache, temperature=0).complete(MESSAGES)
+        asked = len(server.requests)
+        other_temperature = client_for(server, cache, temperature=1).complete(MESSAGES)
+        other_epoch = client_for(server, cache, temperature=0).complete(MESSAGES, epoch=1)
+    assert not first.cached and again.cached and again.text == first.text
+    assert not other_temperature.cached and not other_epoch.cached
+    assert len(server.requests) == asked + 2
+
+
+def test_timeout_is_not_part_of_the_cache_key(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite3")
+    with OpenAIServer() as server:
+        client_for(server, cache).complete(MESSAGES)
+        patient = client_for(server, cache)
+        patient.timeout_s = 500
+        assert patient.complete(MESSAGES).cached
+    assert len(server.requests) == 1
+
+
+def test_builtin_models_take_the_litellm_path_and_skip_the_cache(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite3")
+    client = ModelClient(ModelSpec.parse("medbench/oracle"), GenerationParams(), cache=cache, timeout_s=5,
+                         retry=RetryPolicy())
+    assert client.complete(MESSAGES, context={"reference": "Vitamin C deficiency"}).text == "Vitamin C deficiency"
+    assert len(cache) == 0
