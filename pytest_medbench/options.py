@@ -33,30 +33,60 @@ class Option:
 
 
 OPTIONS = (
-    Option("--model", "model to evaluate: any litellm model string, medbench/oracle, medbench/baseline, "
-           "or replay:PATH (default: medbench/baseline)", default=DEFAULT_MODEL),
+    Option(
+        "--model",
+        "model to evaluate: any litellm model string, medbench/oracle, medbench/baseline, "
+        "or replay:PATH (default: medbench/baseline)",
+        default=DEFAULT_MODEL,
+    ),
     Option("--api-base", "base URL of the model's API, e.g. a local OpenAI-compatible server"),
-    Option("--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"),
-    Option("--medbench-data", "data directory holding meds-bench/ and medrbench/ "
-           "(default: $MEDBENCH_DATA, else the bundled fixtures)"),
+    Option(
+        "--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"
+    ),
+    Option(
+        "--medbench-data",
+        "data directory holding meds-bench/ and medrbench/ "
+        "(default: $MEDBENCH_DATA, else the bundled fixtures)",
+    ),
     Option("--medbench-report", "write the leaderboard JSON here"),
     Option("--medbench-samples", "write one JSON line per item here"),
-    Option("--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"),
+    Option(
+        "--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"
+    ),
     Option("--medbench-no-cache", "neither read nor write the response cache", is_switch=True, default=False),
     Option("--medbench-timeout", "seconds one model call may take", type=float, default=120.0),
-    Option("--medbench-retries", "retries of a call after 429, 5xx, timeouts and dropped connections",
-           type=int, default=4),
+    Option(
+        "--medbench-retries",
+        "retries of a call after 429, 5xx, timeouts and dropped connections",
+        type=int,
+        default=4,
+    ),
     Option("--temperature", "sampling temperature passed to the model", type=float),
     Option("--max-tokens", "maximum tokens the model may generate", type=int),
     Option("--seed", "seed passed to the model and used to draw few-shot examples", type=int),
     Option("--medbench-limit", "only the first N instances of each task (cases of each setting)", type=int),
-    Option("--medbench-epochs", "ask each item K times; scores are averaged, an item passes when all pass",
-           type=int, default=1),
-    Option("--medbench-protocol", "MedS-Bench prompting: code (3-shot everywhere, the released code) or "
-           "paper (zero-shot MCQA, 3-shot elsewhere)", default="code", choices=("code", "paper")),
-    Option("--medbench-shots", "number of few-shot examples for MedS-Bench (overrides the protocol)", type=int),
-    Option("--medbench-scoring", "MedS-Bench scoring: official (the released code, quirks included) or strict",
-           default="official", choices=("official", "strict")),
+    Option(
+        "--medbench-epochs",
+        "ask each item K times; scores are averaged, an item passes when all pass",
+        type=int,
+        default=1,
+    ),
+    Option(
+        "--medbench-protocol",
+        "MedS-Bench prompting: code (3-shot everywhere, the released code) or "
+        "paper (zero-shot MCQA, 3-shot elsewhere)",
+        default="code",
+        choices=("code", "paper"),
+    ),
+    Option(
+        "--medbench-shots", "number of few-shot examples for MedS-Bench (overrides the protocol)", type=int
+    ),
+    Option(
+        "--medbench-scoring",
+        "MedS-Bench scoring: official (the released code, quirks included) or strict",
+        default="official",
+        choices=("official", "strict"),
+    ),
 )
 
 
@@ -64,10 +94,14 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("medbench", "medical LLM benchmarks (pytest-medbench)")
     for option in OPTIONS:
         if option.is_switch:
-            group.addoption(option.flag, action="store_true", default=None, dest=option.dest, help=option.help)
+            group.addoption(
+                option.flag, action="store_true", default=None, dest=option.dest, help=option.help
+            )
             parser.addini(option.dest, f"ini form of {option.flag}", type="bool", default=False)
         else:
-            group.addoption(option.flag, dest=option.dest, default=None, choices=option.choices, help=option.help)
+            group.addoption(
+                option.flag, dest=option.dest, default=None, choices=option.choices, help=option.help
+            )
             parser.addini(option.dest, f"ini form of {option.flag}", default=None)
 
 
@@ -127,8 +161,10 @@ class Settings:
             return Path(value).expanduser().absolute() if value else None
 
         data_dir = path("medbench_data")
-        cache_path = None if values["medbench_no_cache"] else (
-            path("medbench_cache") or rootdir / ".medbench_cache" / "responses.sqlite3"
+        cache_path = (
+            None
+            if values["medbench_no_cache"]
+            else (path("medbench_cache") or rootdir / ".medbench_cache" / "responses.sqlite3")
         )
         for name in ("medbench_epochs", "medbench_retries"):
             if values[name] < (1 if name == "medbench_epochs" else 0):

@@ -14,7 +14,14 @@ import pytest
 from .options import add_options
 
 RUN_KEY = pytest.StashKey["Any"]()
-SETTINGS = ("oracle_diagnosis", "exam_1turn", "diagnosis_1turn", "exam_free_turn", "diagnosis_free_turn", "treatment")
+SETTINGS = (
+    "oracle_diagnosis",
+    "exam_1turn",
+    "diagnosis_1turn",
+    "exam_free_turn",
+    "diagnosis_free_turn",
+    "treatment",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +56,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     model = run.model.name + (" (built-in)" if run.model.builtin else "")
     judge = run.settings.judge_model or "offline fuzzy judge (approximate)"
     cache = run.settings.cache_path or "off"
-    return [f"medbench: model {model}; judge {judge}", f"medbench: data {run.settings.data_dir}; cache {cache}"]
+    return [
+        f"medbench: model {model}; judge {judge}",
+        f"medbench: data {run.settings.data_dir}; cache {cache}",
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -88,8 +98,8 @@ def medbench(request: pytest.FixtureRequest) -> Evaluator:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
     if call.when == "call":
-        from .run import RECORD_KEY
         from .report.records import USER_PROPERTY
+        from .run import RECORD_KEY
 
         record = item.stash.get(RECORD_KEY, None)
         if record is not None:

@@ -23,7 +23,17 @@ from .report.records import ItemRecord
 from .report.samples import SamplesWriter
 
 RECORD_KEY = pytest.StashKey[ItemRecord]()
-PACKAGES = ("pytest", "pytest-xdist", "litellm", "rapidfuzz", "jsonschema", "nltk", "rouge", "jieba", "janome")
+PACKAGES = (
+    "pytest",
+    "pytest-xdist",
+    "litellm",
+    "rapidfuzz",
+    "jsonschema",
+    "nltk",
+    "rouge",
+    "jieba",
+    "janome",
+)
 
 
 class ItemFailed(Exception):
@@ -40,7 +50,9 @@ class Run:
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
         self.data_errors: list[str] = []
         self._client: ModelClient | None = None
-        self._samples = SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
+        self._samples = (
+            SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
+        )
 
     # -- data -> items --------------------------------------------------------------------------
 
@@ -96,7 +108,9 @@ class Run:
             cache = ResponseCache(self.settings.cache_path) if self.settings.cache_path else None
             params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
             retry = RetryPolicy(max_retries=self.settings.retries)
-            self._client = ModelClient(self.model, params, cache=cache, timeout_s=self.settings.timeout_s, retry=retry)
+            self._client = ModelClient(
+                self.model, params, cache=cache, timeout_s=self.settings.timeout_s, retry=retry
+            )
         return self._client
 
     def evaluate(self, item: EvalItem, node: pytest.Item) -> ItemRecord:
@@ -151,7 +165,10 @@ class Run:
                 "api_base": None if self.model.name.startswith("replay:") else self.model.api_base,
                 "builtin": self.model.builtin,
             },
-            "judge": {"model": self.settings.judge_model or "offline", "approximate": not self.settings.judge_model},
+            "judge": {
+                "model": self.settings.judge_model or "offline",
+                "approximate": not self.settings.judge_model,
+            },
             "plugin_version": __version__,
             "git_commit": _git_commit(self.rootdir),
             "data": {
@@ -219,7 +236,11 @@ def _version(package: str) -> str | None:
 def _git_commit(rootdir: Path) -> str | None:
     try:
         result = subprocess.run(
-            ["git", "-C", str(rootdir), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ["git", "-C", str(rootdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

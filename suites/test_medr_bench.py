@@ -3,4 +3,6 @@
 
 def test_medr(medr_item, medbench):
     record = medbench.evaluate(medr_item)
-    assert record.passed, f"answer judged wrong: parsed {record.parsed.get('answer')!r}, scores {record.scores}"
+    assert record.passed, (
+        f"answer judged wrong: parsed {record.parsed.get('answer')!r}, scores {record.scores}"
+    )

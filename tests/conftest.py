@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from openai_server import OpenAIServer
 
 pytest_plugins = ["pytester"]

@@ -85,6 +85,8 @@ def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "object": "chat.completion",
         "created": 0,
         "model": request.get("model", "test"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": "stop"}
+        ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }

@@ -11,8 +11,14 @@ from pytest_medbench.report.leaderboard import LeaderboardError, validate
 
 
 def test_oracle_is_perfect_on_every_bundled_task_under_strict_scoring(run_suites, tmp_path):
-    result, board = run_suites("--model", "medbench/oracle", "--medbench-scoring", "strict",
-                               "--medbench-samples", str(tmp_path / "samples.jsonl"))
+    result, board = run_suites(
+        "--model",
+        "medbench/oracle",
+        "--medbench-scoring",
+        "strict",
+        "--medbench-samples",
+        str(tmp_path / "samples.jsonl"),
+    )
     assert result.ret == 0
     assert len(board["tasks"]) == 21  # 19 MedS tasks + 2 MedR settings
     for task in board["tasks"]:
@@ -21,12 +27,14 @@ def test_oracle_is_perfect_on_every_bundled_task_under_strict_scoring(run_suites
             assert metric["value"] == pytest.approx(100.0, abs=1e-3), (task["task"], name)
     samples = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == sum(task["n"] for task in board["tasks"])
-    assert {"benchmark", "task", "id", "messages", "output", "parsed", "scores", "passed", "error"} <= set(samples[0])
+    assert {"benchmark", "task", "id", "messages", "output", "parsed", "scores", "passed", "error"} <= set(
+        samples[0]
+    )
 
 
 def test_official_scoring_keeps_the_released_codes_blind_spots(run_suites):
     """The released MCQA rule reads only a leading a-d (y/n): localised golds and 'maybe' never score."""
-    result, board = run_suites("--model", "medbench/oracle", "-k", "mcqa")
+    _, board = run_suites("--model", "medbench/oracle", "-k", "mcqa")
     accuracy = {task["task"]: task["metrics"]["accuracy"]["value"] for task in board["tasks"]}
     assert accuracy == {"task57": 100.0, "task123": 75.0, "task58": 0.0, "task60": 0.0}
     assert board["run"]["scoring"]["meds_scoring"] == "official"
@@ -34,7 +42,9 @@ def test_official_scoring_keeps_the_released_codes_blind_spots(run_suites):
 
 def test_baseline_is_below_the_oracle_everywhere(run_suites):
     _, oracle = run_suites("--model", "medbench/oracle", "--medbench-scoring", "strict", report="oracle.json")
-    _, baseline = run_suites("--model", "medbench/baseline", "--medbench-scoring", "strict", report="baseline.json")
+    _, baseline = run_suites(
+        "--model", "medbench/baseline", "--medbench-scoring", "strict", report="baseline.json"
+    )
     oracle_values = {(t["task"], m): v["value"] for t in oracle["tasks"] for m, v in t["metrics"].items()}
     for task in baseline["tasks"]:
         assert task["errors"] == 0
@@ -53,8 +63,12 @@ def test_leaderboard_is_valid_and_complete(run_suites):
     _, board = run_suites("--model", "medbench/oracle", "--medbench-limit", "2")
     validate(board)  # raises on any schema violation
     run = board["run"]
-    assert run["model"] == {"name": "medbench/oracle", "litellm_model": "medbench/oracle", "api_base": None,
-                            "builtin": True}
+    assert run["model"] == {
+        "name": "medbench/oracle",
+        "litellm_model": "medbench/oracle",
+        "api_base": None,
+        "builtin": True,
+    }
     assert "meds-bench/MCQA/task57_medqa_usmle.jsonl" in run["data"]["files"]
     assert "medr_oracle_diagnosis" in run["prompt_templates"]
     assert all(task["n"] <= 2 for task in board["tasks"])
@@ -69,7 +83,11 @@ def test_replay_rescores_recorded_outputs(run_suites, tmp_path):
     records = [
         {"task": "task57", "id": "0", "output": "The right answer is B: Magnetic resonance imaging"},
         {"task": "task57", "id": "1", "output": "The right answer is A: Vitamin A"},
-        {"case": "PMC90000001", "setting": "oracle_diagnosis", "output": "### Reasoning:\n<step 1> x\n### Answer:\nGraves disease"},
+        {
+            "case": "PMC90000001",
+            "setting": "oracle_diagnosis",
+            "output": "### Reasoning:\n<step 1> x\n### Answer:\nGraves disease",
+        },
     ]
     replay.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     result, board = run_suites("--model", f"replay:{replay}", "-k", "task57 or PMC90000001")
@@ -88,10 +106,12 @@ def test_malformed_task_file_is_one_clear_error_and_the_rest_still_runs(run_suit
     (data / "meds-bench" / "MCQA" / "task122_medmcqa.json").write_text(json.dumps(source))
     (data / "meds-bench" / "MCQA" / "task129_headqa.json").write_text('{"Definition": ["x"], "Instances": [')
     result, board = run_suites("--model", "medbench/oracle", "--medbench-data", str(data))
-    result.stdout.fnmatch_lines([
-        "*task122_medmcqa.json at /Instances/2/output: 7 is not valid under any of the given schemas*",
-        "*task129_headqa.json at line 1 column *: invalid JSON*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*task122_medmcqa.json at /Instances/2/output: 7 is not valid under any of the given schemas*",
+            "*task129_headqa.json at line 1 column *: invalid JSON*",
+        ]
+    )
     tasks = {task["task"]: task for task in board["tasks"]}
     assert tasks["task57"]["passed"] == 5
     assert tasks["task122_medmcqa"]["errors"] == 1 and tasks["task129_headqa"]["errors"] == 1

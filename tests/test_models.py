@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from openai_server import OpenAIServer, Reply, echo_last_user
+
 from pytest_medbench.models.cache import ResponseCache
 from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.models.errors import ModelCallError
@@ -12,7 +12,9 @@ from pytest_medbench.models.errors import ModelCallError
 MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
 
 
-def client_for(server: OpenAIServer, cache: ResponseCache | None = None, sleeps: list | None = None, **params):
+def client_for(
+    server: OpenAIServer, cache: ResponseCache | None = None, sleeps: list | None = None, **params
+):
     recorded = sleeps if sleeps is not None else []
     return ModelClient(
         ModelSpec.parse("openai/test-model", server.api_base),
@@ -50,7 +52,9 @@ def test_server_errors_are_retried_a_bounded_number_of_times():
 
 def test_authentication_error_fails_fast_and_stops_further_calls(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sentinel-0123456789")
-    with OpenAIServer(lambda r, n: Reply(status=401, content="bad key sk-test-sentinel-0123456789")) as server:
+    with OpenAIServer(
+        lambda r, n: Reply(status=401, content="bad key sk-test-sentinel-0123456789")
+    ) as server:
         client = client_for(server)
         with pytest.raises(ModelCallError) as first:
             client.complete(MESSAGES)
@@ -97,7 +101,11 @@ def test_timeout_is_not_part_of_the_cache_key(tmp_path):
 
 def test_builtin_models_take_the_litellm_path_and_skip_the_cache(tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite3")
-    client = ModelClient(ModelSpec.parse("medbench/oracle"), GenerationParams(), cache=cache, timeout_s=5,
-                         retry=RetryPolicy())
-    assert client.complete(MESSAGES, context={"reference": "Vitamin C deficiency"}).text == "Vitamin C deficiency"
+    client = ModelClient(
+        ModelSpec.parse("medbench/oracle"), GenerationParams(), cache=cache, timeout_s=5, retry=RetryPolicy()
+    )
+    assert (
+        client.complete(MESSAGES, context={"reference": "Vitamin C deficiency"}).text
+        == "Vitamin C deficiency"
+    )
     assert len(cache) == 0

@@ -13,7 +13,8 @@ from conftest import FIXTURES, SUITES
 def test_entry_module_imports_nothing_heavy():
     code = (
         "import sys, pytest_medbench.plugin as p; "
-        "heavy = [m for m in ('litellm', 'jsonschema', 'nltk', 'rouge', 'rapidfuzz', 'numpy', 'openai') if m in sys.modules]; "
+        "heavy = ('litellm', 'jsonschema', 'nltk', 'rouge', 'rapidfuzz', 'numpy', 'openai'); "
+        "heavy = [m for m in heavy if m in sys.modules]; "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -50,7 +51,9 @@ def test_diagnosis_keyword_selects_both_benchmarks(pytester):
 
 def test_header_announces_model_and_data(pytester):
     result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-q", "-v")
-    result.stdout.fnmatch_lines(["medbench: model medbench/baseline (built-in)*", f"medbench: data {FIXTURES}*"])
+    result.stdout.fnmatch_lines(
+        ["medbench: model medbench/baseline (built-in)*", f"medbench: data {FIXTURES}*"]
+    )
 
 
 def test_data_dir_without_benchmarks_is_a_usage_error(pytester, tmp_path):
@@ -60,9 +63,18 @@ def test_data_dir_without_benchmarks_is_a_usage_error(pytester, tmp_path):
 
 
 def test_ini_keys_set_options(pytester, tmp_path):
-    pytester.makeini(f"[pytest]\nmedbench_model = medbench/oracle\nmedbench_limit = 1\nmedbench_data = {FIXTURES}\n")
+    pytester.makeini(
+        f"[pytest]\nmedbench_model = medbench/oracle\nmedbench_limit = 1\nmedbench_data = {FIXTURES}\n"
+    )
     result = pytester.runpytest(
-        str(SUITES), "-p", "no:cacheprovider", "-c", str(pytester.path / "tox.ini"), "--medbench-scoring", "strict",
-        "-k", "task57 or oracle_diagnosis",
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(pytester.path / "tox.ini"),
+        "--medbench-scoring",
+        "strict",
+        "-k",
+        "task57 or oracle_diagnosis",
     )
     result.assert_outcomes(passed=2)

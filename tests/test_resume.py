@@ -10,9 +10,9 @@ import subprocess
 import sys
 
 import pytest
+from openai_server import OpenAIServer, Reply, echo_last_user
 
 from conftest import SUITES
-from openai_server import OpenAIServer, Reply, echo_last_user
 
 
 def prompt_of(request: dict) -> str:
@@ -33,14 +33,34 @@ def test_killed_run_resumes_without_asking_twice(tmp_path, workers):
         answered.add(prompt_of(request))
         return echo_last_user(request, number)
 
-    args = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-q", "-k", "mcqa or oracle_diagnosis",
-            "--model", "openai/test-model", "--medbench-cache", str(cache), "--medbench-retries", "0"]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-k",
+        "mcqa or oracle_diagnosis",
+        "--model",
+        "openai/test-model",
+        "--medbench-cache",
+        str(cache),
+        "--medbench-retries",
+        "0",
+    ]
     if workers:
         args += ["-n", workers]
     env = {**os.environ, "OPENAI_API_KEY": "sk-local-test"}
     with OpenAIServer(killing_responder) as server:
-        process["run"] = subprocess.Popen([*args, "--api-base", server.api_base], env=env, start_new_session=True,
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process["run"] = subprocess.Popen(
+            [*args, "--api-base", server.api_base],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         assert process["run"].wait(timeout=120) == -signal.SIGKILL
     assert len(answered) >= kill_at - 2
 
@@ -51,8 +71,9 @@ def test_killed_run_resumes_without_asking_twice(tmp_path, workers):
     assert len(answered) - (int(workers) if workers else 1) <= stored <= len(answered)
 
     with OpenAIServer() as server:
-        rerun = subprocess.run([*args, "--api-base", server.api_base], env=env, capture_output=True, text=True,
-                               timeout=120)
+        rerun = subprocess.run(
+            [*args, "--api-base", server.api_base], env=env, capture_output=True, text=True, timeout=120
+        )
         asked_again = {prompt_of(request) for request in server.requests}
     assert len(server.requests) == 21 - stored, "an answer stored by the killed run was asked for again"
     assert len(answered | asked_again) == 21  # 17 MCQA instances + 4 oracle-diagnosis cases, none lost

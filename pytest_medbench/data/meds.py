@@ -60,7 +60,9 @@ def load_task(path: Path) -> Task:
     for index, raw in enumerate(document["Instances"]):
         instance_id = str(raw.get("id", index))
         if instance_id in seen:
-            raise DataFileError(LoadError(path, f"/Instances/{index}/id", f"duplicate instance id {instance_id!r}"))
+            raise DataFileError(
+                LoadError(path, f"/Instances/{index}/id", f"duplicate instance id {instance_id!r}")
+            )
         seen.add(instance_id)
         output = raw["output"]
         reference = output[0] if isinstance(output, list) else output

@@ -24,7 +24,9 @@ class TaskFacts:
         labels: set[str] = set()
         if task.spec.scorer == MULTILABEL:
             for instance in task.instances:
-                labels.update(part.strip().rstrip(".").strip().lower() for part in instance.reference.split(","))
+                labels.update(
+                    part.strip().rstrip(".").strip().lower() for part in instance.reference.split(",")
+                )
         return cls(task.majority_reference(), tuple(sorted(label for label in labels if label)))
 
 
@@ -78,7 +80,11 @@ class MedsItem:
 
     def score(self, output: str) -> ItemScore:
         return score_meds(
-            self.task_data.spec, output, self.instance.reference, mode=self.scoring, label_set=self.facts.label_set
+            self.task_data.spec,
+            output,
+            self.instance.reference,
+            mode=self.scoring,
+            label_set=self.facts.label_set,
         )
 
 

@@ -8,9 +8,11 @@ import re
 
 MATCH_THRESHOLD = 85.0
 _STOPWORDS = frozenset(
-    "a an and the of with to in on for by due secondary associated likely probable possible "
-    "diagnosis final patient disease".split()
-)
+    {
+        "a", "an", "and", "the", "of", "with", "to", "in", "on", "for", "by", "due", "secondary",
+        "associated", "likely", "probable", "possible", "diagnosis", "final", "patient", "disease",
+    }
+)  # fmt: skip
 
 
 def normalise(text: str) -> str:

@@ -47,7 +47,9 @@ def _after_prefix(text: str, prefix: str) -> str:
 
 def strict_label_prefix(output: str, gold: str, prefix: str) -> bool:
     """The text after the prefix equals the gold label exactly ("stable angina" is not "unstable angina")."""
-    return _after_prefix(output.split("\n", 1)[0] if output.strip() else "", prefix) == _after_prefix(gold, prefix)
+    return _after_prefix(output.split("\n", 1)[0] if output.strip() else "", prefix) == _after_prefix(
+        gold, prefix
+    )
 
 
 def _norm_extraction(text: str) -> str:
@@ -97,9 +99,6 @@ def official_nli(output: str, gold: str) -> bool:
 
 
 def strict_nli(output: str, gold: str) -> bool:
-    """Exactly one NLI label named (or the first word is a label), and it is the gold one."""
-    out = output.lower()
-    words = re.findall(r"[a-z]+", out)
-    named = [label for label in NLI_LABELS if label in out]
-    answer = words[0] if words and words[0] in NLI_LABELS else (named[0] if len(named) == 1 else None)
-    return answer == gold.replace(".", "").strip().lower()
+    """Exactly one NLI label named, and it is the gold one (naming all three is no answer)."""
+    named = [label for label in NLI_LABELS if label in output.lower()]
+    return len(named) == 1 and named[0] == gold.replace(".", "").strip().lower()

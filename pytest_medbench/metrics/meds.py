@@ -68,7 +68,9 @@ def score_meds(
         predicted, expected = extract(output, label_set), extract(gold, label_set)
         counts = sets.label_counts(predicted, expected, label_set)
         parsed = {"labels": sorted(predicted)}
-        return ItemScore({"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1")
+        return ItemScore(
+            {"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1"
+        )
     correct = _correct(spec, output, gold, strict)
     return ItemScore({"accuracy": float(correct)}, correct, _parsed_answer(spec, output))
 

@@ -51,7 +51,9 @@ def bleu_1(hypothesis: str, reference: str, language: str = "en") -> float:
     hyp, ref = tokenize(hypothesis, language), tokenize(reference, language)
     if not hyp or not ref:
         return 0.0
-    return float(sentence_bleu([ref], hyp, weights=(1, 0, 0, 0), smoothing_function=SmoothingFunction().method1))
+    return float(
+        sentence_bleu([ref], hyp, weights=(1, 0, 0, 0), smoothing_function=SmoothingFunction().method1)
+    )
 
 
 def rouge_l(hypothesis: str, reference: str, language: str = "en") -> float | None:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 
-_OPTION = re.compile(r"(?:^|\t|\n)\s*([A-E])\s*[:：.]\s*(.+?)(?=\t\s*[A-E]\s*[:：.]|\n\s*[A-E]\s*[:：.]|$)", re.S)
-_OPTIONS_LABEL = re.compile(r"^(?:Options|选项|オプション|Opciones|Варианты|Options de réponse)\s*[:：]", re.M)
+_OPTION = re.compile(
+    r"(?:^|\t|\n)\s*([A-E])\s*[:：.]\s*(.+?)(?=\t\s*[A-E]\s*[:：.]|\n\s*[A-E]\s*[:：.]|$)", re.S
+)
+_OPTIONS_LABEL = re.compile(
+    r"^(?:Options|选项|オプション|Opciones|Варианты|Options de réponse)\s*[:：]", re.M
+)
 _CHIEF_COMPLAINT = re.compile(r"Chief Complaint\W*\s*(.+)")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+")
 

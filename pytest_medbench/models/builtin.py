@@ -24,7 +24,10 @@ def register(litellm: Any) -> None:
     """Add the ``medbench`` provider to litellm's custom providers (once per process)."""
     providers = litellm.custom_provider_map or []
     if not any(entry.get("provider") == PROVIDER for entry in providers):
-        litellm.custom_provider_map = [*providers, {"provider": PROVIDER, "custom_handler": _handler(litellm)}]
+        litellm.custom_provider_map = [
+            *providers,
+            {"provider": PROVIDER, "custom_handler": _handler(litellm)},
+        ]
 
 
 @functools.cache
@@ -40,7 +43,11 @@ def load_replay(path: str) -> dict[tuple[str, str], dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-            key = (record["task"], str(record["id"])) if "task" in record else (record["case"], record["setting"])
+            key = (
+                (record["task"], str(record["id"]))
+                if "task" in record
+                else (record["case"], record["setting"])
+            )
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ModelCallError("replay", f"{path} line {number}: not a replay record ({exc})") from exc
         index[key] = record

@@ -122,7 +122,9 @@ class ModelClient:
         self._litellm: Any = None
         self._fatal: ModelCallError | None = None
 
-    def complete(self, messages: list[dict[str, str]], *, epoch: int = 0, context: dict | None = None) -> Completion:
+    def complete(
+        self, messages: list[dict[str, str]], *, epoch: int = 0, context: dict | None = None
+    ) -> Completion:
         """One answer to ``messages``; raises ModelCallError when none can be had.
 
         ``context`` describes the item for the built-in models only; it never reaches a real provider.
@@ -246,7 +248,11 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
     message = _clean_message(exc)
     name = type(exc).__name__
     status = getattr(exc, "status_code", None)
-    if name == "BudgetExceededError" or "insufficient_quota" in message or "exceeded your current quota" in message:
+    if (
+        name == "BudgetExceededError"
+        or "insufficient_quota" in message
+        or "exceeded your current quota" in message
+    ):
         kind, retryable = "quota", False
     elif name == "ContentPolicyViolationError":
         kind, retryable = "content_filter", False

@@ -18,10 +18,14 @@ _REASONING = re.compile(_HEADER.format(name=r"(?:Reasoning|Resoning|Chain of Tho
 _ANSWER = re.compile(_HEADER.format(name=r"(?:Final )?(?:Answer|Diagnosis|Treatment Plan)"), re.M | re.I)
 _CONCLUSION = re.compile(_HEADER.format(name=r"Conclusion"), re.M | re.I)
 _REQUEST = re.compile(_HEADER.format(name=r"Additional Information Required"), re.M | re.I)
-_INLINE_ANSWER = re.compile(r"^[ \t]*(?:#+[ \t]*|\*\*)?(?:Final )?Answer(?:\*\*)?[ \t]*[:：](?:\*\*)?[ \t]*(\S.*)$", re.M | re.I)
+_INLINE_ANSWER = re.compile(
+    r"^[ \t]*(?:#+[ \t]*|\*\*)?(?:Final )?Answer(?:\*\*)?[ \t]*[:：](?:\*\*)?[ \t]*(\S.*)$", re.M | re.I
+)
 _STEP_TAG = re.compile(r"<step\s*(\d+)>\s*(.*?)(?=<step\s*\d+>|\Z)", re.S | re.I)
-_STEP_HEADING = re.compile(r"^\s*(?:\*\*|#+\s*)Step\s*(\d+)[^\n]*?(?:\*\*)?\s*[:.]?\s*(.*?)(?=^\s*(?:\*\*|#+\s*)Step\s*\d+|\Z)",
-                           re.S | re.M | re.I)
+_STEP_HEADING = re.compile(
+    r"^\s*(?:\*\*|#+\s*)Step\s*(\d+)[^\n]*?(?:\*\*)?\s*[:.]?\s*(.*?)(?=^\s*(?:\*\*|#+\s*)Step\s*\d+|\Z)",
+    re.S | re.M | re.I,
+)
 
 
 @dataclass(frozen=True)

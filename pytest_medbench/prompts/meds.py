@@ -55,7 +55,9 @@ def _render(task: Task, query: Instance, shots: list[Instance], protocol: str) -
             template("meds_shot_paper").format(number=n, input=s.input, output=s.reference) + "\n\n"
             for n, s in enumerate(shots, start=1)
         )
-        user = template("meds_user_paper").format(shots=rendered, definition=task.definition, input=query.input)
+        user = template("meds_user_paper").format(
+            shots=rendered, definition=task.definition, input=query.input
+        )
         return [{"role": "user", "content": user}]
     rendered = "\n\n".join(template("meds_shot").format(input=s.input, output=s.reference) for s in shots)
     system = template("meds_system_code").format(shots=rendered, definition=task.definition).strip()

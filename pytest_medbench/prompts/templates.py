@@ -18,5 +18,6 @@ def template(name: str) -> str:
 def template_hashes() -> dict[str, str]:
     """sha256 of every template file, recorded in the run metadata so prompt changes are visible."""
     return {
-        path.stem: hashlib.sha256(path.read_bytes()).hexdigest() for path in sorted(TEMPLATE_DIR.glob("*.txt"))
+        path.stem: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(TEMPLATE_DIR.glob("*.txt"))
     }

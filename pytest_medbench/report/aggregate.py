@@ -78,8 +78,11 @@ def macro_prf(counts: list[dict[str, float]]) -> dict[str, float]:
     labels = sorted({key.rsplit("|", 1)[0] for key in totals})
     if not labels:
         return {"precision": 0.0, "recall": 0.0, "f1": 0.0}
-    per_label = [_prf(totals[f"{l}|tp"], totals[f"{l}|fp"], totals[f"{l}|fn"]) for l in labels]
-    return {name: sum(p[i] for p in per_label) / len(labels) for i, name in enumerate(("precision", "recall", "f1"))}
+    per_label = [_prf(totals[f"{x}|tp"], totals[f"{x}|fp"], totals[f"{x}|fn"]) for x in labels]
+    return {
+        name: sum(p[i] for p in per_label) / len(labels)
+        for i, name in enumerate(("precision", "recall", "f1"))
+    }
 
 
 CORPUS_METRICS: dict[str, Callable[[list[dict[str, float]]], dict[str, float]]] = {
@@ -157,11 +160,17 @@ def combine(entries: list[dict], **identity: str) -> dict:
         value = sum(m["value"] for m in members) / len(members)
         se = math.sqrt(sum(((m["ci95"][1] - m["ci95"][0]) / (2 * Z95)) ** 2 for m in members)) / len(members)
         low, high = max(0.0, value - Z95 * se), min(100.0, value + Z95 * se)
-        metrics[name] = {"value": round(value, 4), "ci95": [round(low, 4), round(high, 4)], "n": sum(m["n"] for m in members)}
+        metrics[name] = {
+            "value": round(value, 4),
+            "ci95": [round(low, 4), round(high, 4)],
+            "n": sum(m["n"] for m in members),
+        }
     live = [e for e in entries if e["latency_s"] is not None]
     return {
         **identity,
-        **_counts(sum(e["n"] for e in entries), sum(e["passed"] for e in entries), sum(e["errors"] for e in entries)),
+        **_counts(
+            sum(e["n"] for e in entries), sum(e["passed"] for e in entries), sum(e["errors"] for e in entries)
+        ),
         "metrics": metrics,
         "tokens": {k: sum(e["tokens"][k] for e in entries) for k in ("prompt", "completion")},
         "cost_usd": round(sum(e["cost_usd"] for e in entries), 6),
@@ -179,7 +188,9 @@ def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     by_category: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for entry in tasks:
         by_category[(entry["benchmark"], entry["category"])].append(entry)
-    categories = [combine(members, benchmark=b, category=c) for (b, c), members in sorted(by_category.items())]
+    categories = [
+        combine(members, benchmark=b, category=c) for (b, c), members in sorted(by_category.items())
+    ]
     by_benchmark: dict[str, list[dict]] = defaultdict(list)
     for entry in categories:
         by_benchmark[entry["benchmark"]].append(entry)

@@ -8,8 +8,22 @@ from pathlib import Path
 
 from .records import ItemRecord
 
-SAMPLE_FIELDS = ("benchmark", "task", "category", "id", "nodeid", "tags", "messages", "output", "epoch_outputs",
-                 "parsed", "scores", "passed", "error", "usage")
+SAMPLE_FIELDS = (
+    "benchmark",
+    "task",
+    "category",
+    "id",
+    "nodeid",
+    "tags",
+    "messages",
+    "output",
+    "epoch_outputs",
+    "parsed",
+    "scores",
+    "passed",
+    "error",
+    "usage",
+)
 
 
 class SamplesWriter:

@@ -22,7 +22,14 @@ def summary_lines(leaderboard: dict[str, Any]) -> list[str]:
             if (task["benchmark"], task["category"]) == (category["benchmark"], category["category"]):
                 rows.append((f"  {task['task']}", task["n"], task["passed"], task["errors"], _metrics(task)))
     for benchmark in leaderboard["benchmarks"]:
-        rows.append((f"{benchmark['benchmark']} (all)", benchmark["n"], benchmark["passed"], benchmark["errors"],
-                     _metrics(benchmark)))
+        rows.append(
+            (
+                f"{benchmark['benchmark']} (all)",
+                benchmark["n"],
+                benchmark["passed"],
+                benchmark["errors"],
+                _metrics(benchmark),
+            )
+        )
     width = max(len(str(row[0])) for row in rows)
     return [f"{row[0]:<{width}}  {row[1]!s:>5}  {row[2]!s:>5}  {row[3]!s:>4}  {row[4]}" for row in rows]

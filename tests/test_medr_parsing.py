@@ -1,0 +1,74 @@
+"""MedR-Bench output parsing on hand-written outputs and on the paper's released model outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import SHARED_DATA
+from pytest_medbench.data.medr import load_medr
+from pytest_medbench.parsing.medr import MAX_STEPS, parse_answer_output
+
+RELEASED = (
+    SHARED_DATA / "medrbench" / "released-outputs" / "oracle_diagnosis_o3-mini_deepseek-r1_demo_100.json"
+)
+
+
+def test_fences_typo_header_and_step_tags():
+    text = "```\n### Resoning:\n<step 1> Fever.\n<step 2> Murmur.\n\n### Answer:\nEndocarditis\n```"
+    parsed = parse_answer_output(text)
+    assert parsed.answer == "Endocarditis"
+    assert parsed.steps == ("Fever.", "Murmur.")
+
+
+def test_bold_step_headings_thinking_and_chatter():
+    text = (
+        "<think>hmm, maybe endocarditis</think>Sure! Here it is.\n**Reasoning:**\n**Step 1** Fever.\n"
+        "**Step 2** Murmur.\n**Answer:** Infective endocarditis"
+    )
+    parsed = parse_answer_output(text)
+    assert parsed.answer == "Infective endocarditis"
+    assert parsed.steps == ("Fever.", "Murmur.")
+    assert parsed.thinking == "hmm, maybe endocarditis"
+
+
+def test_at_most_ten_steps_are_kept():
+    steps = "\n".join(f"<step {n}> finding {n}" for n in range(1, 15))
+    parsed = parse_answer_output(f"### Reasoning:\n{steps}\n### Answer:\nX")
+    assert len(parsed.steps) == MAX_STEPS and parsed.steps[-1] == "finding 10"
+
+
+def test_missing_answer_is_none_not_a_crash():
+    assert parse_answer_output("I am not sure what this is.").answer is None
+
+
+@given(st.text(max_size=2000))
+def test_parser_survives_any_text(text):
+    parsed = parse_answer_output(text)
+    assert len(parsed.steps) <= MAX_STEPS
+
+
+@pytest.mark.skipif(not RELEASED.exists(), reason="shared MedR-Bench mirror not present")
+@pytest.mark.parametrize("model", ["o3-mini", "deepseek-r1"])
+def test_released_outputs_parse(model):
+    outputs = json.loads(RELEASED.read_text(encoding="utf-8"))
+    parsed = [parse_answer_output(entry[model]["content"]) for entry in outputs.values()]
+    with_answer = sum(p.answer is not None for p in parsed)
+    with_steps = sum(len(p.steps) > 0 for p in parsed)
+    assert len(parsed) == 100
+    assert with_answer >= 99 and with_steps >= 95, (with_answer, with_steps)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "medrbench").exists(), reason="shared MedR-Bench mirror not present")
+def test_mirror_cases_load_and_split_at_the_first_ancillary_line():
+    cases, errors = load_medr(SHARED_DATA)
+    assert errors == []
+    diagnosis = [case for case in cases if case.kind == "diagnosis"]
+    assert len(diagnosis) == 100 and len(cases) == 200
+    assert sum(case.rare for case in diagnosis) == 65
+    for case in diagnosis:
+        before, ancillary = case.split_ancillary()
+        assert "Ancillary Tests" in ancillary.split("\n")[0] and "Ancillary Tests" not in before

@@ -1,0 +1,136 @@
+"""Metric rules pinned by hand-made pairs, and properties that must hold for any text."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_medbench.data.meds_tasks import TASKS
+from pytest_medbench.metrics import accuracy, overlap, sets
+from pytest_medbench.metrics.meds import score_meds
+from pytest_medbench.report.aggregate import macro_prf, micro_prf, wilson
+
+
+@pytest.mark.parametrize(
+    ("output", "gold", "official", "strict"),
+    [
+        ("The right answer is B: MRI", "The right answer is B: Magnetic resonance imaging", True, True),
+        ("b", "The right answer is B: MRI", True, False),  # strict reads upper-case option letters only
+        (
+            "正确答案是 D: 维生素K",
+            "正确答案是 D: 维生素K",
+            False,
+            True,
+        ),  # localised gold: official never scores
+        ("The right answer is E: x", "The right answer is E: x", False, True),  # E impossible officially
+        ("", "The right answer is A: x", False, False),
+        ("Les bonnes réponses est A: x, C: y", "Les bonnes réponses est A: x, C: y", False, True),
+        ("Les bonnes réponses est A: x", "Les bonnes réponses est A: x, C: y", False, False),
+    ],
+)
+def test_mcqa_rules(output, gold, official, strict):
+    assert accuracy.official_mcqa(output, gold, pubmedqa=False) is official
+    assert accuracy.strict_mcqa(output, gold, pubmedqa=False) is strict
+
+
+def test_pubmedqa_maybe_only_scores_strictly():
+    assert not accuracy.official_mcqa("maybe", "maybe", pubmedqa=True)
+    assert accuracy.strict_mcqa("Maybe.", "maybe", pubmedqa=True)
+    assert accuracy.official_mcqa("yes, because", "yes", pubmedqa=True)
+
+
+def test_diagnosis_substring_quirk_and_its_strict_fix():
+    gold = "The diagnosis result is stable angina."
+    assert accuracy.official_label_prefix(
+        "The diagnosis result is unstable angina.", gold, "The diagnosis result is"
+    )
+    assert not accuracy.strict_label_prefix(
+        "The diagnosis result is unstable angina.", gold, "The diagnosis result is"
+    )
+    assert accuracy.strict_label_prefix(
+        "The diagnosis result is Stable angina", gold, "The diagnosis result is"
+    )
+
+
+def test_ner_official_chops_the_last_character_on_both_sides():
+    assert sets.official_entities("aspirin, clopidogrel.") == {"aspirin", "clopidogre"}
+    assert sets.official_entities("There is no related enetity.") == set()
+    assert sets.official_entities("There is no related entity.") == {"there is no related entit"}
+    # the same entities in another order cost two false positives and two false negatives
+    counts = sets.entity_counts(
+        sets.official_entities("clopidogrel, aspirin."), sets.official_entities("aspirin, clopidogrel.")
+    )
+    assert counts == {"tp": 0, "fp": 2, "fn": 2}
+    assert sets.strict_entities("Clopidogrel, aspirin.") == {"aspirin", "clopidogrel"}
+    assert sets.strict_entities("There is no related entity.") == set()
+
+
+def test_first_line_and_nli_rules():
+    assert accuracy.official_first_line("1, 2", "1")  # containment: "1" is in "1, 2"
+    assert not accuracy.strict_first_line("1, 2", "2")
+    assert not accuracy.official_first_line("", "no")
+    assert accuracy.official_nli("entailment or contradiction or neutral", "Entailment")
+    assert not accuracy.strict_nli("entailment or contradiction or neutral", "Entailment")
+    assert accuracy.strict_nli("Contradiction: the x-ray was clear", "Contradiction")
+
+
+def test_outcome_rule():
+    assert accuracy.official_outcome("True", "True")
+    assert not accuracy.official_outcome("True or False", "True")
+    assert not accuracy.official_outcome("yes", "maybe")
+    assert not accuracy.strict_outcome("Admission likely: true", "True")
+
+
+def test_rouge_l_follows_the_rouge_package():
+    # distinct-token union LCS: ref tokens {the, cat, sat, down} (4), hyp {the, cat, sat} (3), lcs 3
+    assert overlap.rouge_l("the cat sat", "the cat sat down") == pytest.approx(2 * 1 * 0.75 / 1.75, abs=1e-6)
+    assert overlap.rouge_l("The cat", "the cat") == pytest.approx(0.5, abs=1e-6)  # case-sensitive
+    assert overlap.rouge_l("", "the cat") is None and overlap.rouge_l("...", "x") is None
+
+
+def test_bleu_1_is_brevity_penalised_unigram_precision():
+    # hyp 2 tokens, both in ref of 4 tokens: precision 1, brevity penalty exp(1 - 4/2)
+    assert overlap.bleu_1("the cat", "the cat sat down") == pytest.approx(2.718281828**-1, abs=1e-6)
+    assert overlap.bleu_1("dog", "cat") == 0.0  # nltk: no matching unigram at all gives 0
+    assert overlap.bleu_1("", "cat") == 0.0
+
+
+def test_corpus_f1_and_wilson():
+    assert micro_prf([{"tp": 2, "fp": 1, "fn": 0}, {"tp": 0, "fp": 0, "fn": 2}]) == pytest.approx(
+        {"precision": 2 / 3, "recall": 0.5, "f1": 4 / 7}
+    )
+    items = [{"a|tp": 1, "a|fp": 0, "a|fn": 0, "b|tp": 0, "b|fp": 1, "b|fn": 1}]
+    assert macro_prf(items) == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    low, high = wilson(10, 10)
+    assert high == pytest.approx(1.0) and 0.69 < low < 0.73
+
+
+TEXT = st.text(max_size=300)
+
+
+@given(output=TEXT, gold=TEXT)
+def test_every_meds_scorer_survives_any_text_and_stays_in_bounds(output, gold):
+    for spec in TASKS.values():
+        if spec.language in ("zh", "ja"):
+            continue  # tokenizer start-up per example is slow; covered below
+        for mode in ("official", "strict"):
+            result = score_meds(spec, output, gold, mode=mode, label_set=("inducing angiogenesis", "x"))
+            for value in result.scores.values():
+                assert value is None or 0.0 <= value <= 1.0 + 1e-9
+
+
+@given(text=TEXT)
+def test_a_perfect_prediction_scores_the_maximum(text):
+    gold = f"The right answer is C: {text}"
+    assert accuracy.strict_mcqa(gold, gold, pubmedqa=False)
+    assert accuracy.official_mcqa(gold, gold, pubmedqa=False)
+    if text.strip(" .") and " " in text.strip():
+        value = overlap.rouge_l(text, text)
+        assert value is None or value == pytest.approx(1.0, abs=1e-6)
+
+
+@given(text=st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x4E50), max_size=40))
+def test_cjk_tokenized_metrics_never_crash(text):
+    for language in ("zh", "ja"):
+        assert 0.0 <= overlap.bleu_1(text, "患者需要手术", language) <= 1.0
