@@ -35,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for name in ("meds", "medr", "rare", *CATEGORIES, *SETTINGS):
         config.addinivalue_line("markers", f"{name}: pytest-medbench items of {name}")
+    # litellm's pydantic models warn about typing details on first use; nothing a user can act on.
+    config.addinivalue_line("filterwarnings", "ignore:.*ReadOnly. qualifier:UserWarning")
     settings = Settings.from_config(config)
     is_controller = not hasattr(config, "workerinput")
     run = Run(settings, rootdir=config.rootpath, is_controller=is_controller)
