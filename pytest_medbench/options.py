@@ -166,9 +166,10 @@ class Settings:
             if values["medbench_no_cache"]
             else (path("medbench_cache") or rootdir / ".medbench_cache" / "responses.sqlite3")
         )
-        for name in ("medbench_epochs", "medbench_retries"):
-            if values[name] < (1 if name == "medbench_epochs" else 0):
-                raise pytest.UsageError(f"--{name.replace('_', '-')} must be at least 1")
+        if values["medbench_epochs"] < 1:
+            raise pytest.UsageError("--medbench-epochs must be at least 1")
+        if values["medbench_retries"] < 0:
+            raise pytest.UsageError("--medbench-retries must not be negative")
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],

@@ -3,6 +3,7 @@ model client, and (on the controller only) collects the records into the report.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import importlib.metadata
@@ -94,8 +95,6 @@ class Run:
     def _limit(self, task: Any) -> Any:
         if self.settings.limit is None:
             return task
-        import dataclasses
-
         return dataclasses.replace(task, instances=task.instances[: self.settings.limit])
 
     # -- item -> model -> score -----------------------------------------------------------------

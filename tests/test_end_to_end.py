@@ -115,3 +115,33 @@ def test_malformed_task_file_is_one_clear_error_and_the_rest_still_runs(run_suit
     tasks = {task["task"]: task for task in board["tasks"]}
     assert tasks["task57"]["passed"] == 5
     assert tasks["task122_medmcqa"]["errors"] == 1 and tasks["task129_headqa"]["errors"] == 1
+
+
+def test_a_local_server_model_with_epochs_and_a_failing_item(run_suites, tmp_path, monkeypatch):
+    """Each item is asked once per epoch; an item whose calls fail is an error in the report, not a crash."""
+    from openai_server import OpenAIServer, Reply
+
+    def responder(request, number):
+        question = request["messages"][-1]["content"]
+        if "scurvy" in question:
+            return Reply(status=500, content="model crashed")
+        return Reply(content="The right answer is A: whatever")
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    samples = tmp_path / "samples.jsonl"
+    with OpenAIServer(responder) as server:
+        result, board = run_suites(
+            "--model", "openai/local-model", "--api-base", server.api_base, "-k", "task57",
+            "--medbench-epochs", "2", "--medbench-no-cache", "--medbench-retries", "1",
+            "--medbench-samples", str(samples),
+        )  # fmt: skip
+    task = board["tasks"][0]
+    assert (task["n"], task["errors"], task["passed"]) == (5, 1, 2)  # gold A for instances 2 and 4
+    assert task["metrics"]["accuracy"]["value"] == 50.0 and task["metrics"]["accuracy"]["n"] == 4
+    assert len(server.requests) == 4 * 2 + 2  # 4 good items x 2 epochs, the failing one tried twice
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    failed = [line for line in lines if line["error"]]
+    assert len(failed) == 1 and failed[0]["error"]["kind"] == "server"
+    assert all(len(line["epoch_outputs"]) == 2 for line in lines if not line["error"])
+    result.stdout.fnmatch_lines(["*task57 1: server error from model 'openai/local-model' after 2 attempts*"])
+    assert board["run"]["model"]["api_base"] == server.api_base

@@ -41,8 +41,7 @@ def best_fuzzy_option(text: str) -> str | None:
 
 def lead(text: str, max_words: int = 40) -> str:
     """The first sentence of the input, at most ``max_words`` words: the classic lead baseline."""
-    body = text.split("\n", 1)[-1] if text.count("\n") and len(text.split("\n", 1)[0]) < 20 else text
-    first = _SENTENCE_END.split(body.strip(), maxsplit=1)[0]
+    first = _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
     return " ".join(first.split()[:max_words])
 
 
