@@ -141,6 +141,14 @@ class Reporter:
             leaderboard.write(path, board)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from .data.files import MEDR_DIR, MEDS_DIR
+
+        data_dir = self.run.settings.data_dir
+        for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
+            if not (data_dir / folder).is_dir():
+                terminalreporter.write_line(
+                    f"medbench: {data_dir} has no {folder}/ folder, so no {benchmark} items"
+                )
         board = self.leaderboard()
         if board is None:
             return

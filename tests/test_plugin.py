@@ -78,3 +78,15 @@ def test_ini_keys_set_options(pytester, tmp_path):
         "task57 or oracle_diagnosis",
     )
     result.assert_outcomes(passed=2)
+
+
+def test_a_missing_benchmark_folder_is_named_in_the_summary(pytester, tmp_path):
+    data = tmp_path / "data"
+    (data / "medrbench").mkdir(parents=True)
+    source = FIXTURES / "medrbench" / "diagnosis_fixture_cases.json"
+    (data / "medrbench" / "diagnosis_x.json").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "--medbench-data", str(data), "--model", "medbench/oracle"
+    )
+    result.stdout.fnmatch_lines([f"medbench: {data} has no meds-bench/ folder, so no MedS-Bench items"])
+    result.assert_outcomes(passed=4, skipped=1)  # the empty MedS parameter set shows as one skip
