@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from .data.files import DATA_ENV
+
 DEFAULT_MODEL = "medbench/baseline"
 
 
@@ -108,7 +110,7 @@ def add_options(parser: pytest.Parser) -> None:
 def option_value(config: pytest.Config, option: Option) -> Any:
     value = config.getoption(option.dest)
     if value is None and option.flag == "--medbench-data":
-        value = os.environ.get("MEDBENCH_DATA") or None
+        value = os.environ.get(DATA_ENV) or None
     if value is None:
         value = config.getini(option.dest)
         if value in ("", None) or value == []:

@@ -34,11 +34,6 @@ NER = "ner"
 MULTILABEL = "multilabel"
 GENERATION = "generation"
 
-MIMIC_GATED = frozenset(
-    {"task41", "task42", "task78", "task112", "task117", "task118", "task119"}
-    | {f"task{n}" for n in range(83, 95)}
-)
-
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -49,18 +44,6 @@ class TaskSpec:
     scorer: str
     language: str = "en"  # tokenizer language for BLEU / ROUGE: en, zh, ja, fr, ru, es
     label_prefix: str = ""
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        if self.scorer == GENERATION:
-            return ("bleu_1", "rouge_l")
-        if self.scorer in (NER, MULTILABEL):
-            return ("precision", "recall", "f1")
-        return ("accuracy",)
-
-    @property
-    def mimic_gated(self) -> bool:
-        return self.task_id in MIMIC_GATED
 
 
 def _specs() -> dict[str, TaskSpec]:

@@ -18,7 +18,6 @@ from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
 from . import accuracy, overlap, sets
 from .score import ItemScore
 
-SCORING_MODES = ("official", "strict")
 GENERATION_PASS_ROUGE_L = 0.30
 NER_PASS_F1 = 0.50
 

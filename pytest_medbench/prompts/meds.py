@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from ..data.meds import Instance, Task
 from .templates import template
 
-PROTOCOLS = ("code", "paper")
-
 
 @dataclass(frozen=True)
 class MedsPromptConfig:
