@@ -81,6 +81,9 @@ class Evaluator:
     def __init__(self, run: Any, node: pytest.Item) -> None:
         self._run, self._node = run, node
 
+    def __repr__(self) -> str:
+        return f"<medbench evaluator for {self._run.model.name}>"
+
     def evaluate(self, item: Any) -> Any:
         from .run import ItemFailed
 
@@ -141,21 +144,30 @@ class Reporter:
             leaderboard.write(path, board)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from .data.files import MEDR_DIR, MEDS_DIR
-
-        data_dir = self.run.settings.data_dir
-        for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
-            if not (data_dir / folder).is_dir():
-                terminalreporter.write_line(
-                    f"medbench: {data_dir} has no {folder}/ folder, so no {benchmark} items"
-                )
         board = self.leaderboard()
         if board is None:
             return
         from .report.terminal import summary_lines
 
         terminalreporter.section("medbench summary")
+        self._write_data_notes(terminalreporter)
         for line in summary_lines(board):
             terminalreporter.write_line(line)
         if self.run.settings.report_path:
             terminalreporter.write_line(f"leaderboard written to {self.run.settings.report_path}")
+
+    def _write_data_notes(self, terminalreporter: Any) -> None:
+        """Say which benchmark data the run did not find, so nothing is silently absent."""
+        from .data.files import MEDR_DIR, MEDS_DIR
+
+        data_dir = self.run.settings.data_dir
+        for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
+            if not (data_dir / folder).is_dir():
+                terminalreporter.write_line(f"{data_dir} has no {folder}/ folder, so no {benchmark} items")
+        absent = self.run.absent_meds_tasks()
+        if (data_dir / MEDS_DIR).is_dir() and absent:
+            gated = sum("PhysioNet" in reason for reason in absent.values())
+            terminalreporter.write_line(
+                f"{len(absent)} MedS-Bench tasks absent from the data ({gated} PhysioNet-gated MIMIC tasks "
+                "need a local copy): listed in the leaderboard's run.meds_tasks_absent"
+            )

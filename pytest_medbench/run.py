@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, data_files, sha256_file
+from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, data_files, meds_task_files, sha256_file
 from .items.base import BrokenFile, EvalItem
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
@@ -155,6 +155,13 @@ class Run:
         if self._client is not None and self._client.cache is not None:
             self._client.cache.close()
 
+    def absent_meds_tasks(self) -> dict[str, str]:
+        """MedS-Bench tasks with no file in the data directory, so they are never silently absent."""
+        from .data.meds_tasks import absent_tasks
+
+        present = {path.name.split("_")[0] for path in meds_task_files(self.settings.data_dir)}
+        return absent_tasks(present)
+
     def run_metadata(self) -> dict[str, Any]:
         root = self.settings.data_dir
         return {
@@ -174,6 +181,7 @@ class Run:
                 "dir": str(root),
                 "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
             },
+            "meds_tasks_absent": self.absent_meds_tasks(),
             "prompt_templates": _template_hashes(),
             "generation": {
                 "temperature": self.settings.temperature,

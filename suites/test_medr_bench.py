@@ -3,6 +3,5 @@
 
 def test_medr(medr_item, medbench):
     record = medbench.evaluate(medr_item)
-    assert record.passed, (
-        f"answer judged wrong: parsed {record.parsed.get('answer')!r}, scores {record.scores}"
-    )
+    passed = record.passed
+    assert passed, f"answer judged wrong: parsed {record.parsed.get('answer')!r}, scores {record.scores}"

@@ -3,4 +3,5 @@
 
 def test_meds(meds_item, medbench):
     record = medbench.evaluate(meds_item)
-    assert record.passed, f"answer judged wrong: parsed {record.parsed}, scores {record.scores}"
+    passed = record.passed
+    assert passed, f"answer judged wrong: parsed {record.parsed}, scores {record.scores}"

@@ -145,3 +145,11 @@ def test_a_local_server_model_with_epochs_and_a_failing_item(run_suites, tmp_pat
     assert all(len(line["epoch_outputs"]) == 2 for line in lines if not line["error"])
     result.stdout.fnmatch_lines(["*task57 1: server error from model 'openai/local-model' after 2 attempts*"])
     assert board["run"]["model"]["api_base"] == server.api_base
+
+
+def test_absent_and_physionet_gated_tasks_are_listed(run_suites):
+    _, board = run_suites("--model", "medbench/oracle", "-k", "task57")
+    absent = board["run"]["meds_tasks_absent"]
+    assert "task57" not in absent and "task122" in absent
+    assert absent["task112"].startswith("PhysioNet-gated MIMIC task")
+    assert absent["task122"] == "not in the data directory"

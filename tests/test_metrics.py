@@ -134,3 +134,41 @@ def test_a_perfect_prediction_scores_the_maximum(text):
 def test_cjk_tokenized_metrics_never_crash(text):
     for language in ("zh", "ja"):
         assert 0.0 <= overlap.bleu_1(text, "患者需要手术", language) <= 1.0
+
+
+def test_patient_profile_strict_parses_gender_and_age():
+    gold = "Gender: F\n\nAge: \"[[18.0, 'year']]\""
+    assert accuracy.strict_patient_profile("Gender: Female\nAge: [[18, 'years']]", gold)
+    assert not accuracy.strict_patient_profile("Gender: M\nAge: [[18.0, 'year']]", gold)
+    assert not accuracy.strict_patient_profile("Gender: F", gold)
+    assert not accuracy.official_extraction("Gender: Female\nAge: [[18, 'years']]", gold)
+
+
+def test_official_ner_skips_an_empty_output_and_strict_counts_its_misses():
+    spec = TASKS["task125"]
+    official = score_meds(spec, "", "aspirin, clopidogrel.", mode="official")
+    strict = score_meds(spec, "", "aspirin, clopidogrel.", mode="strict")
+    assert official.counts == {"tp": 0, "fp": 0, "fn": 0} and official.scores["f1"] is None
+    assert strict.counts == {"tp": 0, "fp": 0, "fn": 2}
+
+
+def test_summarization_category_averages_the_four_primary_tasks():
+    from pytest_medbench.report.aggregate import aggregate
+    from pytest_medbench.report.records import ItemRecord
+
+    def record(task: str, rouge: float) -> ItemRecord:
+        return ItemRecord("meds", task, "summarization", "0", scores={"rouge_l": rouge}, passed=True)
+
+    board = aggregate([record("task114", 0.4), record("task110", 0.2), record("task83", 0.9)])
+    (category,) = board["categories"]
+    assert category["metrics"]["rouge_l"]["value"] == pytest.approx(30.0)  # task83 (CT) not averaged in
+    assert category["n"] == 3
+
+
+def test_huge_outputs_score_without_crashing():
+    huge = "aspirin, " * 20_000 + "The right answer is A: x. " * 2_000
+    for spec in TASKS.values():
+        if spec.language in ("zh", "ja"):
+            continue
+        result = score_meds(spec, huge, "aspirin.", mode="strict")
+        assert all(v is None or 0.0 <= v <= 1.0 + 1e-9 for v in result.scores.values())

@@ -23,10 +23,18 @@ CATEGORIES = (
     "nli",
 )
 
+# The papers average summarization over these four tasks only; CT and MRI are reported apart.
+SUMMARIZATION_PRIMARY = frozenset({"task114", "task110", "task112", "task78"})
+# Derived from MIMIC (PhysioNet credentialed access): never shipped, only read from a user's own copy.
+PHYSIONET_GATED = frozenset({"task41", "task42", "task78", "task112", "task117", "task118", "task119"}) | {
+    f"task{n}" for n in range(83, 95)
+}
+
 # Scorer kinds; each names one function family in ``pytest_medbench.metrics``.
 MCQA = "mcqa"
 LABEL_PREFIX = "label_prefix"  # diagnosis / treatment: gold "<prefix> <label>."
 EXTRACTION = "extraction"
+PATIENT_PROFILE = "patient_profile"  # task74: gender and age list
 OUTCOME = "outcome"
 FIRST_LINE = "first_line"  # fact verification accuracy
 NLI_LABEL = "nli_label"
@@ -52,7 +60,8 @@ def _specs() -> dict[str, TaskSpec]:
     table += [TaskSpec(f"task{n}", "mcqa", MCQA, lang) for n, lang in mcqa_lang.items()]
     summ = [114, 110, 112, 78, *range(83, 95)]
     table += [TaskSpec(f"task{n}", "summarization", GENERATION) for n in summ]
-    table += [TaskSpec(f"task{n}", "information_extraction", EXTRACTION) for n in (1, 2, 3, 29, 74)]
+    table += [TaskSpec(f"task{n}", "information_extraction", EXTRACTION) for n in (1, 2, 3, 29)]
+    table.append(TaskSpec("task74", "information_extraction", PATIENT_PROFILE))
     table += [TaskSpec(f"task{n}", "explanation", GENERATION) for n in (18, 46, 50)]
     rationale_lang = {51: "zh", 52: "en", 53: "fr", 54: "ja", 55: "ru", 56: "es"}
     table += [TaskSpec(f"task{n}", "rationale", GENERATION, lang) for n, lang in rationale_lang.items()]
@@ -71,6 +80,17 @@ def _specs() -> dict[str, TaskSpec]:
 
 
 TASKS: dict[str, TaskSpec] = _specs()
+
+
+def absent_tasks(present: set[str]) -> dict[str, str]:
+    """Benchmark tasks missing from a data directory, each with the reason a user should read."""
+    return {
+        task_id: "PhysioNet-gated MIMIC task: add your own credentialed copy to the data directory"
+        if task_id in PHYSIONET_GATED
+        else "not in the data directory"
+        for task_id in sorted(TASKS, key=lambda t: int(t[4:]))
+        if task_id not in present
+    }
 
 
 def task_spec(task_id: str) -> TaskSpec | None:

@@ -26,7 +26,7 @@ def render_answer(steps: list[str], answer: str) -> str:
     return ANSWER_LAYOUT.format(steps=tagged, answer=answer)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MedrItem:
     case: Case
     task: str  # the setting
@@ -39,6 +39,9 @@ class MedrItem:
     @property
     def item_id(self) -> str:
         return self.case.case_id
+
+    def __repr__(self) -> str:
+        return f"<{self.benchmark} item {self.param_id}>"
 
     @property
     def param_id(self) -> str:

@@ -30,7 +30,7 @@ class TaskFacts:
         return cls(task.majority_reference(), tuple(sorted(label for label in labels if label)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MedsItem:
     task_data: Task
     instance: Instance
@@ -50,6 +50,9 @@ class MedsItem:
     @property
     def item_id(self) -> str:
         return self.instance.id
+
+    def __repr__(self) -> str:
+        return f"<{self.benchmark} item {self.param_id}>"
 
     @property
     def param_id(self) -> str:

@@ -69,6 +69,23 @@ def strict_extraction(output: str, gold: str) -> bool:
     return bool(output.strip()) and spans(output) == spans(gold)
 
 
+_GENDER = re.compile(r"gender\s*:\s*([a-z]+)", re.I)
+_AGE = re.compile(r"\[\s*([\d.]+)\s*,\s*['\"]?([a-z]+)['\"]?\s*\]", re.I)
+
+
+def patient_profile(text: str) -> tuple[str | None, tuple[tuple[float, str], ...]]:
+    """(gender letter, ((age, unit), ...)) from PMC-Patient's ``Gender: F`` / ``Age: "[[18.0, 'year']]"``."""
+    gender = _GENDER.search(text)
+    ages = tuple((float(number), unit.lower().rstrip("s")) for number, unit in _AGE.findall(text))
+    return (gender.group(1)[0].upper() if gender else None), ages
+
+
+def strict_patient_profile(output: str, gold: str) -> bool:
+    """PMC-Patient strict: the same gender and the same age list, parsed on both sides."""
+    predicted, expected = patient_profile(output), patient_profile(gold)
+    return predicted[0] is not None and bool(predicted[1]) and predicted == expected
+
+
 def official_outcome(output: str, gold: str) -> bool:
     out, gt = output.lower().strip(), gold.lower().strip()
     if gt == "true":

@@ -24,6 +24,7 @@ NER_PASS_F1 = 0.50
 
 _ACCURACY_RULES = {
     kinds.EXTRACTION: (accuracy.official_extraction, accuracy.strict_extraction),
+    kinds.PATIENT_PROFILE: (accuracy.official_extraction, accuracy.strict_patient_profile),
     kinds.OUTCOME: (accuracy.official_outcome, accuracy.strict_outcome),
     kinds.FIRST_LINE: (accuracy.official_first_line, accuracy.strict_first_line),
     kinds.NLI_LABEL: (accuracy.official_nli, accuracy.strict_nli),
@@ -55,6 +56,9 @@ def score_meds(
         scores = {"bleu_1": bleu, "rouge_l": rouge}
         return ItemScore(scores, passed=(rouge or 0.0) >= GENERATION_PASS_ROUGE_L)
     if spec.scorer == kinds.NER:
+        if not strict and not output.strip():  # the released code skips rows without an output
+            empty = sets.entity_counts(set(), set())
+            return ItemScore({"f1": None}, False, {"entities": []}, empty, "micro_f1")
         extract = sets.strict_entities if strict else sets.official_entities
         predicted, expected = extract(output), extract(gold)
         counts = sets.entity_counts(predicted, expected)

@@ -17,6 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from ..data.meds_tasks import SUMMARIZATION_PRIMARY
 from ..metrics.sets import f1_from_counts as _prf
 from .records import ItemRecord
 
@@ -151,12 +152,14 @@ def task_entry(records: list[ItemRecord]) -> dict:
     }
 
 
-def combine(entries: list[dict], **identity: str) -> dict:
-    """A category (or benchmark) entry from its members: unweighted mean of each metric."""
-    names = sorted({name for entry in entries for name in entry["metrics"]})
+def combine(entries: list[dict], averaged: list[dict] | None = None, **identity: str) -> dict:
+    """A category (or benchmark) entry from its members: counts summed, each metric the unweighted
+    mean over ``averaged`` (default: all members)."""
+    averaged = entries if averaged is None else averaged
+    names = sorted({name for entry in averaged for name in entry["metrics"]})
     metrics = {}
     for name in names:
-        members = [entry["metrics"][name] for entry in entries if name in entry["metrics"]]
+        members = [entry["metrics"][name] for entry in averaged if name in entry["metrics"]]
         value = sum(m["value"] for m in members) / len(members)
         se = math.sqrt(sum(((m["ci95"][1] - m["ci95"][0]) / (2 * Z95)) ** 2 for m in members)) / len(members)
         low, high = max(0.0, value - Z95 * se), min(100.0, value + Z95 * se)
@@ -179,6 +182,14 @@ def combine(entries: list[dict], **identity: str) -> dict:
     }
 
 
+def _averaged(benchmark: str, category: str, members: list[dict]) -> list[dict]:
+    """The tasks a category's average covers: MedS summarization averages its four primary tasks."""
+    if (benchmark, category) == ("meds", "summarization"):
+        primary = [entry for entry in members if entry["task"] in SUMMARIZATION_PRIMARY]
+        return primary or members
+    return members
+
+
 def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     """{"tasks": [...], "categories": [...], "benchmarks": [...]}, each sorted for stable output."""
     by_task: dict[tuple[str, str], list[ItemRecord]] = defaultdict(list)
@@ -189,7 +200,8 @@ def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     for entry in tasks:
         by_category[(entry["benchmark"], entry["category"])].append(entry)
     categories = [
-        combine(members, benchmark=b, category=c) for (b, c), members in sorted(by_category.items())
+        combine(members, _averaged(b, c, members), benchmark=b, category=c)
+        for (b, c), members in sorted(by_category.items())
     ]
     by_benchmark: dict[str, list[dict]] = defaultdict(list)
     for entry in categories:
