@@ -1,10 +1,12 @@
-"""The offline judge: a deterministic fuzzy match against the gold answer, used when no judge model
-is given, so MedR-Bench runs with no API at all. Its verdicts are approximate and reported as such.
+"""The offline judge and patient agent: deterministic fuzzy matching (rapidfuzz), used when no judge
+model is given, so MedR-Bench runs with no API at all. Their scores are approximate and reported as
+such; the reasoning metrics need a model to judge them and are reported as not judged.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MATCH_THRESHOLD = 85.0
 _STOPWORDS = frozenset(
@@ -35,3 +37,76 @@ def offline_verdict(prediction: str | None, gold: str) -> tuple[bool, float]:
     """(correct, similarity): correct when the similarity reaches MATCH_THRESHOLD."""
     score = similarity(prediction or "", gold)
     return score >= MATCH_THRESHOLD, score
+
+
+ITEM_MATCH_THRESHOLD = 80.0
+NO_RESULTS = "No results relevant to this request are available."
+_LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
+_ENTRY = re.compile(r"^\s*[-*]?\s*\**([^:*]+?)\**\s*:\**\s*(.*)$")
+
+
+def request_items(request: str) -> list[str]:
+    """The separate things a free-text request asks for: list entries, else comma/semicolon parts."""
+    lines = [_LIST_MARK.sub("", line).strip() for line in request.splitlines()]
+    lines = [line for line in lines if line and "not required" not in line.lower()]
+    if len(lines) == 1:
+        lines = [part.strip() for part in re.split(r"[;,]", lines[0]) if part.strip()]
+    return lines
+
+
+def ancillary_entries(ancillary: str) -> list[tuple[str, str]]:
+    """(test name, full line) for each finding in the hidden ancillary block."""
+    entries = []
+    for number, line in enumerate(ancillary.splitlines()):
+        match = _ENTRY.match(line)
+        if not match:
+            continue
+        name, value = match.group(1).strip(), match.group(2).strip()
+        if number == 0 and not value:  # the "Ancillary Tests:" heading itself
+            continue
+        entries.append((name, line.strip()))
+    return entries
+
+
+def _related(item: str, entry: tuple[str, str]) -> bool:
+    """A requested item and a hidden finding match when either names the other (fuzzy, normalised)."""
+    from rapidfuzz import fuzz
+
+    wanted, (name, line) = normalise(item), entry
+    if not wanted:
+        return False
+    return max(fuzz.partial_ratio(normalise(name), wanted), fuzz.partial_ratio(wanted, normalise(line))) >= (
+        ITEM_MATCH_THRESHOLD
+    )
+
+
+class OfflineJudge:
+    approximate = True
+
+    def diagnosis_correct(self, predicted: str, gold: str) -> bool:
+        return offline_verdict(predicted, gold)[0]
+
+    def treatment_correct(self, predicted: str, gold: str, case: Any) -> bool:
+        return offline_verdict(predicted, gold)[0]
+
+    def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
+        requested = request_items(requests)
+        entries = ancillary_entries(ancillary)
+        if not requested or not entries:
+            return {"precision": 0.0, "recall": 0.0 if entries else None, "requested": requested}
+        hits = [any(_related(item, entry) for entry in entries) for item in requested]
+        found = [any(_related(item, entry) for item in requested) for entry in entries]
+        return {"precision": sum(hits) / len(hits), "recall": sum(found) / len(found), "requested": requested}
+
+    def reasoning(self, steps: list[str], case: str, goal: str, reference_reasoning: str) -> dict[str, Any]:
+        return {"efficiency": None, "factuality": None, "completeness": None}
+
+
+class OfflineAgent:
+    """Serves the hidden findings whose test names the request mentions (fuzzy), else says none."""
+
+    def reply(self, request: str, case: str, ancillary: str) -> str:
+        requested = request_items(request)
+        entries = ancillary_entries(ancillary)
+        lines = [entry[1] for entry in entries if any(_related(item, entry) for item in requested)]
+        return "\n".join(lines) or NO_RESULTS

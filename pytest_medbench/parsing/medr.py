@@ -91,3 +91,29 @@ def parse_answer_output(text: str) -> ParsedOutput:
     if len(steps) > MAX_STEPS:
         notes.append(f"{len(steps)} steps; only the first {MAX_STEPS} are scored")
     return ParsedOutput(answer, tuple(steps[:MAX_STEPS]), thinking, tuple(notes))
+
+
+@dataclass(frozen=True)
+class ExamTurn:
+    """One turn of an examination dialogue: reasoning, conclusion so far, and what it asks for."""
+
+    conclusion: str | None
+    request: str | None  # the "Additional Information Required" section; None when absent
+    steps: tuple[str, ...] = ()
+
+    @property
+    def asks_for_more(self) -> bool:
+        """True when the turn requests tests or information (anything but "Not required")."""
+        return bool(self.request) and "not required" not in self.request.lower()
+
+    def as_dict(self) -> dict:
+        return {"conclusion": self.conclusion, "request": self.request, "steps": list(self.steps)}
+
+
+def parse_exam_turn(text: str) -> ExamTurn:
+    """Sections of a dialogue turn, in whichever order the model wrote them."""
+    body = normalise(split_thinking(text)[0])
+    conclusion = _section_after(_CONCLUSION, body, (_REASONING, _REQUEST, _ANSWER))
+    request = _section_after(_REQUEST, body, (_REASONING, _CONCLUSION, _ANSWER))
+    reasoning = _section_after(_REASONING, body, (_CONCLUSION, _REQUEST, _ANSWER)) or ""
+    return ExamTurn(conclusion or None, request or None, tuple(split_steps(reasoning)[:MAX_STEPS]))

@@ -1,0 +1,151 @@
+"""The LLM judge for MedR-Bench: final answers, exam requests and the three reasoning metrics.
+
+Every call goes through the run's judge client (cached like model calls, temperature 0 unless set),
+and every verdict is parsed strictly (``parsing.verdict``): an unparseable reply is asked once more
+with a reminder, and a second failure makes the item an error, never a silent Correct or Wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..models.errors import ModelCallError
+from ..parsing.verdict import loads_lenient, parse_items, parse_verdict
+from ..prompts.medr import MedrPrompts
+
+Ask = Callable[[list[dict[str, str]]], str]
+EFFICIENCY_LABELS = ("Citation", "Repetition", "Reasoning", "Redundancy")
+MAX_EXTRA_SEARCHES = 4
+
+
+class LLMJudge:
+    approximate = False
+
+    def __init__(self, ask: Ask, prompts: MedrPrompts, evidence: Callable[[str], str]) -> None:
+        self._ask = ask
+        self._prompts = prompts
+        self._evidence = evidence
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _messages(self, template: str, **fields: str) -> list[dict[str, str]]:
+        system = self._prompts.text("judge_system")
+        return [{"role": "system", "content": system}, {"role": "user", "content": self._prompts.render(template, **fields)}]
+
+    def _verdict(self, messages: list[dict[str, str]], labels: tuple[str, ...]) -> tuple[str, str]:
+        """(label, raw reply); one reminder on an unparseable reply, then a judge error."""
+        reply = self._ask(messages)
+        label = parse_verdict(reply, labels)
+        if label is None:
+            reminder = f"Reply with exactly one of: {', '.join(labels)}."
+            messages = [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": reminder}]
+            reply = self._ask(messages)
+            label = parse_verdict(reply, labels)
+        if label is None:
+            raise ModelCallError("judge_unparseable", f"no verdict among {labels} in the judge's reply {reply[:200]!r}")
+        return label, reply
+
+    def _judge(self, template: str, labels: tuple[str, ...], **fields: str) -> str:
+        return self._verdict(self._messages(template, **fields), labels)[0]
+
+    # -- final answers ------------------------------------------------------------------------
+
+    def diagnosis_correct(self, predicted: str, gold: str) -> bool:
+        return self._judge("judge_diagnosis", ("Correct", "Wrong"), pred_diagnose=predicted, gt_diagnose=gold) == "Correct"
+
+    def treatment_correct(self, predicted: str, gold: str, case: Any) -> bool:
+        """Evidence comes from keywords of the gold plan (not the prediction), as the paper does."""
+        info = (
+            f"Case Summary: {case.summary}\nTreatment Planning Analysis: {case.reference_reasoning}\n"
+            f"Treatment Plan Results: {case.reference}"
+        )
+        keywords = self._ask(self._messages("judge_treatment_keywords", info=info)).strip()
+        evidence = self._evidence(keywords)
+        verdict = self._judge(
+            "judge_treatment", ("Correct", "Wrong"), pred_treatment=predicted, gt_treatment=gold, additional_info=evidence
+        )
+        return verdict == "Correct"
+
+    # -- examination requests -----------------------------------------------------------------
+
+    def _items(self, text: str) -> list[dict[str, str]]:
+        reply = self._ask(self._messages("judge_exam_items", info_required=text))
+        items = parse_items(reply)
+        if items is None:
+            raise ModelCallError("judge_unparseable", f"the judge's exam items are not JSON: {reply[:200]!r}")
+        return items
+
+    def _matched(self, item: dict[str, str], text: str) -> bool:
+        rendered = (
+            f"Category of Test: {item.get('type', '')}, Name of Test Item: {item.get('test_name', '')}, "
+            f"Purpose of the Test or Information Desired: {item.get('info_required', '')}"
+        )
+        return self._judge("judge_exam_match", ("Yes", "No"), a_info_step=rendered, gt_info=text) == "Yes"
+
+    def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
+        """Precision: requested items found in the hidden tests; recall: hidden tests found in the requests."""
+        predicted = self._items(requests) if requests.strip() else []
+        reference = self._items(ancillary)
+        if not predicted or (len(predicted) == 1 and not predicted[0].get("type")):
+            return {"precision": 0.0, "recall": 0.0, "requested": predicted, "reference": reference}
+        hits = [self._matched(item, ancillary) for item in predicted]
+        found = [self._matched(item, requests) for item in reference]
+        return {
+            "precision": sum(hits) / len(hits),
+            "recall": sum(found) / len(found) if found else None,
+            "requested": predicted,
+            "reference": reference,
+        }
+
+    # -- reasoning ----------------------------------------------------------------------------
+
+    def reasoning(self, steps: list[str], case: str, goal: str, reference_reasoning: str) -> dict[str, Any]:
+        """Efficiency, factuality and completeness of the predicted steps (None where undefined)."""
+        labels = []
+        for index, step in enumerate(steps):
+            previous = "\n".join(steps[:index])
+            labels.append(
+                self._judge("judge_efficiency", EFFICIENCY_LABELS, current_step=step, previous_steps=previous, case=case, result=goal)
+            )
+        useful = [step for step, label in zip(steps, labels) if label == "Reasoning"]
+        facts = [self._step_is_correct(step, case) for step in useful]
+        hits = self._reference_hits(reference_reasoning, steps)
+        return {
+            "efficiency": sum(label == "Reasoning" for label in labels) / len(labels) if labels else None,
+            "factuality": sum(f["correct"] for f in facts) / len(facts) if facts else None,
+            "completeness": sum(hits.values()) / len(hits) if hits else None,
+            "steps": [{"step": s, "efficiency": label} for s, label in zip(steps, labels)],
+            "factuality_checks": facts,
+            "reference_steps": hits,
+        }
+
+    def _step_is_correct(self, step: str, case: str) -> dict[str, Any]:
+        keywords = self._ask(self._messages("judge_keywords", reasoning_step=step)).strip()
+        path = []
+        messages = self._messages("judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=step)
+        for _ in range(MAX_EXTRA_SEARCHES + 1):
+            label, reply = self._verdict(messages, ("Correct", "Wrong", "Search"))
+            data = loads_lenient(reply) if "{" in reply else None
+            more = data.get("keywords_to_search") if isinstance(data, dict) else None
+            path.append({"judgment": label, "keywords_to_search": more})
+            if label != "Search":
+                break
+            evidence = self._evidence(str(more or keywords))
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": f"Further evidence:\n{evidence}\n\nGive your judgment again."},
+            ]
+        return {"step": step, "correct": path[-1]["judgment"] == "Correct", "judgment_path": path}
+
+    def _reference_hits(self, reference_reasoning: str, steps: list[str]) -> dict[str, bool]:
+        if not reference_reasoning.strip() or not steps:
+            return {}
+        reply = self._ask(self._messages("judge_split_reference", gt_reasoning=reference_reasoning))
+        reference = [line.strip() for line in reply.replace("\n\n", "\n").split("\n") if line.strip()][:10]
+        predicted = "\n".join(steps)
+        return {
+            line: self._judge("judge_step_hit", ("Yes", "No"), a_reasoning_step=line, out_reasoning=predicted) == "Yes"
+            for line in reference
+        }
