@@ -46,6 +46,20 @@ OPTIONS = (
         "--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"
     ),
     Option(
+        "--agent-model",
+        "litellm model playing MedR-Bench's patient agent (default: the judge model, else the offline agent)",
+    ),
+    Option(
+        "--medbench-prompts",
+        "MedR-Bench prompt wording: ours, or upstream (the template files in <data>/medrbench/instructions/)",
+        default="ours",
+        choices=("ours", "upstream"),
+    ),
+    Option(
+        "--medbench-evidence-dir",
+        "folder of .txt/.md files the MedR-Bench judges search (BM25) for evidence; default: no retrieval",
+    ),
+    Option(
         "--medbench-data",
         "data directory holding meds-bench/ and medrbench/ "
         "(default: $MEDBENCH_DATA, else the bundled fixtures)",
@@ -135,6 +149,9 @@ class Settings:
     model: str
     api_base: str | None
     judge_model: str | None
+    agent_model: str | None
+    prompts: str
+    evidence_dir: Path | None
     data_dir: Path
     data_dir_explicit: bool
     report_path: Path | None
@@ -176,6 +193,9 @@ class Settings:
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
             judge_model=values["medbench_judge_model"],
+            agent_model=values["medbench_agent_model"] or values["medbench_judge_model"],
+            prompts=values["medbench_prompts"],
+            evidence_dir=path("medbench_evidence_dir"),
             data_dir=data_dir or bundled_fixtures(),
             data_dir_explicit=data_dir is not None,
             report_path=path("medbench_report"),

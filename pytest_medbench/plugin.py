@@ -28,6 +28,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from .data.meds_tasks import CATEGORIES
     from .options import Settings
@@ -39,9 +45,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:.*ReadOnly. qualifier:UserWarning")
     settings = Settings.from_config(config)
     is_controller = not hasattr(config, "workerinput")
-    run = Run(settings, rootdir=config.rootpath, is_controller=is_controller)
+    run = Run(settings, config, is_controller=is_controller)
     if settings.data_dir_explicit:
         run.check_data_dir()
+    if settings.prompts == "upstream":
+        try:
+            run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing
+        except FileNotFoundError as exc:
+            raise pytest.UsageError(f"--medbench-prompts upstream: {exc}") from None
+    if settings.evidence_dir:
+        from .judge.evidence import BM25Evidence
+
+        if not settings.evidence_dir.is_dir():
+            raise pytest.UsageError(f"--medbench-evidence-dir {settings.evidence_dir}: no such directory")
+        config.pluginmanager.register(BM25Evidence(settings.evidence_dir), "medbench-bm25-evidence")
     config.stash[RUN_KEY] = run
     if is_controller:
         config.pluginmanager.register(Reporter(run), "medbench-reporter")
@@ -68,11 +85,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for fixture, source in (("meds_item", "meds_items"), ("medr_item", "medr_items")):
         if fixture in metafunc.fixturenames:
             items = getattr(metafunc.config.stash[RUN_KEY], source)
+            _register_markers(metafunc.config, {marker for item in items for marker in item.markers})
             params = [
                 pytest.param(item, id=item.param_id, marks=[getattr(pytest.mark, m) for m in item.markers])
                 for item in items
             ]
             metafunc.parametrize(fixture, params)
+
+
+def _register_markers(config: pytest.Config, names: set[str]) -> None:
+    """Register data-derived markers (body systems, disorders) so -m and --strict-markers accept them."""
+    known = {line.split(":")[0].strip() for line in config.getini("markers")}
+    for name in sorted(names - known):
+        config.addinivalue_line("markers", f"{name}: pytest-medbench items tagged {name}")
 
 
 class Evaluator:

@@ -16,11 +16,17 @@ import pytest
 
 from . import __version__
 from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, data_files, meds_task_files, sha256_file
-from .items.base import BrokenFile, EvalItem
+from .items.base import BrokenFile, EvalItem, Services
+from .judge.agent import LLMAgent
+from .judge.evidence import NO_EVIDENCE
+from .judge.llm import LLMJudge
+from .judge.offline import OfflineAgent, OfflineJudge
+from .models.cache import ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
 from .options import Settings
-from .report.records import ItemRecord
+from .prompts.medr import MedrPrompts
+from .report.records import ItemRecord, Usage
 from .report.samples import SamplesWriter
 
 RECORD_KEY = pytest.StashKey[ItemRecord]()
@@ -42,15 +48,18 @@ class ItemFailed(Exception):
 
 
 class Run:
-    def __init__(self, settings: Settings, *, rootdir: Path, is_controller: bool) -> None:
+    def __init__(self, settings: Settings, config: pytest.Config, *, is_controller: bool) -> None:
         self.settings = settings
-        self.rootdir = rootdir
+        self.rootdir = Path(str(config.rootpath))
         self.is_controller = is_controller
         self.model = ModelSpec.parse(settings.model, settings.api_base)
         self.started = _now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
         self.data_errors: list[str] = []
-        self._client: ModelClient | None = None
+        self._config = config
+        self._hook = config.hook
+        self._cache: ResponseCache | None = None
+        self._conversations: dict = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
         )
@@ -99,32 +108,74 @@ class Run:
 
     # -- item -> model -> score -----------------------------------------------------------------
 
-    @property
-    def client(self) -> ModelClient:
-        if self._client is None:
-            from .models.cache import ResponseCache
+    def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
+        from .models.cache import ResponseCache
 
-            cache = ResponseCache(self.settings.cache_path) if self.settings.cache_path else None
-            params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
-            retry = RetryPolicy(max_retries=self.settings.retries)
-            self._client = ModelClient(
-                self.model, params, cache=cache, timeout_s=self.settings.timeout_s, retry=retry
-            )
-        return self._client
+        if self._cache is None and self.settings.cache_path:
+            self._cache = ResponseCache(self.settings.cache_path)
+        retry = RetryPolicy(max_retries=self.settings.retries)
+        return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
+
+    @functools.cached_property
+    def client(self) -> ModelClient:
+        params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
+        return self._new_client(self.model, params)
+
+    @functools.cached_property
+    def _judge_client(self) -> ModelClient | None:
+        """The judge answers at temperature 0, so its verdicts (and cache keys) are reproducible."""
+        model = self.settings.judge_model
+        return self._new_client(ModelSpec.parse(model), GenerationParams(temperature=0)) if model else None
+
+    @functools.cached_property
+    def _agent_client(self) -> ModelClient | None:
+        model = self.settings.agent_model
+        return self._new_client(ModelSpec.parse(model), GenerationParams(temperature=0)) if model else None
+
+    @functools.cached_property
+    def prompts(self) -> MedrPrompts:
+        return MedrPrompts(self.settings.prompts, self.settings.data_dir / MEDR_DIR / "instructions")
+
+    def evidence(self, query: str) -> str:
+        """Evidence passages for the judges, from the ``pytest_medbench_evidence`` hook (or none)."""
+        found = self._hook.pytest_medbench_evidence(query=query, k=3, config=self._config)
+        return found or NO_EVIDENCE
+
+    def services(self, record: ItemRecord, epoch: int) -> Services:
+        """The model, judge and agent for one item and epoch, metering usage into its record."""
+
+        def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
+            completion = self.client.complete(messages, epoch=epoch, context=context)
+            _add_usage(record.usage, completion)
+            return completion
+
+        def metered(client: ModelClient) -> Any:
+            def ask(messages: list[dict[str, str]]) -> str:
+                completion = client.complete(messages)
+                _add_usage(record.judge_usage, completion)
+                return completion.text
+
+            return ask
+
+        judge_client, agent_client = self._judge_client, self._agent_client
+        judge = (
+            LLMJudge(metered(judge_client), self.prompts, self.evidence) if judge_client else OfflineJudge()
+        )
+        agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
+        return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch)
 
     def evaluate(self, item: EvalItem, node: pytest.Item) -> ItemRecord:
-        """Ask the model, score the answer, and stash the record on the node for the reporter."""
+        """Solve the item with the model, score it, and stash the record on the node for the reporter."""
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
         node.stash[RECORD_KEY] = record
+        outputs, scores = [], []
         try:
-            record.messages = item.messages()
-            context = item.builtin_context()
-            outputs, scores = [], []
             for epoch in range(self.settings.epochs):
-                completion = self.client.complete(record.messages, epoch=epoch, context=context)
-                _add_usage(record, completion)
-                outputs.append(completion.text)
-                scores.append(item.score(completion.text))
+                services = self.services(record, epoch)
+                transcript = item.solve(services)
+                record.messages = transcript.messages
+                outputs.append(transcript.output)
+                scores.append(item.score(transcript, services))
         except ModelCallError as exc:
             record.error = {"kind": exc.kind, "message": str(exc)}
             raise ItemFailed(f"{item.benchmark} {item.task} {item.item_id}: {exc}") from None
@@ -152,8 +203,15 @@ class Run:
     def close(self) -> None:
         if self._samples is not None:
             self._samples.close()
-        if self._client is not None and self._client.cache is not None:
-            self._client.cache.close()
+        if self._cache is not None:
+            self._cache.close()
+
+    def evidence_source(self) -> str:
+        """How the judges get evidence: none, the built-in BM25 folder, or user hook implementations."""
+        if self.settings.evidence_dir:
+            return f"bm25:{self.settings.evidence_dir}"
+        users = [impl.plugin_name for impl in self._hook.pytest_medbench_evidence.get_hookimpls()]
+        return f"hook:{','.join(users)}" if users else "none"
 
     def absent_meds_tasks(self) -> dict[str, str]:
         """MedS-Bench tasks with no file in the data directory, so they are never silently absent."""
@@ -174,6 +232,9 @@ class Run:
             "judge": {
                 "model": self.settings.judge_model or "offline",
                 "approximate": not self.settings.judge_model,
+                "agent_model": self.settings.agent_model or "offline",
+                "prompts": self.settings.prompts,
+                "evidence": self.evidence_source(),
             },
             "plugin_version": __version__,
             "git_commit": _git_commit(self.rootdir),
@@ -182,7 +243,7 @@ class Run:
                 "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
             },
             "meds_tasks_absent": self.absent_meds_tasks(),
-            "prompt_templates": _template_hashes(),
+            "prompt_templates": _template_hashes() | self.prompts.hashes(),
             "generation": {
                 "temperature": self.settings.temperature,
                 "max_tokens": self.settings.max_tokens,
@@ -203,8 +264,7 @@ class Run:
         }
 
 
-def _add_usage(record: ItemRecord, completion: Any) -> None:
-    usage = record.usage
+def _add_usage(usage: Usage, completion: Any) -> None:
     usage.calls += 1
     if completion.cached:
         usage.cache_hits += 1

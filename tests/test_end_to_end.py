@@ -20,7 +20,7 @@ def test_oracle_is_perfect_on_every_bundled_task_under_strict_scoring(run_suites
         str(tmp_path / "samples.jsonl"),
     )
     assert result.ret == 0
-    assert len(board["tasks"]) == 21  # 19 MedS tasks + 2 MedR settings
+    assert len(board["tasks"]) == 25  # 19 MedS tasks + 6 MedR settings
     for task in board["tasks"]:
         assert task["errors"] == 0 and task["passed"] == task["n"] > 0, task["task"]
         for name, metric in task["metrics"].items():
@@ -56,7 +56,7 @@ def test_same_leaderboard_with_xdist(run_suites):
     _, single = run_suites("--model", "medbench/baseline", report="single.json")
     _, distributed = run_suites("--model", "medbench/baseline", "-n", "2", report="xdist.json")
     assert stable(single) == stable(distributed)
-    assert sum(task["n"] for task in single["tasks"]) == 83
+    assert sum(task["n"] for task in single["tasks"]) == 99  # 77 MedS + 4 x 5 + 2 MedR
 
 
 def test_leaderboard_is_valid_and_complete(run_suites):

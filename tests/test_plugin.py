@@ -31,8 +31,10 @@ def collected(pytester, *args: str) -> list[str]:
     [
         (("-k", "mcqa"), "mcqa-", 17),
         (("-k", "task57"), "task57_medqa_usmle", 5),
-        (("-k", "PMC90000002"), "oracle_diagnosis-PMC90000002", 1),
-        (("-m", "medr and rare"), "PMC", 3),
+        (("-k", "PMC90000002"), "-PMC90000002", 5),
+        (("-k", "oracle_diagnosis and PMC90000002"), "oracle_diagnosis-PMC90000002", 1),
+        (("-m", "medr and rare"), "PMC", 11),
+        (("-m", "exam_free_turn and body_brain_and_nerves"), "exam_free_turn-PMC90000004", 1),
         (("-m", "meds and ner"), "ner-task125", 4),
     ],
 )
@@ -89,4 +91,4 @@ def test_a_missing_benchmark_folder_is_named_in_the_summary(pytester, tmp_path):
         str(SUITES), "-p", "no:cacheprovider", "--medbench-data", str(data), "--model", "medbench/oracle"
     )
     result.stdout.fnmatch_lines([f"{data} has no meds-bench/ folder, so no MedS-Bench items"])
-    result.assert_outcomes(passed=4, skipped=1)  # the empty MedS parameter set shows as one skip
+    result.assert_outcomes(passed=20, skipped=1)  # the empty MedS parameter set shows as one skip

@@ -1,12 +1,40 @@
-"""What every benchmark item offers the runner: an id, markers, a prompt, a context and a scorer."""
+"""What every benchmark item offers the runner, and what the runner lends an item to solve it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..data.files import DataFileError, LoadError
 from ..metrics.score import ItemScore
+from ..models.client import Completion
+
+
+@dataclass
+class Transcript:
+    """What solving an item produced: the conversation, the final output, and per-turn details."""
+
+    messages: list[dict[str, str]]
+    output: str
+    turns: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Services:
+    """The model, judge and agent an item may use, bound to one item and one epoch.
+
+    ``ask_model(messages, context)`` calls the evaluated model (``context`` reaches built-in models
+    only). ``judge`` and ``agent`` are the LLM or offline implementations; their usage is metered
+    apart from the model's. ``memo`` lets items of one case share a conversation within a process.
+    """
+
+    ask_model: Callable[[list[dict[str, str]], dict], Completion]
+    judge: Any
+    agent: Any
+    prompts: Any
+    memo: dict
+    epoch: int
 
 
 class EvalItem(Protocol):
@@ -25,9 +53,8 @@ class EvalItem(Protocol):
     @property
     def tags(self) -> dict: ...  # subgroup facts for the report (rare, body systems)
 
-    def messages(self) -> list[dict[str, str]]: ...
-    def builtin_context(self) -> dict: ...
-    def score(self, output: str) -> ItemScore: ...
+    def solve(self, services: Services) -> Transcript: ...
+    def score(self, transcript: Transcript, services: Services) -> ItemScore: ...
 
 
 @dataclass(frozen=True)
@@ -59,11 +86,8 @@ class BrokenFile:
     def tags(self) -> dict:
         return {}
 
-    def messages(self) -> list[dict[str, str]]:
+    def solve(self, services: Services) -> Transcript:
         raise DataFileError(self.error)
 
-    def builtin_context(self) -> dict:
-        return {}
-
-    def score(self, output: str) -> ItemScore:
+    def score(self, transcript: Transcript, services: Services) -> ItemScore:
         raise DataFileError(self.error)

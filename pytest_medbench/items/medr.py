@@ -1,7 +1,17 @@
 """MedR-Bench items: one case in one setting = one pytest item.
 
-This module covers the single-turn settings (oracle diagnosis, treatment planning), judged by the
-offline judge; the dialogue settings and the LLM judge build on the same item shape.
+| setting               | the model sees            | scores                                          |
+|-----------------------|---------------------------|-------------------------------------------------|
+| `oracle_diagnosis`    | the full summary          | accuracy, efficiency, factuality, completeness  |
+| `exam_1turn`          | summary without its tests | precision, recall; efficiency, factuality       |
+| `diagnosis_1turn`     | + one agent reply         | accuracy, efficiency, factuality, completeness  |
+| `exam_free_turn`      | + up to 4 agent replies   | precision, recall                               |
+| `diagnosis_free_turn` | + up to 4 agent replies   | accuracy                                        |
+| `treatment`           | the full summary          | accuracy, efficiency, factuality, completeness  |
+
+The first five run on the diagnosis cases, `treatment` on the treatment cases; the exam reasoning is
+the ask turn's (reports rarely justify their tests, so it has no completeness).
+An item passes when its answer is judged correct (exam settings: precision and recall both >= 0.5).
 """
 
 from __future__ import annotations
@@ -10,20 +20,47 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..data.medr import Case, slug
-from ..judge.offline import offline_verdict
 from ..metrics.score import ItemScore
-from ..parsing.medr import MAX_STEPS, parse_answer_output
-from ..prompts.medr import single_turn_messages
+from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn
+from .base import Services, Transcript
+from .dialogue import FREE_TURN, ONE_TURN, run_dialogue, served_requests
 
-SETTING_CATEGORY = {"oracle_diagnosis": "diagnosis", "treatment": "treatment_planning"}
-SETTINGS_BY_KIND = {"diagnosis": ("oracle_diagnosis",), "treatment": ("treatment",)}
-ANSWER_LAYOUT = "### Reasoning:\n{steps}\n\n### Answer:\n{answer}"
+SETTING_CATEGORY = {
+    "oracle_diagnosis": "diagnosis",
+    "exam_1turn": "exam_recommendation",
+    "diagnosis_1turn": "diagnosis",
+    "exam_free_turn": "exam_recommendation",
+    "diagnosis_free_turn": "diagnosis",
+    "treatment": "treatment_planning",
+}
+SETTINGS_BY_KIND = {
+    "diagnosis": (
+        "oracle_diagnosis",
+        "exam_1turn",
+        "diagnosis_1turn",
+        "exam_free_turn",
+        "diagnosis_free_turn",
+    ),
+    "treatment": ("treatment",),
+}
+DIALOGUE_MODE = {"exam_1turn": ONE_TURN, "diagnosis_1turn": ONE_TURN, "exam_free_turn": FREE_TURN,
+                 "diagnosis_free_turn": FREE_TURN}  # fmt: skip
+EXAM_PASS = 0.5
 
 
 def render_answer(steps: list[str], answer: str) -> str:
-    """An output in the layout our prompts ask for (used by the oracle and the baseline)."""
+    """A single-turn output in the layout our prompts ask for (used by the oracle and the baseline)."""
     tagged = "\n".join(f"<step {number}> {step}" for number, step in enumerate(steps, start=1))
-    return ANSWER_LAYOUT.format(steps=tagged, answer=answer)
+    return f"### Reasoning:\n{tagged}\n\n### Answer:\n{answer}"
+
+
+def render_turn(steps: list[str], request: str, conclusion: str) -> str:
+    """A dialogue turn in the layout our prompts ask for."""
+    tagged = "\n".join(f"<step {number}> {step}" for number, step in enumerate(steps, start=1))
+    return (
+        f"### Chain of Thought:\n{tagged}\n\n### Additional Information Required:\n{request}\n\n"
+        f"### Conclusion:\n{conclusion}"
+    )
 
 
 @dataclass(frozen=True, repr=False)
@@ -31,6 +68,9 @@ class MedrItem:
     case: Case
     task: str  # the setting
     benchmark: str = "medr"
+
+    def __repr__(self) -> str:
+        return f"<{self.benchmark} item {self.param_id}>"
 
     @property
     def category(self) -> str:
@@ -40,42 +80,124 @@ class MedrItem:
     def item_id(self) -> str:
         return self.case.case_id
 
-    def __repr__(self) -> str:
-        return f"<{self.benchmark} item {self.param_id}>"
-
     @property
     def param_id(self) -> str:
         return f"{self.task}-{self.case.case_id}"
 
     @property
     def markers(self) -> tuple[str, ...]:
-        return ("medr", self.category, self.task) + (("rare",) if self.case.rare else ())
+        groups = [f"body_{slug(label)}" for label in self.case.body_systems]
+        groups += [f"disorder_{slug(label)}" for label in self.case.disorders]
+        return ("medr", self.category, self.task, *(("rare",) if self.case.rare else ()), *groups)
 
     @property
     def tags(self) -> dict:
         return {"rare": self.case.rare, "body_systems": [slug(label) for label in self.case.body_systems]}
 
-    def messages(self) -> list[dict[str, str]]:
-        return single_turn_messages(self.task, self.case.summary)
+    # -- what the case gives the judges -------------------------------------------------------
 
-    def builtin_context(self) -> dict:
-        reasoning = [line.strip() for line in self.case.reference_reasoning.split("\n") if line.strip()]
-        return {
-            "benchmark": "medr",
-            "task": self.task,
-            "case": self.case.case_id,
-            "input": self.case.summary,
-            "reference": render_answer(reasoning[:MAX_STEPS] or [self.case.reference], self.case.reference),
-            "answer_format": render_answer(["The leading problem is {answer}."], "{answer}"),
-        }
+    @property
+    def goal(self) -> str:
+        """The "final reasoning goal" the efficiency judge measures steps against."""
+        return (
+            self.case.final_diagnosis or self.case.reference
+            if self.case.kind == "diagnosis"
+            else self.case.reference
+        )
 
-    def score(self, output: str) -> ItemScore:
-        parsed = parse_answer_output(output)
-        correct, similarity = offline_verdict(parsed.answer, self.case.reference)
-        details = parsed.as_dict() | {"judge": {"kind": "offline", "similarity": round(similarity, 1)}}
-        if parsed.answer is None:
-            details["notes"].append("no answer could be parsed: scored as incorrect")
-        return ItemScore({"accuracy": float(correct)}, correct, details)
+    @property
+    def reference_reasoning(self) -> str:
+        """The reference reasoning completeness is recall against."""
+        if self.case.kind == "diagnosis":
+            return f"{self.case.reference_reasoning}\n Final diagnosis:\n{self.case.final_diagnosis}"
+        return f"{self.case.reference_reasoning}\n Treatment plan results:\n{self.case.reference}"
+
+    # -- solving ------------------------------------------------------------------------------
+
+    def builtin_context(self, turn: int = 0) -> dict:
+        """What the built-in models see for one model turn: the oracle's answer in the expected layout."""
+        steps = [line.strip() for line in self.case.reference_reasoning.split("\n") if line.strip()][
+            :MAX_STEPS
+        ]
+        steps = steps or [self.case.reference]
+        context = {"benchmark": "medr", "task": self.task, "case": self.case.case_id, "turn": turn,
+                   "input": self.case.summary}  # fmt: skip
+        if self.task not in DIALOGUE_MODE:
+            context["reference"] = render_answer(steps, self.case.reference)
+            context["answer_format"] = render_answer(["The leading problem is {answer}."], "{answer}")
+            return context
+        split = self.case.split_ancillary()
+        tests = [line.split(":")[0].strip(" -*") for line in (split[1].splitlines()[1:] if split else [])]
+        request = (
+            "\n".join(f"{n}. {name}" for n, name in enumerate(filter(None, tests), start=1))
+            or "Not required."
+        )
+        context["replay_settings"] = [
+            s for s, mode in DIALOGUE_MODE.items() if mode == DIALOGUE_MODE[self.task]
+        ]
+        context["reference"] = render_turn(
+            steps, request if turn == 0 else "Not required.", self.case.reference
+        )
+        context["answer_format"] = render_turn(
+            ["The leading problem is {answer}."], "Not required.", "{answer}"
+        )
+        return context
+
+    def solve(self, services: Services) -> Transcript:
+        mode = DIALOGUE_MODE.get(self.task)
+        if mode is not None:
+            return run_dialogue(mode, self.case, services, self.builtin_context)
+        messages = services.prompts.single_turn_messages(self.task, self.case.summary)
+        return Transcript(messages, services.ask_model(messages, self.builtin_context()).text)
+
+    # -- scoring ------------------------------------------------------------------------------
+
+    def score(self, transcript: Transcript, services: Services) -> ItemScore:
+        judge = services.judge
+        if self.category == "exam_recommendation":
+            return self._score_exam(transcript, services)
+        notes: list[str] = []
+        if self.task in DIALOGUE_MODE:
+            final = parse_exam_turn(transcript.output)
+            answer, steps = final.conclusion, list(final.steps)
+            if answer is None:
+                answer = transcript.output.strip() or None
+                notes.append("no Conclusion section in the final turn: the whole message was judged")
+            parsed = {"answer": answer, "steps": steps, "turns": transcript.turns}
+        else:
+            result = parse_answer_output(transcript.output)
+            answer, steps = result.answer, list(result.steps)
+            notes += result.notes
+            parsed = result.as_dict()
+        if answer is None:
+            notes.append("no answer could be parsed: scored as incorrect")
+            correct = False
+        elif self.case.kind == "treatment":
+            correct = judge.treatment_correct(answer, self.case.reference, self.case)
+        else:
+            correct = judge.diagnosis_correct(answer, self.case.reference)
+        scores: dict[str, float | None] = {"accuracy": float(correct)}
+        if self.task != "diagnosis_free_turn":
+            reasoning = judge.reasoning(steps, self.case.summary, self.goal, self.reference_reasoning)
+            scores |= {name: reasoning[name] for name in ("efficiency", "factuality", "completeness")}
+            parsed["reasoning"] = {k: v for k, v in reasoning.items() if k not in scores}
+        parsed["notes"] = [*parsed.get("notes", []), *notes]
+        parsed["judge"] = "offline (approximate)" if judge.approximate else "llm"
+        return ItemScore(scores, correct, parsed)
+
+    def _score_exam(self, transcript: Transcript, services: Services) -> ItemScore:
+        before, ancillary = self.case.split_ancillary()
+        result = services.judge.exam_scores(served_requests(transcript), ancillary)
+        scores: dict[str, float | None] = {"precision": result["precision"], "recall": result["recall"]}
+        parsed = {"requests": served_requests(transcript), "turns": transcript.turns, "exam": result}
+        if (
+            self.task == "exam_1turn"
+        ):  # the ask turn's reasoning; reports rarely justify tests, so no completeness
+            steps = transcript.turns[0]["parsed"]["steps"]
+            reasoning = services.judge.reasoning(steps, before, self.goal, "")
+            scores |= {"efficiency": reasoning["efficiency"], "factuality": reasoning["factuality"]}
+        passed = (scores["precision"] or 0.0) >= EXAM_PASS and (scores["recall"] or 0.0) >= EXAM_PASS
+        return ItemScore(scores, passed, parsed)
 
 
 def medr_items(cases: list[Case]) -> Iterator[MedrItem]:

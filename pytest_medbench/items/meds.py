@@ -10,6 +10,7 @@ from ..data.meds_tasks import GENERATION, MULTILABEL
 from ..metrics.meds import score_meds
 from ..metrics.score import ItemScore
 from ..prompts.meds import MedsPromptConfig, meds_messages
+from .base import Services, Transcript
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,6 @@ class MedsItem:
     def tags(self) -> dict:
         return {}
 
-    def messages(self) -> list[dict[str, str]]:
-        return meds_messages(self.task_data, self.instance, self.prompt)
-
     def builtin_context(self) -> dict:
         return {
             "benchmark": "meds",
@@ -81,13 +79,14 @@ class MedsItem:
             "majority": "" if self.task_data.spec.scorer == GENERATION else self.facts.majority,
         }
 
-    def score(self, output: str) -> ItemScore:
+    def solve(self, services: Services) -> Transcript:
+        messages = meds_messages(self.task_data, self.instance, self.prompt)
+        return Transcript(messages, services.ask_model(messages, self.builtin_context()).text)
+
+    def score(self, transcript: Transcript, services: Services) -> ItemScore:
+        spec, reference = self.task_data.spec, self.instance.reference
         return score_meds(
-            self.task_data.spec,
-            output,
-            self.instance.reference,
-            mode=self.scoring,
-            label_set=self.facts.label_set,
+            spec, transcript.output, reference, mode=self.scoring, label_set=self.facts.label_set
         )
 
 

@@ -40,7 +40,9 @@ class BM25Corpus:
         for index, counts in enumerate(self._counts):
             norm = self.k1 * (1 - self.b + self.b * self._lengths[index] / (self._average or 1))
             score = sum(
-                self._idf.get(t, 0.0) * counts[t] * (self.k1 + 1) / (counts[t] + norm) for t in terms if counts[t]
+                self._idf.get(t, 0.0) * counts[t] * (self.k1 + 1) / (counts[t] + norm)
+                for t in terms
+                if counts[t]
             )
             if score > 0:
                 scored.append((-score, index))

@@ -31,7 +31,10 @@ class LLMJudge:
 
     def _messages(self, template: str, **fields: str) -> list[dict[str, str]]:
         system = self._prompts.text("judge_system")
-        return [{"role": "system", "content": system}, {"role": "user", "content": self._prompts.render(template, **fields)}]
+        return [
+            {"role": "system", "content": system},
+            {"role": "user", "content": self._prompts.render(template, **fields)},
+        ]
 
     def _verdict(self, messages: list[dict[str, str]], labels: tuple[str, ...]) -> tuple[str, str]:
         """(label, raw reply); one reminder on an unparseable reply, then a judge error."""
@@ -39,11 +42,17 @@ class LLMJudge:
         label = parse_verdict(reply, labels)
         if label is None:
             reminder = f"Reply with exactly one of: {', '.join(labels)}."
-            messages = [*messages, {"role": "assistant", "content": reply}, {"role": "user", "content": reminder}]
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": reminder},
+            ]
             reply = self._ask(messages)
             label = parse_verdict(reply, labels)
         if label is None:
-            raise ModelCallError("judge_unparseable", f"no verdict among {labels} in the judge's reply {reply[:200]!r}")
+            raise ModelCallError(
+                "judge_unparseable", f"no verdict among {labels} in the judge's reply {reply[:200]!r}"
+            )
         return label, reply
 
     def _judge(self, template: str, labels: tuple[str, ...], **fields: str) -> str:
@@ -52,7 +61,10 @@ class LLMJudge:
     # -- final answers ------------------------------------------------------------------------
 
     def diagnosis_correct(self, predicted: str, gold: str) -> bool:
-        return self._judge("judge_diagnosis", ("Correct", "Wrong"), pred_diagnose=predicted, gt_diagnose=gold) == "Correct"
+        return (
+            self._judge("judge_diagnosis", ("Correct", "Wrong"), pred_diagnose=predicted, gt_diagnose=gold)
+            == "Correct"
+        )
 
     def treatment_correct(self, predicted: str, gold: str, case: Any) -> bool:
         """Evidence comes from keywords of the gold plan (not the prediction), as the paper does."""
@@ -63,7 +75,11 @@ class LLMJudge:
         keywords = self._ask(self._messages("judge_treatment_keywords", info=info)).strip()
         evidence = self._evidence(keywords)
         verdict = self._judge(
-            "judge_treatment", ("Correct", "Wrong"), pred_treatment=predicted, gt_treatment=gold, additional_info=evidence
+            "judge_treatment",
+            ("Correct", "Wrong"),
+            pred_treatment=predicted,
+            gt_treatment=gold,
+            additional_info=evidence,
         )
         return verdict == "Correct"
 
@@ -84,7 +100,7 @@ class LLMJudge:
         return self._judge("judge_exam_match", ("Yes", "No"), a_info_step=rendered, gt_info=text) == "Yes"
 
     def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
-        """Precision: requested items found in the hidden tests; recall: hidden tests found in the requests."""
+        """Precision: requested items found in the hidden tests; recall: hidden tests found in requests."""
         predicted = self._items(requests) if requests.strip() else []
         reference = self._items(ancillary)
         if not predicted or (len(predicted) == 1 and not predicted[0].get("type")):
@@ -106,16 +122,23 @@ class LLMJudge:
         for index, step in enumerate(steps):
             previous = "\n".join(steps[:index])
             labels.append(
-                self._judge("judge_efficiency", EFFICIENCY_LABELS, current_step=step, previous_steps=previous, case=case, result=goal)
+                self._judge(
+                    "judge_efficiency",
+                    EFFICIENCY_LABELS,
+                    current_step=step,
+                    previous_steps=previous,
+                    case=case,
+                    result=goal,
+                )
             )
-        useful = [step for step, label in zip(steps, labels) if label == "Reasoning"]
+        useful = [step for step, label in zip(steps, labels, strict=True) if label == "Reasoning"]
         facts = [self._step_is_correct(step, case) for step in useful]
         hits = self._reference_hits(reference_reasoning, steps)
         return {
             "efficiency": sum(label == "Reasoning" for label in labels) / len(labels) if labels else None,
             "factuality": sum(f["correct"] for f in facts) / len(facts) if facts else None,
             "completeness": sum(hits.values()) / len(hits) if hits else None,
-            "steps": [{"step": s, "efficiency": label} for s, label in zip(steps, labels)],
+            "steps": [{"step": s, "efficiency": label} for s, label in zip(steps, labels, strict=True)],
             "factuality_checks": facts,
             "reference_steps": hits,
         }
@@ -123,7 +146,9 @@ class LLMJudge:
     def _step_is_correct(self, step: str, case: str) -> dict[str, Any]:
         keywords = self._ask(self._messages("judge_keywords", reasoning_step=step)).strip()
         path = []
-        messages = self._messages("judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=step)
+        messages = self._messages(
+            "judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=step
+        )
         for _ in range(MAX_EXTRA_SEARCHES + 1):
             label, reply = self._verdict(messages, ("Correct", "Wrong", "Search"))
             data = loads_lenient(reply) if "{" in reply else None
@@ -146,6 +171,7 @@ class LLMJudge:
         reference = [line.strip() for line in reply.replace("\n\n", "\n").split("\n") if line.strip()][:10]
         predicted = "\n".join(steps)
         return {
-            line: self._judge("judge_step_hit", ("Yes", "No"), a_reasoning_step=line, out_reasoning=predicted) == "Yes"
+            line: self._judge("judge_step_hit", ("Yes", "No"), a_reasoning_step=line, out_reasoning=predicted)
+            == "Yes"
             for line in reference
         }

@@ -56,10 +56,13 @@ def load_replay(path: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 def replay_answer(path: str, context: dict) -> str:
     records = load_replay(path)
-    if context.get("benchmark") == "medr":
-        key = (context.get("case", ""), context.get("task", ""))
+    if context.get("benchmark") == "medr":  # a dialogue may be recorded under either of its settings
+        keys = [
+            (context.get("case", ""), s) for s in context.get("replay_settings") or [context.get("task", "")]
+        ]
     else:
-        key = (context.get("task", ""), str(context.get("id", "")))
+        keys = [(context.get("task", ""), str(context.get("id", "")))]
+    key = next((key for key in keys if key in records), keys[0])
     record = records.get(key)
     if record is None:
         raise ModelCallError("replay_missing", f"{path} has no record for {key[0]} {key[1]}")

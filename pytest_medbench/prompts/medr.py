@@ -45,7 +45,9 @@ class MedrPrompts:
         if source == "upstream":
             missing = [name for name in UPSTREAM_FILES.values() if not (instructions_dir / name).is_file()]
             if missing:
-                raise FileNotFoundError(f"{instructions_dir} lacks the upstream templates {', '.join(missing)}")
+                raise FileNotFoundError(
+                    f"{instructions_dir} lacks the upstream templates {', '.join(missing)}"
+                )
 
     @functools.cache  # noqa: B019 - one instance per run; templates never change during it
     def text(self, name: str) -> str:

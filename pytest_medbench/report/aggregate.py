@@ -111,6 +111,7 @@ def _corpus_metrics(records: list[ItemRecord], compute: Callable) -> dict[str, d
 
 def _usage(records: Iterable[ItemRecord]) -> dict:
     records = list(records)
+    judge = [r.judge_usage for r in records]
     live_calls = sum(r.usage.calls - r.usage.cache_hits for r in records)
     latency = sum(r.usage.latency_s for r in records)
     return {
@@ -121,7 +122,32 @@ def _usage(records: Iterable[ItemRecord]) -> dict:
         "cost_usd": round(sum(r.usage.cost_usd for r in records), 6),
         "cache_hits": sum(r.usage.cache_hits for r in records),
         "latency_s": round(latency / live_calls, 4) if live_calls else None,
+        "judge_tokens": {
+            "prompt": sum(u.prompt_tokens for u in judge),
+            "completion": sum(u.completion_tokens for u in judge),
+        },
+        "judge_cost_usd": round(sum(u.cost_usd for u in judge), 6),
     }
+
+
+def _subgroups(records: list[ItemRecord]) -> dict[str, dict]:
+    """MedR-Bench breakdowns: rare vs common cases, and each body system."""
+    groups: dict[str, list[ItemRecord]] = defaultdict(list)
+    for record in records:
+        groups["rare" if record.tags.get("rare") else "common"].append(record)
+        for system in record.tags.get("body_systems", ()):
+            groups[f"body:{system}"].append(record)
+    result = {}
+    for name in sorted(groups):
+        members = groups[name]
+        scored = [r for r in members if r.error is None]
+        errors = len(members) - len(scored)
+        passed = sum(r.passed for r in members)
+        result[name] = {
+            **_counts(len(members), passed, errors),
+            "metrics": _mean_metrics(scored) if scored else {},
+        }
+    return result
 
 
 def _counts(n: int, passed: int, errors: int) -> dict:
@@ -142,7 +168,7 @@ def task_entry(records: list[ItemRecord]) -> dict:
         metrics = _corpus_metrics(scored, CORPUS_METRICS[kinds.pop()])
     passed = sum(record.passed for record in records)
     errors = len(records) - len(scored)
-    return {
+    entry = {
         "benchmark": first.benchmark,
         "task": first.task,
         "category": first.category,
@@ -150,6 +176,13 @@ def task_entry(records: list[ItemRecord]) -> dict:
         "metrics": metrics,
         **_usage(records),
     }
+    # metrics no item could be scored on (no judge model for the reasoning metrics): not judged, not zero
+    not_judged = sorted({name for r in scored for name in r.scores} - set(metrics))
+    if not_judged:
+        entry["not_judged"] = not_judged
+    if first.benchmark == "medr" and scored:
+        entry["subgroups"] = _subgroups(records)
+    return entry
 
 
 def combine(entries: list[dict], averaged: list[dict] | None = None, **identity: str) -> dict:
@@ -179,6 +212,8 @@ def combine(entries: list[dict], averaged: list[dict] | None = None, **identity:
         "cost_usd": round(sum(e["cost_usd"] for e in entries), 6),
         "cache_hits": sum(e["cache_hits"] for e in entries),
         "latency_s": round(sum(e["latency_s"] for e in live) / len(live), 4) if live else None,
+        "judge_tokens": {k: sum(e["judge_tokens"][k] for e in entries) for k in ("prompt", "completion")},
+        "judge_cost_usd": round(sum(e["judge_cost_usd"] for e in entries), 6),
     }
 
 

@@ -39,7 +39,8 @@ class ItemRecord:
     aggregation: str = "mean"
     passed: bool = False
     error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = field(default_factory=Usage)  # the evaluated model's calls
+    judge_usage: Usage = field(default_factory=Usage)  # the judge's and the patient agent's calls
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -52,4 +53,5 @@ class ItemRecord:
     def from_dict(cls, data: dict[str, Any]) -> ItemRecord:
         fields = dict(data)
         fields["usage"] = Usage(**fields.get("usage", {}))
+        fields["judge_usage"] = Usage(**fields.get("judge_usage", {}))
         return cls(**fields)

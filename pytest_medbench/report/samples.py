@@ -23,6 +23,7 @@ SAMPLE_FIELDS = (
     "passed",
     "error",
     "usage",
+    "judge_usage",
 )
 
 
