@@ -46,6 +46,9 @@ OPTIONS = (
         "--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"
     ),
     Option(
+        "--judge-api-base", "base URL of the judge's and the agent's API (default: litellm's own settings)"
+    ),
+    Option(
         "--agent-model",
         "litellm model playing MedR-Bench's patient agent (default: the judge model, else the offline agent)",
     ),
@@ -149,6 +152,7 @@ class Settings:
     model: str
     api_base: str | None
     judge_model: str | None
+    judge_api_base: str | None
     agent_model: str | None
     prompts: str
     evidence_dir: Path | None
@@ -193,6 +197,7 @@ class Settings:
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
             judge_model=values["medbench_judge_model"],
+            judge_api_base=values["medbench_judge_api_base"],
             agent_model=values["medbench_agent_model"] or values["medbench_judge_model"],
             prompts=values["medbench_prompts"],
             evidence_dir=path("medbench_evidence_dir"),

@@ -125,12 +125,17 @@ class Run:
     def _judge_client(self) -> ModelClient | None:
         """The judge answers at temperature 0, so its verdicts (and cache keys) are reproducible."""
         model = self.settings.judge_model
-        return self._new_client(ModelSpec.parse(model), GenerationParams(temperature=0)) if model else None
+        return self._evaluator_client(model)
 
     @functools.cached_property
     def _agent_client(self) -> ModelClient | None:
-        model = self.settings.agent_model
-        return self._new_client(ModelSpec.parse(model), GenerationParams(temperature=0)) if model else None
+        return self._evaluator_client(self.settings.agent_model)
+
+    def _evaluator_client(self, model: str | None) -> ModelClient | None:
+        if not model:
+            return None
+        spec = ModelSpec.parse(model, self.settings.judge_api_base)
+        return self._new_client(spec, GenerationParams(temperature=0))
 
     @functools.cached_property
     def prompts(self) -> MedrPrompts:

@@ -48,7 +48,14 @@ def run_suites(pytester, tmp_path):
     def run(*args: str, report: str = "leaderboard.json"):
         report_path = tmp_path / report
         result = pytester.runpytest(
-            str(SUITES), "-p", "no:cacheprovider", "--medbench-report", str(report_path), *args
+            str(SUITES),
+            "-p",
+            "no:cacheprovider",
+            "--medbench-report",
+            str(report_path),
+            "--medbench-cache",
+            str(tmp_path / "cache.sqlite3"),
+            *args,
         )
         board = json.loads(report_path.read_text()) if report_path.exists() else None
         return result, board

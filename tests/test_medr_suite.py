@@ -1,0 +1,279 @@
+"""MedR-Bench end to end: dialogues against a real local server playing model, agent and judge;
+the free-turn stop rules; strict verdicts; the offline judge; upstream templates; evidence."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from openai_server import OpenAIServer, Reply
+
+from conftest import FIXTURES, SHARED_DATA
+from pytest_medbench.data.medr import load_medr
+from pytest_medbench.items.base import Services, Transcript
+from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, run_dialogue, served_requests
+from pytest_medbench.judge.evidence import BM25Corpus
+from pytest_medbench.judge.llm import LLMJudge
+from pytest_medbench.judge.offline import NO_RESULTS, OfflineAgent, OfflineJudge
+from pytest_medbench.models.client import Completion
+from pytest_medbench.models.errors import ModelCallError
+from pytest_medbench.parsing.verdict import parse_verdict
+from pytest_medbench.prompts.medr import UPSTREAM_FILES, MedrPrompts
+from pytest_medbench.prompts.templates import template
+
+CASES = {case.case_id: case for case in load_medr(FIXTURES)[0]}
+ENDOCARDITIS = CASES["PMC90000003"]
+
+
+def clinic(request: dict, number: int) -> Reply:
+    """One server playing three parts, told apart by the system message."""
+    system = request["messages"][0]["content"]
+    prompt = request["messages"][-1]["content"]
+    if system == template("judge_system"):
+        if "JSON array" in prompt:
+            item = '{"type": "laboratory", "test_name": "Blood cultures", "info_required": "organism"}'
+            return Reply(content=f"```json\n[{item},]\n```")  # fenced, with a trailing comma
+        if "<Step k>" in prompt:
+            return Reply(
+                content="<Step 1> Fever and a murmur in a drug user.\n<Step 2> Cultures grow S. aureus."
+            )
+        if "search keywords" in prompt:
+            return Reply(content="endocarditis, Staphylococcus aureus")
+        if "Citation, Repetition, Reasoning or Redundancy" in prompt:
+            return Reply(content="Reasoning")
+        if "Yes or No" in prompt:
+            return Reply(content="Yes")
+        return Reply(content="**Correct**")
+    if system.startswith("You hold the complete test results"):
+        return Reply(content="Blood cultures: Staphylococcus aureus in 3 of 3 sets.")
+    answered = sum(m["role"] == "assistant" for m in request["messages"])
+    if "Answer:" in prompt:  # single-turn layout (oracle diagnosis)
+        return Reply(
+            content="### Reasoning:\n<step 1> Fever and murmur.\n### Answer:\nInfective endocarditis"
+        )
+    if answered == 0:
+        return Reply(
+            content="### Chain of Thought:\n<step 1> Fever, murmur, injection drug use.\n"
+            "### Additional Information Required:\n1. Blood cultures\n### Conclusion:\nSuspected endocarditis"
+        )
+    return Reply(
+        content="### Chain of Thought:\n<step 1> Positive cultures.\n"
+        "### Additional Information Required:\nNot required.\n### Conclusion:\nInfective endocarditis"
+    )
+
+
+def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    samples = tmp_path / "samples.jsonl"
+    with OpenAIServer(clinic) as server:
+        result, board = run_suites(
+            "-k", "PMC90000003", "--model", "openai/doctor", "--api-base", server.api_base,
+            "--judge-model", "openai/examiner", "--judge-api-base", server.api_base,
+            "--medbench-samples", str(samples),
+        )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert set(tasks) == {
+        "oracle_diagnosis",
+        "exam_1turn",
+        "diagnosis_1turn",
+        "exam_free_turn",
+        "diagnosis_free_turn",
+    }
+    for task in tasks.values():
+        assert task["errors"] == 0 and task["passed"] == 1
+        assert all(metric["value"] == 100.0 for metric in task["metrics"].values()), task
+        assert "not_judged" not in task
+    # judge calls are cached like model calls: an identical verdict asked by a later item costs nothing
+    assert sum(task["judge_tokens"]["prompt"] for task in tasks.values()) > 0
+    assert set(tasks["oracle_diagnosis"]["metrics"]) == {
+        "accuracy",
+        "efficiency",
+        "factuality",
+        "completeness",
+    }
+    assert set(tasks["exam_1turn"]["metrics"]) == {"precision", "recall", "efficiency", "factuality"}
+    judge = {"model": "openai/examiner", "approximate": False, "agent_model": "openai/examiner"}
+    assert board["run"]["judge"] == {**judge, "prompts": "ours", "evidence": "none"}
+    lines = {json.loads(line)["task"]: json.loads(line) for line in samples.read_text().splitlines()}
+    dialogue = lines["diagnosis_free_turn"]["messages"]
+    assert [m["role"] for m in dialogue] == ["system", "user", "assistant", "user", "assistant"]
+    assert "Staphylococcus aureus in 3 of 3" in dialogue[3]["content"]
+    model_calls = [r for r in server.requests if r["model"] == "doctor"]
+    assert len(model_calls) == 1 + 2 + 2  # oracle; 1-turn dialogue run once for two items; free-turn likewise
+
+
+def scripted_services(replies: list[str], agent=None) -> tuple[Services, list]:
+    asked: list[list[dict]] = []
+
+    def ask_model(messages, context):
+        asked.append(list(messages))
+        return Completion(replies[min(len(asked), len(replies)) - 1])
+
+    services = Services(ask_model, OfflineJudge(), agent or OfflineAgent(), MedrPrompts(), {}, 0)
+    return services, asked
+
+
+def test_free_turn_stops_after_five_turns_with_a_notice_before_the_last():
+    always_asks = "### Additional Information Required:\n1. Blood cultures\n### Conclusion:\nunsure"
+    services, asked = scripted_services([always_asks])
+    transcript = run_dialogue(FREE_TURN, ENDOCARDITIS, services, lambda turn: {})
+    assert len(asked) == MAX_TURNS
+    notice = template("medr_free_turn_notice")
+    follow_ups = [m["content"] for m in transcript.messages if m["role"] == "user"][1:]
+    assert [notice in text for text in follow_ups] == [False, False, False, True]
+    assert len(transcript.turns) == 5 and "agent_reply" not in transcript.turns[-1]
+    assert served_requests(transcript).count("Blood cultures") == 4  # the fifth request is never served
+
+
+def test_free_turn_stops_when_nothing_more_is_required_and_memoises():
+    services, asked = scripted_services(
+        ["### Additional Information Required:\nNot required.\n### Conclusion:\nIE"]
+    )
+    first = run_dialogue(FREE_TURN, ENDOCARDITIS, services, lambda turn: {})
+    again = run_dialogue(FREE_TURN, ENDOCARDITIS, services, lambda turn: {})
+    assert len(asked) == 1 and first is again and served_requests(first) == ""
+
+
+def test_offline_judge_and_agent():
+    before, ancillary = ENDOCARDITIS.split_ancillary()
+    scores = OfflineJudge().exam_scores("1. Blood cultures\n2. Chest x-ray", ancillary)
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5
+    assert OfflineJudge().reasoning(["a"], "", "", "x") == {
+        "efficiency": None,
+        "factuality": None,
+        "completeness": None,
+    }
+    assert "3 of 3 sets" in OfflineAgent().reply("Blood cultures please", before, ancillary)
+    assert OfflineAgent().reply("1. Skull x-ray", before, ancillary) == NO_RESULTS
+
+
+def test_a_judge_that_never_gives_a_verdict_is_an_error_not_a_score():
+    replies = iter(["Incorrect.", "I think it is incorrect."])
+    judge = LLMJudge(lambda messages: next(replies), MedrPrompts(), lambda query: "")
+    with pytest.raises(ModelCallError) as caught:
+        judge.diagnosis_correct("Endocarditis", "Infective endocarditis")
+    assert caught.value.kind == "judge_unparseable"
+
+
+@given(st.text(max_size=200))
+def test_verdicts_are_labels_or_nothing(text):
+    verdict = parse_verdict(text, ("Correct", "Wrong"))
+    assert verdict in (None, "Correct", "Wrong")
+    assert parse_verdict("Incorrect" + text, ("Correct", "Wrong")) != "Correct"
+    assert parse_verdict("[Correct|Wrong]" + text, ("Correct", "Wrong")) is None
+
+
+def test_bm25_ranks_the_relevant_passage_first(tmp_path):
+    (tmp_path / "notes.md").write_text(
+        "Endocarditis in people who inject drugs is often tricuspid and caused by Staphylococcus aureus.\n\n"
+        "Graves disease causes hyperthyroidism with a diffuse goitre.\n\nGout is caused by urate crystals."
+    )
+    corpus = BM25Corpus(tmp_path)
+    assert corpus.search("staphylococcus aureus endocarditis", k=1)[0].startswith("Endocarditis")
+    assert corpus.search("no such words here") == []
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "medrbench" / "instructions").is_dir(), reason="shared mirror not present"
+)
+def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
+    instructions = SHARED_DATA / "medrbench" / "instructions"
+    samples = tmp_path / "samples.jsonl"
+    result, board = run_suites(
+        "--medbench-data", str(SHARED_DATA), "--medbench-prompts", "upstream", "--model", "medbench/oracle",
+        "-k", "oracle_diagnosis and PMC11625232", "--medbench-samples", str(samples),
+    )  # fmt: skip
+    assert result.ret == 0
+    case = next(c for c in load_medr(SHARED_DATA)[0] if c.case_id == "PMC11625232")
+    upstream = (instructions / UPSTREAM_FILES["medr_oracle_diagnosis"]).read_text(encoding="utf-8").strip()
+    sample = json.loads(samples.read_text().splitlines()[0])
+    assert sample["messages"][1]["content"] == upstream.format(case=case.summary.strip())
+    assert any(name.startswith("upstream:") for name in board["run"]["prompt_templates"])
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "medrbench").is_dir(), reason="shared mirror not present")
+def test_released_outputs_replayed_through_the_plugin(run_suites, tmp_path):
+    outputs = (
+        SHARED_DATA / "medrbench" / "released-outputs" / "oracle_diagnosis_o3-mini_deepseek-r1_demo_100.json"
+    )
+    released = json.loads(outputs.read_text(encoding="utf-8"))
+    replay = tmp_path / "r1.jsonl"
+    replay.write_text("".join(json.dumps({"case": case, "setting": "oracle_diagnosis",
+                                          "output": models["deepseek-r1"]["content"]}) + "\n"
+                              for case, models in released.items()))  # fmt: skip
+    samples = tmp_path / "samples.jsonl"
+    _, board = run_suites("--medbench-data", str(SHARED_DATA), "--model", f"replay:{replay}",
+                          "-k", "oracle_diagnosis", "--medbench-samples", str(samples))  # fmt: skip
+    parsed = [json.loads(line)["parsed"] for line in samples.read_text().splitlines()]
+    assert len(parsed) == 100 and board["tasks"][0]["errors"] == 0
+    assert sum(p["answer"] is not None for p in parsed) >= 99
+    assert sum(len(p["steps"]) > 0 for p in parsed) >= 95
+
+
+def test_a_case_without_the_ancillary_line_is_a_data_error_in_the_dialogue_settings(run_suites, tmp_path):
+    data = tmp_path / "data" / "medrbench"
+    data.mkdir(parents=True)
+    cases = json.loads((FIXTURES / "medrbench" / "diagnosis_fixture_cases.json").read_text(encoding="utf-8"))
+    record = cases["PMC90000001"]
+    record["generate_case"]["case_summary"] = record["generate_case"]["case_summary"].replace(
+        "Ancillary Tests", "Tests"
+    )
+    (data / "diagnosis_x.json").write_text(json.dumps({"PMC90000001": record}), encoding="utf-8")
+    result, board = run_suites("--medbench-data", str(data.parent), "--model", "medbench/oracle")
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert tasks["oracle_diagnosis"]["passed"] == 1
+    assert all(tasks[s]["errors"] == 1 for s in ("exam_1turn", "diagnosis_1turn", "exam_free_turn"))
+    result.stdout.fnmatch_lines(["*case PMC90000001: no 'Ancillary Tests' line*"])
+
+
+def test_transcript_is_plain_data():
+    assert Transcript([], "x").turns == []
+
+
+def treatment_clinic(request: dict, number: int) -> Reply:
+    """The judge accepts the plan only when the evidence it was given backs it."""
+    system, prompt = request["messages"][0]["content"], request["messages"][-1]["content"]
+    if system == template("judge_system"):
+        if "search keywords" in prompt:
+            return Reply(content="myocardial infarction, primary PCI")
+        if "Citation, Repetition" in prompt:
+            return Reply(content="Redundancy")
+        if "<Step k>" in prompt:
+            return Reply(content="<Step 1> Reperfusion first.")
+        if "Yes or No" in prompt:
+            return Reply(content="No")
+        return Reply(content="Correct" if "thrombolysis is acceptable" in prompt else "Wrong")
+    return Reply(content="### Reasoning:\n<step 1> STEMI.\n### Answer:\nGive thrombolysis")
+
+
+@pytest.mark.parametrize("source", ["hook", "folder"])
+def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, monkeypatch, source):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    extra = []
+    if source == "hook":
+        pytester.makepyfile(
+            evidence_plugin="def pytest_medbench_evidence(query, k, config):\n"
+            "    return 'Where PCI is delayed, thrombolysis is acceptable (' + query + ')'\n"
+        )
+        pytester.syspathinsert()
+        extra = ["-p", "evidence_plugin"]
+    else:
+        corpus = tmp_path / "corpus"
+        corpus.mkdir()
+        (corpus / "stemi.md").write_text(
+            "Primary PCI for myocardial infarction; when delayed, thrombolysis is acceptable."
+        )
+        extra = ["--medbench-evidence-dir", str(corpus)]
+    with OpenAIServer(treatment_clinic) as server:
+        _, board = run_suites(
+            "-k", "treatment and PMC90000101", "--model", "openai/doctor", "--api-base", server.api_base,
+            "--judge-model", "openai/examiner", "--judge-api-base", server.api_base, *extra,
+        )  # fmt: skip
+    (task,) = board["tasks"]
+    assert task["metrics"]["accuracy"]["value"] == 100.0
+    assert task["metrics"]["efficiency"]["value"] == 0.0 and task["metrics"]["completeness"]["value"] == 0.0
+    assert "factuality" in task["not_judged"]  # no step was labelled Reasoning: undefined, not zero
+    assert board["run"]["judge"]["evidence"].startswith("hook:" if source == "hook" else "bm25:")
