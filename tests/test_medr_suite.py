@@ -277,3 +277,16 @@ def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, mo
     assert task["metrics"]["efficiency"]["value"] == 0.0 and task["metrics"]["completeness"]["value"] == 0.0
     assert "factuality" in task["not_judged"]  # no step was labelled Reasoning: undefined, not zero
     assert board["run"]["judge"]["evidence"].startswith("hook:" if source == "hook" else "bm25:")
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "medrbench").is_dir(), reason="shared mirror not present")
+def test_oracle_is_perfect_on_the_mirror_cases_in_all_six_settings(run_suites):
+    result, board = run_suites("-m", "medr", "--medbench-data", str(SHARED_DATA), "--model", "medbench/oracle")
+    assert result.ret == 0
+    assert {task["task"]: task["n"] for task in board["tasks"]} == {
+        "oracle_diagnosis": 100, "exam_1turn": 100, "diagnosis_1turn": 100, "exam_free_turn": 100,
+        "diagnosis_free_turn": 100, "treatment": 100,
+    }  # fmt: skip
+    for task in board["tasks"]:
+        assert all(metric["value"] == 100.0 for metric in task["metrics"].values()), task["task"]
+        assert task["subgroups"]["rare"]["n"] + task["subgroups"]["common"]["n"] == 100

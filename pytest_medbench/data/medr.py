@@ -9,6 +9,7 @@ from pathlib import Path
 from .files import DataFileError, LoadError, medr_case_files, read_json, schema_error
 
 ANCILLARY_MARKER = "Ancillary Tests"
+_ENTRY = re.compile(r"^\s*[-*]?\s*\**([^:*]+?)\**\s*:\**\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,31 @@ class Case:
             if ANCILLARY_MARKER in line:
                 return "\n".join(lines[:number]), "\n".join(lines[number:])
         return None
+
+
+def ancillary_entries(ancillary: str) -> list[tuple[str, str]]:
+    """(test name, full line) for each finding in the hidden ancillary block.
+
+    "- **Laboratory Findings:** raised CRP" is named by its label; an unlabelled list entry ("- MRI
+    confirmed ...") is named by its first words. The marker line itself counts only when it carries
+    a finding after its colon.
+    """
+    entries = []
+    for number, line in enumerate(ancillary.splitlines()):
+        text = line.strip()
+        if not re.search(r"[A-Za-z]", text):
+            continue
+        match = _ENTRY.match(line)
+        if match and match.group(1).strip():
+            name, value = match.group(1).strip(), match.group(2).strip()
+            if number == 0 and not value:
+                continue
+        elif number == 0:
+            continue
+        else:
+            name = " ".join(text.lstrip("-*• ").split()[:6])
+        entries.append((name, text))
+    return entries
 
 
 def slug(label: str) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..data.medr import Case, slug
+from ..data.medr import Case, ancillary_entries, slug
 from ..metrics.score import ItemScore
 from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn
 from .base import Services, Transcript
@@ -127,11 +127,8 @@ class MedrItem:
             context["answer_format"] = render_answer(["The leading problem is {answer}."], "{answer}")
             return context
         split = self.case.split_ancillary()
-        tests = [line.split(":")[0].strip(" -*") for line in (split[1].splitlines()[1:] if split else [])]
-        request = (
-            "\n".join(f"{n}. {name}" for n, name in enumerate(filter(None, tests), start=1))
-            or "Not required."
-        )
+        tests = [name for name, _ in ancillary_entries(split[1])] if split else []
+        request = "\n".join(f"{n}. {name}" for n, name in enumerate(tests, start=1)) or "Not required."
         context["replay_settings"] = [
             s for s, mode in DIALOGUE_MODE.items() if mode == DIALOGUE_MODE[self.task]
         ]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..data.medr import ancillary_entries
+
 MATCH_THRESHOLD = 85.0
 _STOPWORDS = frozenset(
     {
@@ -42,7 +44,6 @@ def offline_verdict(prediction: str | None, gold: str) -> tuple[bool, float]:
 ITEM_MATCH_THRESHOLD = 80.0
 NO_RESULTS = "No results relevant to this request are available."
 _LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
-_ENTRY = re.compile(r"^\s*[-*]?\s*\**([^:*]+?)\**\s*:\**\s*(.*)$")
 
 
 def request_items(request: str) -> list[str]:
@@ -52,20 +53,6 @@ def request_items(request: str) -> list[str]:
     if len(lines) == 1:
         lines = [part.strip() for part in re.split(r"[;,]", lines[0]) if part.strip()]
     return lines
-
-
-def ancillary_entries(ancillary: str) -> list[tuple[str, str]]:
-    """(test name, full line) for each finding in the hidden ancillary block."""
-    entries = []
-    for number, line in enumerate(ancillary.splitlines()):
-        match = _ENTRY.match(line)
-        if not match:
-            continue
-        name, value = match.group(1).strip(), match.group(2).strip()
-        if number == 0 and not value:  # the "Ancillary Tests:" heading itself
-            continue
-        entries.append((name, line.strip()))
-    return entries
 
 
 def _related(item: str, entry: tuple[str, str]) -> bool:
