@@ -281,7 +281,7 @@ def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, mo
 
 @pytest.mark.skipif(not (SHARED_DATA / "medrbench").is_dir(), reason="shared mirror not present")
 def test_oracle_is_perfect_on_the_mirror_cases_in_all_six_settings(run_suites):
-    result, board = run_suites("-m", "medr", "--medbench-data", str(SHARED_DATA), "--model", "medbench/oracle")
+    result, board = run_suites("-m", "medr", "--medbench-data", str(SHARED_DATA), "--model=medbench/oracle")
     assert result.ret == 0
     assert {task["task"]: task["n"] for task in board["tasks"]} == {
         "oracle_diagnosis": 100, "exam_1turn": 100, "diagnosis_1turn": 100, "exam_free_turn": 100,
