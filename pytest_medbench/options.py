@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from .data.files import DATA_ENV
+from .report.gates import Gate, GateError
 
 DEFAULT_MODEL = "medbench/baseline"
 
@@ -100,6 +101,14 @@ OPTIONS = (
     Option(
         "--medbench-shots", "number of few-shot examples for MedS-Bench (overrides the protocol)", type=int
     ),
+    Option("--medbench-baseline", "a previous run's leaderboard JSON: fail on a significant drop against it"),
+    Option(
+        "--medbench-max-drop",
+        "points a metric may drop against --medbench-baseline before a significant drop fails (default 2)",
+        type=float,
+        default=2.0,
+    ),
+    Option("--medbench-alpha", "significance level of the baseline comparison", type=float, default=0.05),
     Option(
         "--medbench-scoring",
         "MedS-Bench scoring: official (the released code, quirks included) or strict",
@@ -122,6 +131,36 @@ def add_options(parser: pytest.Parser) -> None:
                 option.flag, dest=option.dest, default=None, choices=option.choices, help=option.help
             )
             parser.addini(option.dest, f"ini form of {option.flag}", default=None)
+
+
+def add_gate_options(parser: pytest.Parser) -> None:
+    parser.getgroup("medbench").addoption(
+        "--medbench-gate",
+        action="append",
+        dest="medbench_gate",
+        default=[],
+        metavar="PATH OP NUMBER",
+        help="a deployment gate such as 'meds.mcqa.accuracy>=60' (repeatable); with gates or a baseline "
+        "the exit code is their verdict",
+    )
+    parser.addini("medbench_gates", "deployment gates, one per line", type="linelist", default=[])
+
+
+def gate_texts(config: pytest.Config) -> list[str]:
+    """Gates from the command line, the ini key, and ``[tool.medbench] gates`` in pyproject.toml."""
+    texts = list(config.getoption("medbench_gate") or []) + list(config.getini("medbench_gates"))
+    pyproject = Path(str(config.rootpath)) / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("medbench", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise pytest.UsageError(f"{pyproject}: {exc}") from exc
+        texts += list(table.get("gates", []))
+    return texts
 
 
 def option_value(config: pytest.Config, option: Option) -> Any:
@@ -171,6 +210,15 @@ class Settings:
     protocol: str
     shots: int | None
     scoring: str
+    gates: tuple[Gate, ...]
+    baseline_path: Path | None
+    max_drop: float
+    alpha: float
+
+    @property
+    def judged_by_verdict(self) -> bool:
+        """With gates or a baseline, the exit code is their verdict, not the items' pass/fail."""
+        return bool(self.gates or self.baseline_path)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -216,4 +264,15 @@ class Settings:
             protocol=values["medbench_protocol"],
             shots=values["medbench_shots"],
             scoring=values["medbench_scoring"],
+            gates=tuple(_parse_gates(gate_texts(config))),
+            baseline_path=path("medbench_baseline"),
+            max_drop=values["medbench_max_drop"],
+            alpha=values["medbench_alpha"],
         )
+
+
+def _parse_gates(texts: list[str]) -> list[Gate]:
+    try:
+        return [Gate.parse(text) for text in texts]
+    except GateError as exc:
+        raise pytest.UsageError(str(exc)) from None

@@ -2,7 +2,7 @@
 
 Each process builds one Run in ``pytest_configure``. Items are parametrized from the data; each
 item's record travels on ``report.user_properties`` (so it crosses xdist's wire), and only the
-controller collects records into the samples file, the leaderboard and the summary table.
+controller's Reporter (``reporter.py``) turns records into the samples, leaderboard and verdict.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .options import add_options
+from .options import add_gate_options, add_options
 
 RUN_KEY = pytest.StashKey["Any"]()
 SETTINGS = (
@@ -26,6 +26,7 @@ SETTINGS = (
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_gate_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -61,6 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(BM25Evidence(settings.evidence_dir), "medbench-bm25-evidence")
     config.stash[RUN_KEY] = run
     if is_controller:
+        from .reporter import Reporter
+
         config.pluginmanager.register(Reporter(run), "medbench-reporter")
 
 
@@ -68,6 +71,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
+    reporter = config.pluginmanager.get_plugin("medbench-reporter")
+    if reporter is not None:
+        reporter.write_verdict_line(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -134,65 +140,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         record = item.stash.get(RECORD_KEY, None)
         if record is not None:
             report.user_properties.append((USER_PROPERTY, record.to_dict()))
+            # flat scores on the item reach the teardown report, which is what --junitxml writes out
+            item.user_properties += [("medbench.task", f"{record.benchmark}.{record.task}"),
+                                     ("medbench.passed", record.passed)]  # fmt: skip
+            item.user_properties += [(f"medbench.{name}", value) for name, value in record.scores.items()]
+            if record.error:
+                item.user_properties.append(("medbench.error", record.error["kind"]))
     return report
-
-
-class Reporter:
-    """Controller-only: gathers records from all workers, writes the samples, leaderboard and summary."""
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        self._leaderboard: dict | None = None
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        from .report.records import USER_PROPERTY, ItemRecord
-
-        for name, value in report.user_properties:
-            if name == USER_PROPERTY:
-                self.run.collect(ItemRecord.from_dict(value))
-
-    def leaderboard(self) -> dict | None:
-        if self._leaderboard is None and self.run.records:
-            from .report import leaderboard
-
-            self._leaderboard = leaderboard.build(self.run.run_metadata(), list(self.run.records.values()))
-        return self._leaderboard
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        path = self.run.settings.report_path
-        board = self.leaderboard()
-        if path is not None and board is not None:
-            from .report import leaderboard
-
-            leaderboard.write(path, board)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        board = self.leaderboard()
-        if board is None:
-            return
-        from .report.terminal import summary_lines
-
-        terminalreporter.section("medbench summary")
-        self._write_data_notes(terminalreporter)
-        for line in summary_lines(board):
-            terminalreporter.write_line(line)
-        if self.run.settings.report_path:
-            terminalreporter.write_line(f"leaderboard written to {self.run.settings.report_path}")
-
-    def _write_data_notes(self, terminalreporter: Any) -> None:
-        """Say which benchmark data the run did not find, so nothing is silently absent."""
-        from .data.files import MEDR_DIR, MEDS_DIR
-
-        data_dir = self.run.settings.data_dir
-        for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
-            if not (data_dir / folder).is_dir():
-                terminalreporter.write_line(f"{data_dir} has no {folder}/ folder, so no {benchmark} items")
-        absent = self.run.absent_meds_tasks()
-        if (data_dir / MEDS_DIR).is_dir() and absent:
-            gated = sum("PhysioNet" in reason for reason in absent.values())
-            terminalreporter.write_line(
-                f"{len(absent)} MedS-Bench tasks absent from the data ({gated} PhysioNet-gated MIMIC tasks "
-                "need a local copy): listed in the leaderboard's run.meds_tasks_absent"
-            )

@@ -10,7 +10,7 @@ from typing import Any
 from .aggregate import aggregate
 from .records import ItemRecord
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1 added "items" (per-item scores for paired comparisons)
 SCHEMA_PATH = Path(__file__).with_name("leaderboard.schema.json")
 
 
@@ -33,9 +33,27 @@ def validate(leaderboard: dict[str, Any]) -> None:
 
 
 def build(run: dict[str, Any], records: list[ItemRecord]) -> dict[str, Any]:
-    leaderboard = {"schema_version": SCHEMA_VERSION, "run": run, **aggregate(records)}
+    leaderboard = {
+        "schema_version": SCHEMA_VERSION,
+        "run": run,
+        **aggregate(records),
+        "items": item_scores(records),
+    }
     validate(leaderboard)
     return leaderboard
+
+
+def item_scores(records: list[ItemRecord]) -> dict[str, dict[str, dict]]:
+    """Per-item scores keyed "<benchmark>/<task>" then item id: what a later run is compared against."""
+    items: dict[str, dict[str, dict]] = {}
+    for record in sorted(records, key=lambda r: r.key):
+        entry: dict[str, Any] = {"passed": record.passed, "scores": record.scores}
+        if record.counts:
+            entry["counts"] = record.counts
+        if record.error:
+            entry["error"] = record.error["kind"]
+        items.setdefault(f"{record.benchmark}/{record.task}", {})[record.id] = entry
+    return items
 
 
 def write(path: Path, leaderboard: dict[str, Any]) -> None:

@@ -1,0 +1,73 @@
+"""``medbench``: look at and compare leaderboard files from the command line.
+
+    medbench show RUN.json                 the summary table
+    medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
+
+Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop; 2 usage error
+(unreadable or incompatible files, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .report.compare import CompareError, compare, table
+from .report.terminal import summary_lines
+
+USAGE_ERROR = 2
+
+
+def _load(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompareError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict) or not {"tasks", "categories", "benchmarks"} <= data.keys():
+        raise CompareError(f"{path} is not a pytest-medbench leaderboard")
+    return data
+
+
+def _show(args: argparse.Namespace) -> int:
+    board = _load(args.run)
+    run = board.get("run", {})
+    model, judge = run.get("model", {}).get("name", "?"), run.get("judge", {}).get("model", "?")
+    scoring = run.get("scoring", {}).get("meds_scoring", "?")
+    print(f"model {model}; judge {judge}; scoring {scoring}; finished {run.get('finished', '?')}")
+    print("\n".join(summary_lines(board)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    comparisons = compare(_load(args.baseline), _load(args.run))
+    print("\n".join(table(comparisons, args.max_drop, args.alpha)))
+    regressed = [c for c in comparisons if c.regressed(args.max_drop, args.alpha)]
+    verdict = "FAIL: " + "; ".join(c.label for c in regressed) if regressed else "PASS"
+    print(f"medbench compare: {verdict} (max drop {args.max_drop:g} points, alpha {args.alpha:g})")
+    return 1 if regressed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    show = commands.add_parser("show", help="print a run's summary table")
+    show.add_argument("run")
+    show.set_defaults(handler=_show)
+    comparing = commands.add_parser("compare", help="compare a run with a baseline, item by item")
+    comparing.add_argument("baseline")
+    comparing.add_argument("run")
+    comparing.add_argument("--max-drop", type=float, default=2.0, help="points a metric may drop (default 2)")
+    comparing.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    comparing.set_defaults(handler=_compare)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except CompareError as exc:
+        print(f"medbench: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Deployment gates: ``meds.mcqa.accuracy>=60`` checked against a leaderboard.
+
+A gate names a leaderboard entry by a dotted path: the benchmark, then optionally a category or a
+task, then a metric (``accuracy``, ``f1``, ...) or an entry count (``errors``, ``pass_rate``, ``n``,
+``passed``): ``medr.oracle_diagnosis.accuracy``, ``meds.task57.accuracy``, ``medr.accuracy``,
+``meds.errors``.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+COUNTS = ("n", "passed", "errors", "pass_rate")
+_GATE = re.compile(r"^\s*([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+){1,2})\s*(>=|<=|==|!=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+class GateError(ValueError):
+    """A malformed gate, or one whose path names nothing in the leaderboard (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    path: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str) -> Gate:
+        match = _GATE.match(text)
+        if not match:
+            raise GateError(
+                f"malformed gate {text!r}: expected PATH OP NUMBER, e.g. 'meds.mcqa.accuracy>=60' "
+                f"(operators: {' '.join(OPERATORS)})"
+            )
+        return cls(match.group(1), match.group(2), float(match.group(3)))
+
+    def __str__(self) -> str:
+        return f"{self.path}{self.op}{self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    value: float | None  # None: the metric exists but could not be computed (no scored item)
+
+    @property
+    def passed(self) -> bool:
+        return self.value is not None and OPERATORS[self.gate.op](self.value, self.gate.threshold)
+
+    def describe(self) -> str:
+        shown = "not computed" if self.value is None else f"{self.value:g}"
+        return f"{self.gate.path} = {shown} (needs {self.gate.op} {self.gate.threshold:g})"
+
+
+def _entries(leaderboard: dict[str, Any]) -> dict[str, dict]:
+    """Every gateable entry by its dotted prefix: "meds", "meds.mcqa", "meds.task57"."""
+    entries: dict[str, dict] = {}
+    for entry in leaderboard["benchmarks"]:
+        entries[entry["benchmark"]] = entry
+    for entry in leaderboard["tasks"]:
+        entries[f"{entry['benchmark']}.{entry['task']}"] = entry
+    for entry in leaderboard["categories"]:  # a category wins over a task of the same name
+        entries[f"{entry['benchmark']}.{entry['category']}"] = entry
+    return entries
+
+
+def valid_paths(leaderboard: dict[str, Any]) -> list[str]:
+    paths = []
+    for prefix, entry in sorted(_entries(leaderboard).items()):
+        paths += [f"{prefix}.{name}" for name in sorted(entry["metrics"])]
+        paths += [f"{prefix}.{name}" for name in COUNTS]
+    return paths
+
+
+def resolve(leaderboard: dict[str, Any], path: str) -> float | None:
+    prefix, _, name = path.rpartition(".")
+    entry = _entries(leaderboard).get(prefix)
+    if entry is not None and name in COUNTS:
+        return float(entry[name])
+    if entry is not None and name in entry["metrics"]:
+        return float(entry["metrics"][name]["value"])
+    if entry is not None and name in entry.get("not_judged", ()):
+        return None
+    raise GateError(f"unknown gate path {path!r}; valid paths: {', '.join(valid_paths(leaderboard))}")
+
+
+def check(gates: list[Gate], leaderboard: dict[str, Any]) -> list[GateResult]:
+    """Each gate's result; raises GateError (a usage error) for a path the leaderboard lacks."""
+    return [GateResult(gate, resolve(leaderboard, gate.path)) for gate in gates]

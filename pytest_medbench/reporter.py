@@ -1,0 +1,141 @@
+"""The controller-only Reporter: records from every worker -> samples file, leaderboard, summary
+table, and, when gates or a baseline are given, the deployment verdict that sets the exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .report.records import USER_PROPERTY, ItemRecord
+
+HARNESS_ERRORS = ("data", "harness")  # failures that are not the model's: they always fail a gated run
+
+
+class Reporter:
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self._leaderboard: dict | None = None
+        self.verdict: Any = None
+        self.verdict_line: str | None = None
+        self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        records = [value for name, value in report.user_properties if name == USER_PROPERTY]
+        if report.failed and not records:
+            self.other_failures += 1
+        for record in records:
+            self.run.collect(ItemRecord.from_dict(record))
+
+    def leaderboard(self) -> dict | None:
+        if self._leaderboard is None and self.run.records:
+            from .report import leaderboard
+
+            self._leaderboard = leaderboard.build(self.run.run_metadata(), list(self.run.records.values()))
+        return self._leaderboard
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        settings = self.run.settings
+        board = self.leaderboard()
+        if settings.report_path is not None and board is not None:
+            from .report import leaderboard
+
+            leaderboard.write(settings.report_path, board)
+        if settings.judged_by_verdict:
+            session.exitstatus = self._judge(session.exitstatus, board)
+
+    def _judge(self, exitstatus: int, board: dict | None) -> int:
+        """The exit status of a gated run: the verdict, unless pytest itself could not run properly."""
+        from .report.compare import CompareError, compare
+        from .report.gates import GateError, check
+        from .report.verdict import Verdict
+
+        if exitstatus in (
+            pytest.ExitCode.INTERRUPTED,
+            pytest.ExitCode.INTERNAL_ERROR,
+            pytest.ExitCode.USAGE_ERROR,
+        ):
+            return exitstatus
+        settings = self.run.settings
+        try:
+            if board is None:
+                raise GateError("no medbench item produced a result, so there is nothing to gate on")
+            comparisons = []
+            if settings.baseline_path:
+                comparisons = compare(_read_json(settings.baseline_path), board)
+            self.verdict = Verdict(check(list(settings.gates), board), comparisons, settings.max_drop,
+                                   settings.alpha, str(settings.baseline_path or "") or None)  # fmt: skip
+        except (GateError, CompareError) as exc:
+            self.verdict_line = f"medbench verdict: ERROR: {exc}"
+            return pytest.ExitCode.USAGE_ERROR
+        broken = [r for r in self.run.records.values() if r.error and r.error["kind"] in HARNESS_ERRORS]
+        if broken:
+            self.verdict.problems.append(f"{len(broken)} items failed on data or harness errors")
+        if self.other_failures:
+            self.verdict.problems.append(f"{self.other_failures} failures outside the benchmark items")
+        self.verdict_line = self.verdict.line()
+        _github_summary(self.verdict.markdown(board["categories"]))
+        return self.verdict.exit_code
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        board = self.leaderboard()
+        if board is None:
+            return
+        from .report.terminal import summary_lines
+
+        terminalreporter.section("medbench summary")
+        self._write_data_notes(terminalreporter)
+        for line in summary_lines(board):
+            terminalreporter.write_line(line)
+        if self.run.settings.report_path:
+            terminalreporter.write_line(f"leaderboard written to {self.run.settings.report_path}")
+        if self.verdict is not None and self.verdict.comparisons:
+            from .report.compare import table
+
+            terminalreporter.section("medbench comparison with the baseline")
+            for line in table(self.verdict.comparisons, self.run.settings.max_drop, self.run.settings.alpha):
+                terminalreporter.write_line(line)
+
+    def write_verdict_line(self, config: pytest.Config) -> None:
+        """The run's last line: the verdict that matches the exit code."""
+        if self.verdict_line is None:
+            return
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(self.verdict_line, bold=True, red=not self.verdict_line.endswith(")"))
+
+    def _write_data_notes(self, terminalreporter: Any) -> None:
+        """Say which benchmark data the run did not find, so nothing is silently absent."""
+        from .data.files import MEDR_DIR, MEDS_DIR
+
+        data_dir = self.run.settings.data_dir
+        for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
+            if not (data_dir / folder).is_dir():
+                terminalreporter.write_line(f"{data_dir} has no {folder}/ folder, so no {benchmark} items")
+        absent = self.run.absent_meds_tasks()
+        if (data_dir / MEDS_DIR).is_dir() and absent:
+            gated = sum("PhysioNet" in reason for reason in absent.values())
+            terminalreporter.write_line(
+                f"{len(absent)} MedS-Bench tasks absent from the data ({gated} PhysioNet-gated MIMIC tasks "
+                "need a local copy): listed in the leaderboard's run.meds_tasks_absent"
+            )
+
+
+def _read_json(path: Path) -> dict:
+    from .report.compare import CompareError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompareError(f"cannot read the baseline {path}: {exc}") from exc
+
+
+def _github_summary(markdown: str) -> None:
+    """Append to the GitHub Actions job summary when running there."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")

@@ -1,0 +1,148 @@
+"""Deployment gates, baseline comparison, exit codes, summaries and the medbench command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, SUITES
+from pytest_medbench.cli import main
+from pytest_medbench.report import leaderboard
+from pytest_medbench.report.compare import CompareError, compare
+from pytest_medbench.report.gates import Gate, GateError
+from pytest_medbench.report.records import ItemRecord
+
+
+def test_gates_parse_and_reject_malformed_expressions():
+    assert Gate.parse(" meds.mcqa.accuracy >= 60 ") == Gate("meds.mcqa.accuracy", ">=", 60.0)
+    assert Gate.parse("medr.accuracy<70.5") == Gate("medr.accuracy", "<", 70.5)
+    for bad in (
+        "meds.mcqa.accuracy",
+        "accuracy>=60",
+        "meds.mcqa.accuracy=>60",
+        "meds.mcqa.accuracy>=sixty",
+        "",
+    ):
+        with pytest.raises(GateError, match="malformed gate"):
+            Gate.parse(bad)
+
+
+def test_gates_met_pass_the_run_although_items_fail(run_suites, tmp_path, monkeypatch):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result, _ = run_suites("--medbench-gate", "meds.task57.accuracy>=60", "--medbench-gate", "meds.errors<=0")
+    assert result.ret == 0
+    assert result.parseoutcomes()["failed"] > 0  # wrong answers, yet the verdict passes
+    assert result.outlines[-1] == "medbench verdict: PASS (2 gates hold)"
+    assert "## medbench verdict: PASS (2 gates hold)" in summary.read_text()
+    assert "| `meds.task57.accuracy>=60` | 60 | pass |" in summary.read_text()
+
+
+def test_a_missed_gate_fails_with_its_value_on_the_last_line(run_suites):
+    result, _ = run_suites("--medbench-gate", "meds.mcqa.accuracy>=60", "--medbench-gate", "medr.accuracy>=0")
+    assert result.ret == 1
+    assert result.outlines[-1] == "medbench verdict: FAIL: gate meds.mcqa.accuracy = 27.5 (needs >= 60)"
+
+
+def test_malformed_and_unknown_gates_are_usage_errors(run_suites):
+    result, _ = run_suites("--medbench-gate", "meds.mcqa.accuracy=>60")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*malformed gate 'meds.mcqa.accuracy=>60'*"])
+    result, _ = run_suites("-k", "task57", "--medbench-gate", "meds.mcqa.f1>=60")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown gate path 'meds.mcqa.f1'; valid paths: meds.accuracy, meds.n," in result.outlines[-1]
+    assert "meds.task57.accuracy" in result.outlines[-1]
+
+
+def test_gates_from_pyproject(pytester):
+    pytester.makepyprojecttoml('[tool.medbench]\ngates = ["meds.task57.accuracy>=100"]\n')
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
+                                "-c", str(pytester.path / "pyproject.toml"), "-k", "task57",
+                                "--model", "medbench/oracle", "--medbench-no-cache")  # fmt: skip
+    assert result.ret == 0
+    assert result.outlines[-1] == "medbench verdict: PASS (1 gates hold)"
+
+
+def test_data_errors_fail_a_gated_run_even_when_the_gates_hold(run_suites, tmp_path):
+    data = tmp_path / "data" / "meds-bench"
+    data.mkdir(parents=True)
+    (data / "task57_medqa.json").write_text(
+        (FIXTURES / "meds-bench/MCQA/task57_medqa_usmle.jsonl").read_text()
+    )
+    (data / "task122_medmcqa.json").write_text("{not json")
+    result, _ = run_suites("--medbench-data", str(data.parent), "--model", "medbench/oracle",
+                           "--medbench-gate", "meds.task57.accuracy>=90")  # fmt: skip
+    assert result.ret == 1
+    assert result.outlines[-1] == "medbench verdict: FAIL: 1 items failed on data or harness errors"
+
+
+def test_junitxml_gets_each_items_scores_as_properties(run_suites, tmp_path):
+    junit = tmp_path / "junit.xml"
+    run_suites("-k", "task57", "--junitxml", str(junit))
+    xml = junit.read_text()
+    assert '<property name="medbench.accuracy" value="1.0"' in xml
+    assert '<property name="medbench.task" value="meds.task57"' in xml
+    assert "messages" not in xml  # the bulky record stays out of the XML
+
+
+def synthetic_run(outcomes: list[int]) -> dict:
+    """A schema-valid leaderboard of one accuracy task whose per-item answers are known."""
+    records = [
+        ItemRecord("meds", "task57", "mcqa", str(i), scores={"accuracy": float(o)}, passed=bool(o))
+        for i, o in enumerate(outcomes)
+    ]
+    run = json.loads((FIXTURES.parent / "tests" / "run_metadata.json").read_text())
+    return leaderboard.build(run, records)
+
+
+def test_a_significant_drop_is_a_regression_and_a_noisy_one_is_not():
+    baseline = synthetic_run([1] * 160 + [0] * 40)
+    worse = synthetic_run([0] * 20 + [1] * 140 + [0] * 40)  # 20 of the right answers now wrong
+    (task,) = [c for c in compare(baseline, worse) if c.scope == "task"]
+    assert (task.old, task.new, task.delta, task.test) == (80.0, 70.0, -10.0, "mcnemar")
+    assert task.p_value < 1e-5 and task.regressed(2, 0.05)
+    assert task.ci95[1] < 0
+    small = synthetic_run([1] * 30 + [0] * 10)
+    noisy = synthetic_run([0] * 3 + [1] * 27 + [0] * 10)  # 7.5 points down, on 3 discordant pairs
+    (task,) = [c for c in compare(small, noisy) if c.scope == "task"]
+    assert task.delta == -7.5 and task.p_value == pytest.approx(0.25)
+    assert not task.regressed(2, 0.05)
+
+
+def test_baselines_from_other_schema_versions_are_refused():
+    run = synthetic_run([1, 0, 1])
+    with pytest.raises(CompareError, match=r"schema version 2\.0 is not supported"):
+        compare({**run, "schema_version": "2.0"}, run)
+    old = {key: value for key, value in run.items() if key != "items"} | {"schema_version": "1.0"}
+    with pytest.raises(CompareError, match=r"baseline \(schema 1.0\) has no per-item scores"):
+        compare(old, run)
+
+
+def test_baseline_regression_fails_the_run(run_suites, tmp_path):
+    _, _ = run_suites("--model", "medbench/oracle", "-k", "task57 or task106", report="baseline.json")
+    result, _ = run_suites("-k", "task57 or task106", "--medbench-baseline", str(tmp_path / "baseline.json"))
+    assert result.ret == 1
+    verdict = result.outlines[-1]
+    assert verdict.startswith("medbench verdict: FAIL: meds.task106.f1 dropped 93.33 points (p=0.002)")
+    assert "task57" not in verdict  # 100 -> 60 on 5 items: two discordant pairs are no evidence
+    result.stdout.fnmatch_lines(["*medbench comparison with the baseline*", "*meds.task57.accuracy*mcnemar*"])
+
+
+def test_the_medbench_command(tmp_path, capsys):
+    base, worse = tmp_path / "base.json", tmp_path / "worse.json"
+    base.write_text(json.dumps(synthetic_run([1] * 160 + [0] * 40)))
+    worse.write_text(json.dumps(synthetic_run([0] * 20 + [1] * 140 + [0] * 40)))
+    assert main(["show", str(base)]) == 0
+    assert "task57" in capsys.readouterr().out
+    assert main(["compare", str(base), str(base)]) == 0
+    assert main(["compare", str(base), str(worse)]) == 1
+    assert "REGRESSED" in capsys.readouterr().out
+    assert main(["compare", str(base), str(worse), "--max-drop", "15"]) == 0
+    (tmp_path / "junk.json").write_text("[]")
+    assert main(["show", str(tmp_path / "junk.json")]) == 2
+    command = [sys.executable, "-m", "pytest_medbench.cli", "show", str(tmp_path / "nope.json")]
+    installed = subprocess.run(command, capture_output=True, text=True)
+    assert installed.returncode == 2 and "cannot read" in installed.stderr
