@@ -81,6 +81,12 @@ OPTIONS = (
         type=int,
         default=4,
     ),
+    Option(
+        "--medbench-backoff",
+        "seconds before the first retry, doubling each time up to 30 (a Retry-After header wins)",
+        type=float,
+        default=1.0,
+    ),
     Option("--temperature", "sampling temperature passed to the model", type=float),
     Option("--max-tokens", "maximum tokens the model may generate", type=int),
     Option("--seed", "seed passed to the model and used to draw few-shot examples", type=int),
@@ -202,6 +208,7 @@ class Settings:
     cache_path: Path | None
     timeout_s: float
     retries: int
+    backoff_s: float
     temperature: float | None
     max_tokens: int | None
     seed: int | None
@@ -256,6 +263,7 @@ class Settings:
             cache_path=cache_path,
             timeout_s=values["medbench_timeout"],
             retries=values["medbench_retries"],
+            backoff_s=values["medbench_backoff"],
             temperature=values["medbench_temperature"],
             max_tokens=values["medbench_max_tokens"],
             seed=values["medbench_seed"],

@@ -88,15 +88,24 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for fixture, source in (("meds_item", "meds_items"), ("medr_item", "medr_items")):
-        if fixture in metafunc.fixturenames:
-            items = getattr(metafunc.config.stash[RUN_KEY], source)
-            _register_markers(metafunc.config, {marker for item in items for marker in item.markers})
-            params = [
-                pytest.param(item, id=item.param_id, marks=[getattr(pytest.mark, m) for m in item.markers])
-                for item in items
-            ]
-            metafunc.parametrize(fixture, params)
+    sources = {
+        "meds_item": ("meds_items", "meds-bench", "MedS-Bench task files"),
+        "medr_item": ("medr_items", "medrbench", "MedR-Bench case files"),
+    }
+    for fixture, (source, folder, what) in sources.items():
+        if fixture not in metafunc.fixturenames:
+            continue
+        run = metafunc.config.stash[RUN_KEY]
+        items = getattr(run, source)
+        _register_markers(metafunc.config, {marker for item in items for marker in item.markers})
+        params = [
+            pytest.param(item, id=item.param_id, marks=[getattr(pytest.mark, m) for m in item.markers])
+            for item in items
+        ]
+        if not params:  # say why there is nothing to run, rather than pytest's "empty parameter set"
+            reason = f"no {what} under {run.settings.data_dir / folder}"
+            params = [pytest.param(None, id="no-data", marks=pytest.mark.skip(reason=reason))]
+        metafunc.parametrize(fixture, params)
 
 
 def _register_markers(config: pytest.Config, names: set[str]) -> None:
@@ -141,8 +150,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         if record is not None:
             report.user_properties.append((USER_PROPERTY, record.to_dict()))
             # flat scores on the item reach the teardown report, which is what --junitxml writes out
-            item.user_properties += [("medbench.task", f"{record.benchmark}.{record.task}"),
-                                     ("medbench.passed", record.passed)]  # fmt: skip
+            item.user_properties += [
+                ("medbench.task", f"{record.benchmark}.{record.task}"),
+                ("medbench.passed", record.passed),
+            ]
             item.user_properties += [(f"medbench.{name}", value) for name, value in record.scores.items()]
             if record.error:
                 item.user_properties.append(("medbench.error", record.error["kind"]))

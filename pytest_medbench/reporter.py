@@ -66,8 +66,13 @@ class Reporter:
             comparisons = []
             if settings.baseline_path:
                 comparisons = compare(_read_json(settings.baseline_path), board)
-            self.verdict = Verdict(check(list(settings.gates), board), comparisons, settings.max_drop,
-                                   settings.alpha, str(settings.baseline_path or "") or None)  # fmt: skip
+            self.verdict = Verdict(
+                check(list(settings.gates), board),
+                comparisons,
+                settings.max_drop,
+                settings.alpha,
+                str(settings.baseline_path or "") or None,
+            )
         except (GateError, CompareError) as exc:
             self.verdict_line = f"medbench verdict: ERROR: {exc}"
             return pytest.ExitCode.USAGE_ERROR

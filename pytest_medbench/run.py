@@ -111,9 +111,11 @@ class Run:
     def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
         from .models.cache import ResponseCache
 
-        if self._cache is None and self.settings.cache_path:
+        if (
+            self._cache is None and self.settings.cache_path and not spec.builtin
+        ):  # built-ins are never cached
             self._cache = ResponseCache(self.settings.cache_path)
-        retry = RetryPolicy(max_retries=self.settings.retries)
+        retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
         return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
 
     @functools.cached_property
@@ -150,6 +152,7 @@ class Run:
         """The model, judge and agent for one item and epoch, metering usage into its record."""
 
         def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
+            record.messages = list(messages)  # kept even when the call fails, for the samples file
             completion = self.client.complete(messages, epoch=epoch, context=context)
             _add_usage(record.usage, completion)
             return completion

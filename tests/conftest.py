@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from openai_server import OpenAIServer
 
 pytest_plugins = ["pytester"]
+
+# Property tests: a quick profile for every run, a larger one for a nightly job
+# (HYPOTHESIS_PROFILE=nightly pytest tests/ -n 2).
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile("nightly", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,10 @@ class Reply:
     content: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] | None = None  # a raw JSON body instead of a chat completion
+    raw: bytes | None = None  # bytes sent as they are (malformed JSON)
+    hang_s: float = 0.0  # wait this long before answering
+    drop: bool = False  # close the connection without any answer
+    finish_reason: str = "stop"
 
 
 Responder = Callable[[dict[str, Any], int], Reply]
@@ -50,8 +56,14 @@ class OpenAIServer:
                     server.requests.append(request)
                     number = len(server.requests)
                 reply = server.responder(request, number)
+                if reply.hang_s:
+                    time.sleep(reply.hang_s)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 body = reply.body if reply.body is not None else _completion(request, reply)
-                payload = json.dumps(body).encode()
+                payload = reply.raw if reply.raw is not None else json.dumps(body).encode()
                 self.send_response(reply.status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
@@ -90,3 +102,43 @@ def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }
+
+
+CONTENT_FILTERED = {
+    "error": {
+        "message": "The response was filtered due to the prompt triggering the content management policy.",
+        "type": "invalid_request_error",
+        "code": "content_filter",
+    }
+}
+FAULTS = ("rate_limit", "server_500", "server_503", "hang", "drop", "malformed_json", "empty", "refusal")
+
+
+class FaultInjector:
+    """Answers like ``answer`` but turns a share of requests into faults, chosen reproducibly."""
+
+    def __init__(
+        self, share: float, *, hang_s: float = 2.0, seed: int = 0, answer: Responder = echo_last_user
+    ):
+        self.share, self.hang_s, self.seed, self.answer = share, hang_s, seed, answer
+        self.injected: dict[str, int] = {}
+
+    def fault(self, number: int) -> str | None:
+        rng = random.Random(f"{self.seed}:{number}")
+        return rng.choice(FAULTS) if rng.random() < self.share else None
+
+    def __call__(self, request: dict[str, Any], number: int) -> Reply:
+        kind = self.fault(number)
+        if kind is None:
+            return self.answer(request, number)
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        return {
+            "rate_limit": Reply(status=429, content="slow down", headers={"Retry-After": "0"}),
+            "server_500": Reply(status=500, content="internal error"),
+            "server_503": Reply(status=503, content="overloaded"),
+            "hang": Reply(hang_s=self.hang_s, content="too late"),
+            "drop": Reply(drop=True),
+            "malformed_json": Reply(raw=b'{"id": "x", "choices": [{"mess'),
+            "empty": Reply(content=""),
+            "refusal": Reply(status=400, body=CONTENT_FILTERED),
+        }[kind]

@@ -131,10 +131,20 @@ def test_a_local_server_model_with_epochs_and_a_failing_item(run_suites, tmp_pat
     samples = tmp_path / "samples.jsonl"
     with OpenAIServer(responder) as server:
         result, board = run_suites(
-            "--model", "openai/local-model", "--api-base", server.api_base, "-k", "task57",
-            "--medbench-epochs", "2", "--medbench-no-cache", "--medbench-retries", "1",
-            "--medbench-samples", str(samples),
-        )  # fmt: skip
+            "--model",
+            "openai/local-model",
+            "--api-base",
+            server.api_base,
+            "-k",
+            "task57",
+            "--medbench-epochs",
+            "2",
+            "--medbench-no-cache",
+            "--medbench-retries",
+            "1",
+            "--medbench-samples",
+            str(samples),
+        )
     task = board["tasks"][0]
     assert (task["n"], task["errors"], task["passed"]) == (5, 1, 2)  # gold A for instances 2 and 4
     assert task["metrics"]["accuracy"]["value"] == 50.0 and task["metrics"]["accuracy"]["n"] == 4

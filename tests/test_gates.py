@@ -59,9 +59,20 @@ def test_malformed_and_unknown_gates_are_usage_errors(run_suites):
 
 def test_gates_from_pyproject(pytester):
     pytester.makepyprojecttoml('[tool.medbench]\ngates = ["meds.task57.accuracy>=100"]\n')
-    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--rootdir", str(pytester.path),
-                                "-c", str(pytester.path / "pyproject.toml"), "-k", "task57",
-                                "--model", "medbench/oracle", "--medbench-no-cache")  # fmt: skip
+    result = pytester.runpytest(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(pytester.path),
+        "-c",
+        str(pytester.path / "pyproject.toml"),
+        "-k",
+        "task57",
+        "--model",
+        "medbench/oracle",
+        "--medbench-no-cache",
+    )
     assert result.ret == 0
     assert result.outlines[-1] == "medbench verdict: PASS (1 gates hold)"
 
@@ -73,8 +84,14 @@ def test_data_errors_fail_a_gated_run_even_when_the_gates_hold(run_suites, tmp_p
         (FIXTURES / "meds-bench/MCQA/task57_medqa_usmle.jsonl").read_text()
     )
     (data / "task122_medmcqa.json").write_text("{not json")
-    result, _ = run_suites("--medbench-data", str(data.parent), "--model", "medbench/oracle",
-                           "--medbench-gate", "meds.task57.accuracy>=90")  # fmt: skip
+    result, _ = run_suites(
+        "--medbench-data",
+        str(data.parent),
+        "--model",
+        "medbench/oracle",
+        "--medbench-gate",
+        "meds.task57.accuracy>=90",
+    )
     assert result.ret == 1
     assert result.outlines[-1] == "medbench verdict: FAIL: 1 items failed on data or harness errors"
 

@@ -69,10 +69,19 @@ def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, m
     samples = tmp_path / "samples.jsonl"
     with OpenAIServer(clinic) as server:
         result, board = run_suites(
-            "-k", "PMC90000003", "--model", "openai/doctor", "--api-base", server.api_base,
-            "--judge-model", "openai/examiner", "--judge-api-base", server.api_base,
-            "--medbench-samples", str(samples),
-        )  # fmt: skip
+            "-k",
+            "PMC90000003",
+            "--model",
+            "openai/doctor",
+            "--api-base",
+            server.api_base,
+            "--judge-model",
+            "openai/examiner",
+            "--judge-api-base",
+            server.api_base,
+            "--medbench-samples",
+            str(samples),
+        )
     assert result.ret == 0, result.stdout.str()[-3000:]
     tasks = {task["task"]: task for task in board["tasks"]}
     assert set(tasks) == {
@@ -183,9 +192,17 @@ def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
     instructions = SHARED_DATA / "medrbench" / "instructions"
     samples = tmp_path / "samples.jsonl"
     result, board = run_suites(
-        "--medbench-data", str(SHARED_DATA), "--medbench-prompts", "upstream", "--model", "medbench/oracle",
-        "-k", "oracle_diagnosis and PMC11625232", "--medbench-samples", str(samples),
-    )  # fmt: skip
+        "--medbench-data",
+        str(SHARED_DATA),
+        "--medbench-prompts",
+        "upstream",
+        "--model",
+        "medbench/oracle",
+        "-k",
+        "oracle_diagnosis and PMC11625232",
+        "--medbench-samples",
+        str(samples),
+    )
     assert result.ret == 0
     case = next(c for c in load_medr(SHARED_DATA)[0] if c.case_id == "PMC11625232")
     upstream = (instructions / UPSTREAM_FILES["medr_oracle_diagnosis"]).read_text(encoding="utf-8").strip()
@@ -201,12 +218,26 @@ def test_released_outputs_replayed_through_the_plugin(run_suites, tmp_path):
     )
     released = json.loads(outputs.read_text(encoding="utf-8"))
     replay = tmp_path / "r1.jsonl"
-    replay.write_text("".join(json.dumps({"case": case, "setting": "oracle_diagnosis",
-                                          "output": models["deepseek-r1"]["content"]}) + "\n"
-                              for case, models in released.items()))  # fmt: skip
+    replay.write_text(
+        "".join(
+            json.dumps(
+                {"case": case, "setting": "oracle_diagnosis", "output": models["deepseek-r1"]["content"]}
+            )
+            + "\n"
+            for case, models in released.items()
+        )
+    )
     samples = tmp_path / "samples.jsonl"
-    _, board = run_suites("--medbench-data", str(SHARED_DATA), "--model", f"replay:{replay}",
-                          "-k", "oracle_diagnosis", "--medbench-samples", str(samples))  # fmt: skip
+    _, board = run_suites(
+        "--medbench-data",
+        str(SHARED_DATA),
+        "--model",
+        f"replay:{replay}",
+        "-k",
+        "oracle_diagnosis",
+        "--medbench-samples",
+        str(samples),
+    )
     parsed = [json.loads(line)["parsed"] for line in samples.read_text().splitlines()]
     assert len(parsed) == 100 and board["tasks"][0]["errors"] == 0
     assert sum(p["answer"] is not None for p in parsed) >= 99
@@ -269,9 +300,18 @@ def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, mo
         extra = ["--medbench-evidence-dir", str(corpus)]
     with OpenAIServer(treatment_clinic) as server:
         _, board = run_suites(
-            "-k", "treatment and PMC90000101", "--model", "openai/doctor", "--api-base", server.api_base,
-            "--judge-model", "openai/examiner", "--judge-api-base", server.api_base, *extra,
-        )  # fmt: skip
+            "-k",
+            "treatment and PMC90000101",
+            "--model",
+            "openai/doctor",
+            "--api-base",
+            server.api_base,
+            "--judge-model",
+            "openai/examiner",
+            "--judge-api-base",
+            server.api_base,
+            *extra,
+        )
     (task,) = board["tasks"]
     assert task["metrics"]["accuracy"]["value"] == 100.0
     assert task["metrics"]["efficiency"]["value"] == 0.0 and task["metrics"]["completeness"]["value"] == 0.0
@@ -284,9 +324,13 @@ def test_oracle_is_perfect_on_the_mirror_cases_in_all_six_settings(run_suites):
     result, board = run_suites("-m", "medr", "--medbench-data", str(SHARED_DATA), "--model=medbench/oracle")
     assert result.ret == 0
     assert {task["task"]: task["n"] for task in board["tasks"]} == {
-        "oracle_diagnosis": 100, "exam_1turn": 100, "diagnosis_1turn": 100, "exam_free_turn": 100,
-        "diagnosis_free_turn": 100, "treatment": 100,
-    }  # fmt: skip
+        "oracle_diagnosis": 100,
+        "exam_1turn": 100,
+        "diagnosis_1turn": 100,
+        "exam_free_turn": 100,
+        "diagnosis_free_turn": 100,
+        "treatment": 100,
+    }
     for task in board["tasks"]:
         assert all(metric["value"] == 100.0 for metric in task["metrics"].values()), task["task"]
         assert task["subgroups"]["rare"]["n"] + task["subgroups"]["common"]["n"] == 100

@@ -49,8 +49,17 @@ def test_long_prompts_drop_shots_but_never_cut_the_query():
 
 def test_list_outputs_use_the_first_element_and_ids_fall_back_to_the_index(tmp_path):
     path = tmp_path / "task12_pubmedqa_verification.json"
-    path.write_text(json.dumps({"Definition": ["d"], "Instances": [
-        {"input": "a", "output": ["no", "n"]}, {"id": "x-7", "input": "b", "output": "yes"}]}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "Definition": ["d"],
+                "Instances": [
+                    {"input": "a", "output": ["no", "n"]},
+                    {"id": "x-7", "input": "b", "output": "yes"},
+                ],
+            }
+        )
+    )
     task = load_task(path)
     assert [(i.id, i.reference) for i in task.instances] == [("0", "no"), ("x-7", "yes")]
     assert task.category == "fact_verification"

@@ -43,8 +43,12 @@ SETTINGS_BY_KIND = {
     ),
     "treatment": ("treatment",),
 }
-DIALOGUE_MODE = {"exam_1turn": ONE_TURN, "diagnosis_1turn": ONE_TURN, "exam_free_turn": FREE_TURN,
-                 "diagnosis_free_turn": FREE_TURN}  # fmt: skip
+DIALOGUE_MODE = {
+    "exam_1turn": ONE_TURN,
+    "diagnosis_1turn": ONE_TURN,
+    "exam_free_turn": FREE_TURN,
+    "diagnosis_free_turn": FREE_TURN,
+}
 EXAM_PASS = 0.5
 
 
@@ -120,8 +124,13 @@ class MedrItem:
             :MAX_STEPS
         ]
         steps = steps or [self.case.reference]
-        context = {"benchmark": "medr", "task": self.task, "case": self.case.case_id, "turn": turn,
-                   "input": self.case.summary}  # fmt: skip
+        context = {
+            "benchmark": "medr",
+            "task": self.task,
+            "case": self.case.case_id,
+            "turn": turn,
+            "input": self.case.summary,
+        }
         if self.task not in DIALOGUE_MODE:
             context["reference"] = render_answer(steps, self.case.reference)
             context["answer_format"] = render_answer(["The leading problem is {answer}."], "{answer}")

@@ -179,7 +179,9 @@ class ModelClient:
         text = message.content or ""
         reasoning = getattr(message, "reasoning_content", None)
         if not text.strip():
-            if getattr(choice, "finish_reason", None) == "content_filter":
+            if getattr(choice, "finish_reason", None) == "content_filter" or getattr(
+                message, "refusal", None
+            ):
                 raise _Refused("the provider's content filter withheld the answer")
             raise _Empty("the model returned no content")
         usage = getattr(response, "usage", None)
@@ -233,6 +235,7 @@ def _retry_after(exc: Exception) -> float | None:
     return None
 
 
+_FILTER_MARKS = ("content management policy", "content_filter", "content_policy_violation")
 _FAIL_FAST = {401: "auth", 403: "auth", 404: "not_found", 400: "bad_request", 422: "bad_request"}
 
 
@@ -254,7 +257,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         or "exceeded your current quota" in message
     ):
         kind, retryable = "quota", False
-    elif name == "ContentPolicyViolationError":
+    elif name == "ContentPolicyViolationError" or any(m in message.lower() for m in _FILTER_MARKS):
         kind, retryable = "content_filter", False
     elif name in ("AuthenticationError", "PermissionDeniedError") or "Missing credentials" in message:
         kind, retryable = "auth", False

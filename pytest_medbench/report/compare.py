@@ -206,12 +206,31 @@ def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Compariso
     return results
 
 
-def _comparison(benchmark: str, scope: str, name: str, metric: str, old: float, new: float, n: int,
-                ci: tuple[float, float], p: float, test: str) -> Comparison:  # fmt: skip
+def _comparison(
+    benchmark: str,
+    scope: str,
+    name: str,
+    metric: str,
+    old: float,
+    new: float,
+    n: int,
+    ci: tuple[float, float],
+    p: float,
+    test: str,
+) -> Comparison:
     return Comparison(
-        benchmark, scope, name, metric, round(100 * old, 4), round(100 * new, 4), n,
-        round(100 * (new - old), 4), (round(100 * ci[0], 4), round(100 * ci[1], 4)), round(p, 6), test,
-    )  # fmt: skip
+        benchmark,
+        scope,
+        name,
+        metric,
+        round(100 * old, 4),
+        round(100 * new, 4),
+        n,
+        round(100 * (new - old), 4),
+        (round(100 * ci[0], 4), round(100 * ci[1], 4)),
+        round(p, 6),
+        test,
+    )
 
 
 def table(comparisons: list[Comparison], max_drop: float, alpha: float) -> list[str]:
@@ -219,9 +238,18 @@ def table(comparisons: list[Comparison], max_drop: float, alpha: float) -> list[
     rows = [("", "baseline", "current", "delta", "95% CI", "p", "test", "n")]
     for c in comparisons:
         mark = "  REGRESSED" if c.regressed(max_drop, alpha) else ""
-        rows.append((c.label + ("" if c.scope == "task" else " (category)"), f"{c.old:.2f}", f"{c.new:.2f}",
-                     f"{c.delta:+.2f}", f"[{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}]", f"{c.p_value:.4f}", c.test,
-                     f"{c.n_shared}{mark}"))  # fmt: skip
+        rows.append(
+            (
+                c.label + ("" if c.scope == "task" else " (category)"),
+                f"{c.old:.2f}",
+                f"{c.new:.2f}",
+                f"{c.delta:+.2f}",
+                f"[{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}]",
+                f"{c.p_value:.4f}",
+                c.test,
+                f"{c.n_shared}{mark}",
+            )
+        )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

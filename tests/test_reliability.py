@@ -1,0 +1,259 @@
+"""Faults and bad input: nothing is lost, duplicated, mis-scored or leaked.
+
+See docs/reliability.md for the table of faults, what the user sees, and which test proves it.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+from openai_server import FaultInjector, OpenAIServer, Reply, echo_last_user
+
+from conftest import FIXTURES, SUITES
+from pytest_medbench.models.cache import ResponseCache
+
+ITEMS = 200
+CAUSES = {"rate_limit", "server", "timeout", "connection", "empty", "content_filter"}
+
+
+def mcqa_data(root: Path, count: int = ITEMS) -> Path:
+    """A data directory with one MCQA task of ``count`` distinct questions."""
+    folder = root / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    instances = [
+        {
+            "input": f"Question: Which option is number {n}?\nOptions: A: {n}\tB: {n + 1}\tC: {n + 2}",
+            "output": f"The right answer is A: {n}",
+        }
+        for n in range(count)
+    ]
+    (folder / "task57_synthetic.json").write_text(
+        json.dumps({"Definition": ["Pick one."], "Instances": instances})
+    )
+    return root / "data"
+
+
+def read_samples(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_200_items_at_20_percent_faults(run_suites, tmp_path, monkeypatch, workers):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = mcqa_data(tmp_path)
+    cache = tmp_path / "cache.sqlite3"
+    common = [
+        "--medbench-data",
+        str(data),
+        "--model",
+        "openai/flaky",
+        "--medbench-cache",
+        str(cache),
+        "--medbench-timeout",
+        "1",
+        "--medbench-retries",
+        "2",
+        "--medbench-backoff",
+        "0.01",
+        "--medbench-shots",
+        "0",
+        *workers,
+    ]
+    faults = FaultInjector(0.2, hang_s=1.5)
+    samples = tmp_path / "first.jsonl"
+    with OpenAIServer(faults) as server:
+        server_answer = server.api_base
+        _, board = run_suites(*common, "--api-base", server_answer, "--medbench-samples", str(samples))
+    assert set(faults.injected) >= {
+        "rate_limit",
+        "server_500",
+        "hang",
+        "drop",
+        "malformed_json",
+        "empty",
+        "refusal",
+    }
+
+    lines = read_samples(samples)
+    assert len(lines) == ITEMS and len({line["id"] for line in lines}) == ITEMS  # none lost, none twice
+    failed = [line for line in lines if line["error"]]
+    assert all(line["error"]["kind"] in CAUSES and line["error"]["message"] for line in failed)
+    assert all(line["scores"] == {"accuracy": 0.0} for line in lines if not line["error"])  # echo answers
+    (task,) = board["tasks"]
+    assert (task["n"], task["errors"]) == (ITEMS, len(failed)) and 0 < len(failed) < ITEMS // 4
+    assert task["metrics"]["accuracy"]["n"] == ITEMS - len(failed)
+    with sqlite3.connect(cache) as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == ITEMS - len(
+            failed
+        )  # no error cached
+
+    with OpenAIServer() as server:
+        _, again = run_suites(*common, "--api-base", server.api_base, report="again.json")
+    assert sorted(json.loads(json.dumps(r["messages"]))[-1]["content"] for r in server.requests) == sorted(
+        line["messages"][-1]["content"] for line in failed
+    )  # the rerun asked only for what had failed
+    assert again["tasks"][0]["errors"] == 0 and again["tasks"][0]["cache_hits"] == ITEMS - len(failed)
+
+
+def _writer(path: str, worker: int) -> None:
+    cache = ResponseCache(Path(path))
+    for n in range(300):
+        cache.put(f"{worker}-{n}", "model", {"text": f"answer {worker} {n}" * 20})
+    cache.close()
+
+
+def test_concurrent_writers_never_corrupt_the_cache(tmp_path):
+    path = str(tmp_path / "cache.sqlite3")
+    processes = [
+        multiprocessing.get_context("spawn").Process(target=_writer, args=(path, w)) for w in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 1200
+
+
+GOOD = json.loads((FIXTURES / "meds-bench" / "MCQA" / "task57_medqa_usmle.jsonl").read_text(encoding="utf-8"))
+BAD_MEDS = {
+    "truncated": (b'{"Definition": ["x"], "Instances": [{"input": "a"', "line 1 column 50: invalid JSON"),
+    "wrong_type": (
+        json.dumps({"Definition": "x", "Instances": []}).encode(),
+        "/Definition: 'x' is not of type 'array'",
+    ),
+    "missing_field": (
+        json.dumps({"Definition": ["x"], "Instances": [{"input": "a"}]}).encode(),
+        "/Instances/0: 'output' is a required property",
+    ),
+    "not_utf8": (b'{"Definition": ["\xff\xfe"], "Instances": []}', "byte 17: not valid UTF-8"),
+    "duplicate_ids": (
+        json.dumps(
+            {
+                "Definition": ["x"],
+                "Instances": [
+                    {"id": "a", "input": "q", "output": "o"},
+                    {"id": "a", "input": "r", "output": "p"},
+                ],
+            }
+        ).encode(),
+        "/Instances/1/id: duplicate instance id 'a'",
+    ),
+    "empty": (b"", ": the file is empty"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BAD_MEDS))
+def test_bad_meds_files_give_one_clear_error_and_the_rest_runs(run_suites, tmp_path, fault):
+    content, message = BAD_MEDS[fault]
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    (folder / "task57_medqa.json").write_text(json.dumps(GOOD))
+    (folder / "task122_broken.json").write_bytes(content)
+    result, board = run_suites("--medbench-data", str(tmp_path / "data"), "--model", "medbench/oracle")
+    result.stdout.fnmatch_lines([f"*data error: {folder / 'task122_broken.json'}*{message}*"])
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert tasks["task57"]["passed"] == 5 and tasks["task122_broken"]["errors"] == 1
+    assert result.parseoutcomes() == {"passed": 5, "failed": 1, "skipped": 1}  # no MedR folder: empty set
+
+
+BAD_MEDR = {
+    "missing_summary": (
+        {"PMC1": {"generate_case": {"diagnosis_results": "x"}}},
+        "case PMC1 /generate_case: 'case_summary'",
+    ),
+    "wrong_type": (
+        {"PMC1": {"generate_case": {"case_summary": 5, "diagnosis_results": "x"}}},
+        "case PMC1 /generate_case/case_summary: 5 is not of type 'string'",
+    ),
+    "no_answer": (
+        {"PMC1": {"generate_case": {"case_summary": "- Ancillary Tests: x"}}},
+        "case PMC1: generate_case.diagnosis_results is missing or empty",
+    ),
+    "not_an_object": ([1, 2], "at /: expected an object keyed by case id"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(BAD_MEDR))
+def test_bad_medr_cases_are_named_and_the_valid_cases_run(run_suites, tmp_path, fault):
+    document, message = BAD_MEDR[fault]
+    folder = tmp_path / "data" / "medrbench"
+    folder.mkdir(parents=True)
+    good = json.loads((FIXTURES / "medrbench" / "diagnosis_fixture_cases.json").read_text(encoding="utf-8"))
+    (folder / "diagnosis_good.json").write_text(json.dumps({"PMC90000001": good["PMC90000001"]}))
+    (folder / "diagnosis_zbroken.json").write_text(json.dumps(document))
+    result, _ = run_suites("--medbench-data", str(tmp_path / "data"), "--model", "medbench/oracle")
+    result.stdout.fnmatch_lines([f"*{folder / 'diagnosis_zbroken.json'}*{message}*"])
+    assert result.parseoutcomes() == {"passed": 5, "failed": 1, "skipped": 1}  # no MedS folder: empty set
+
+
+def test_an_empty_benchmark_folder_runs_nothing_and_says_so(pytester, tmp_path):
+    (tmp_path / "data" / "meds-bench").mkdir(parents=True)
+    result = pytester.runpytest(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "--medbench-no-cache",
+        "--medbench-data",
+        str(tmp_path / "data"),
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*no MedR-Bench case files under*",
+            "SKIPPED*no MedS-Bench task files under*",
+        ]
+    )
+    assert result.ret == 0
+
+
+SENTINEL = "sk-sentinel-7f3a9c1e5b2d4f60"
+
+
+def test_api_keys_are_never_written_anywhere(run_suites, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
+
+    def leaky(request, number):
+        question = request["messages"][-1]["content"]
+        if "scurvy" in question:
+            return Reply(status=400, content=f"invalid request for key {SENTINEL}")
+        if "heparin" in question:
+            return Reply(status=500, content=f"upstream failed with key {SENTINEL}")
+        return echo_last_user(request, number)
+
+    outputs = {
+        name: tmp_path / name for name in ("board.json", "samples.jsonl", "cache.sqlite3", "junit.xml")
+    }
+    with OpenAIServer(leaky) as server:
+        result, _ = run_suites(
+            "-k",
+            "task57",
+            "--model",
+            "openai/m",
+            "--api-base",
+            server.api_base,
+            "--medbench-backoff",
+            "0.01",
+            "--medbench-samples",
+            str(outputs["samples.jsonl"]),
+            "--medbench-cache",
+            str(outputs["cache.sqlite3"]),
+            "--junitxml",
+            str(outputs["junit.xml"]),
+            report="board.json",
+        )
+    assert all(request.get("messages") for request in server.requests)
+    written = b"".join(path.read_bytes() for path in outputs.values() if path.exists())
+    written += (
+        Path(tmp_path / "board.json").read_bytes()
+        + result.stdout.str().encode()
+        + result.stderr.str().encode()
+    )
+    assert b"upstream failed with key" in written  # the error itself is reported...
+    assert SENTINEL.encode() not in written  # ...with the key masked
