@@ -205,10 +205,7 @@ def test_an_empty_benchmark_folder_runs_nothing_and_says_so(pytester, tmp_path):
         str(tmp_path / "data"),
     )
     result.stdout.fnmatch_lines(
-        [
-            "SKIPPED*no MedR-Bench case files under*",
-            "SKIPPED*no MedS-Bench task files under*",
-        ]
+        ["SKIPPED*no MedR-Bench case files under*", "SKIPPED*no MedS-Bench task files under*"]
     )
     assert result.ret == 0
 
