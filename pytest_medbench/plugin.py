@@ -49,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
     run = Run(settings, config, is_controller=is_controller)
     if settings.data_dir_explicit:
         run.check_data_dir()
+    if is_controller:
+        run.check_models()
     if settings.prompts == "upstream":
         try:
             run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing
@@ -79,6 +81,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     run = config.stash[RUN_KEY]
     model = run.model.name + (" (built-in)" if run.model.builtin else "")
+    if run.model.litellm_model != run.model.name and not run.model.builtin:
+        model += f" = {run.model.litellm_model}"
     judge = run.settings.judge_model or "offline fuzzy judge (approximate)"
     cache = run.settings.cache_path or "off"
     return [

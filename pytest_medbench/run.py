@@ -52,7 +52,7 @@ class Run:
         self.settings = settings
         self.rootdir = Path(str(config.rootpath))
         self.is_controller = is_controller
-        self.model = ModelSpec.parse(settings.model, settings.api_base)
+        self.model = ModelSpec.parse(settings.model, settings.api_base, settings.model_aliases)
         self.started = _now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
         self.data_errors: list[str] = []
@@ -65,6 +65,19 @@ class Run:
         )
 
     # -- data -> items --------------------------------------------------------------------------
+
+    def check_models(self) -> None:
+        """Fail before any item runs when litellm cannot route a model name (with suggestions)."""
+        from .models.aliases import UnknownModel, check_routable
+
+        names = {self.settings.model, self.settings.judge_model, self.settings.agent_model} - {None}
+        for name in sorted(names):
+            spec = ModelSpec.parse(name, None, self.settings.model_aliases)
+            if not spec.builtin and "/" not in spec.litellm_model:
+                try:
+                    check_routable(name, spec.litellm_model, self.settings.model_aliases)
+                except UnknownModel as exc:
+                    raise pytest.UsageError(str(exc)) from None
 
     def check_data_dir(self) -> None:
         root = self.settings.data_dir
@@ -136,7 +149,7 @@ class Run:
     def _evaluator_client(self, model: str | None) -> ModelClient | None:
         if not model:
             return None
-        spec = ModelSpec.parse(model, self.settings.judge_api_base)
+        spec = ModelSpec.parse(model, self.settings.judge_api_base, self.settings.model_aliases)
         return self._new_client(spec, GenerationParams(temperature=0))
 
     @functools.cached_property

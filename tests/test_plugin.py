@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -92,3 +93,35 @@ def test_a_missing_benchmark_folder_is_named_in_the_summary(pytester, tmp_path):
     )
     result.stdout.fnmatch_lines([f"{data} has no meds-bench/ folder, so no MedS-Bench items"])
     result.assert_outcomes(passed=20, skipped=1)  # the empty MedS parameter set shows as one skip
+
+
+def test_an_unroutable_model_name_is_a_usage_error_with_suggestions(pytester):
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "--collect-only", "--model", "claude-35"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cannot route the model 'claude-35'*did you mean claude-3-5*"])
+
+
+def test_aliases_resolve_and_pyproject_extends_them(pytester, openai_server, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-v", "--model", "gpt-4o"
+    )
+    result.stdout.fnmatch_lines(["medbench: model gpt-4o = openai/gpt-4o-2024-11-20;*"])
+    pytester.makepyprojecttoml('[tool.medbench.models]\nhouse-model = "openai/echo-7b"\n')
+    report = pytester.path / "board.json"
+    options = ["--rootdir", str(pytester.path), "-c", str(pytester.path / "pyproject.toml"), "-k", "task57"]
+    result = pytester.runpytest(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        *options,
+        "--model=house-model",
+        f"--api-base={openai_server.api_base}",
+        "--medbench-no-cache",
+        f"--medbench-report={report}",
+    )
+    model = json.loads(report.read_text())["run"]["model"]
+    assert (model["name"], model["litellm_model"]) == ("house-model", "openai/echo-7b")
+    assert {request["model"] for request in openai_server.requests} == {"echo-7b"}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .aliases import resolve
 from .cache import ResponseCache, cache_key
 from .errors import ModelCallError
 
@@ -44,13 +45,16 @@ class ModelSpec:
     builtin: bool = False
 
     @classmethod
-    def parse(cls, name: str, api_base: str | None = None) -> ModelSpec:
+    def parse(
+        cls, name: str, api_base: str | None = None, aliases: dict[str, str] | None = None
+    ) -> ModelSpec:
+        """``name`` as the user wrote it: a built-in, ``replay:PATH``, an alias, or a litellm model id."""
         if name.startswith(REPLAY_PREFIX):
             path = os.path.abspath(name[len(REPLAY_PREFIX) :])
             return cls(name, "medbench/replay", api_base=path, builtin=True)
         if name.startswith(BUILTIN_PREFIX):
             return cls(name, name, builtin=True)
-        return cls(name, name, api_base=api_base)
+        return cls(name, resolve(name, aliases), api_base=api_base)
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,11 @@ class ModelClient:
         """
         if self._fatal is not None:
             raise self._fatal
-        key = cache_key(
-            {"model": self.spec.name, "params": self.params.as_kwargs(), "messages": messages, "epoch": epoch}
-        )
+        model = {
+            "model": self.spec.litellm_model,
+            "api_base": self.spec.api_base,
+        }  # not the alias: it may move
+        key = cache_key({**model, "params": self.params.as_kwargs(), "messages": messages, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
         completion = self._call_with_retries(messages, context)
