@@ -135,11 +135,10 @@ class ModelClient:
         """
         if self._fatal is not None:
             raise self._fatal
-        model = {
-            "model": self.spec.litellm_model,
-            "api_base": self.spec.api_base,
-        }  # not the alias: it may move
-        key = cache_key({**model, "params": self.params.as_kwargs(), "messages": messages, "epoch": epoch})
+        # the resolved model id, not the alias (an alias may move); not the endpoint (a restarted local
+        # server on a new port, or another replica, serves the same model)
+        request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
+        key = cache_key({**request, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
         completion = self._call_with_retries(messages, context)
