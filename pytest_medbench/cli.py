@@ -2,6 +2,7 @@
 
     medbench show RUN.json                 the summary table
     medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
+    medbench html RUN.json [RUN2.json ...] [--samples FILE] [-o leaderboard.html]
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
 
 Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop; 2 usage error
@@ -51,6 +52,22 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if regressed else 0
 
 
+def _html(args: argparse.Namespace) -> int:
+    from .report.html import render
+
+    runs = [(Path(path).stem, _load(path)) for path in args.runs]
+    samples = []
+    if args.samples:
+        try:
+            lines = Path(args.samples).read_text(encoding="utf-8").splitlines()
+            samples = [json.loads(line) for line in lines if line.strip()]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CompareError(f"cannot read {args.samples}: {exc}") from exc
+    Path(args.output).write_text(render(runs, samples), encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .local_model import MODEL_ALIAS, LocalModelServer, local_model_available
 
@@ -80,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("--max-drop", type=float, default=2.0, help="points a metric may drop (default 2)")
     comparing.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     comparing.set_defaults(handler=_compare)
+    page = commands.add_parser("html", help="write a self-contained HTML leaderboard of one or more runs")
+    page.add_argument(
+        "runs", nargs="+", help="leaderboard JSON files, oldest first (deltas are last minus first)"
+    )
+    page.add_argument("--samples", help="the samples file of the last run, for the failed-items browser")
+    page.add_argument("-o", "--output", default="leaderboard.html")
+    page.set_defaults(handler=_html)
     serve = commands.add_parser("serve", help="serve SmolLM2 (or a GGUF file) on an OpenAI-compatible API")
     serve.add_argument("--port", type=int, default=None, help="loopback port (default: a free one)")
     serve.add_argument(

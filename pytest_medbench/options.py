@@ -70,6 +70,7 @@ OPTIONS = (
     ),
     Option("--medbench-report", "write the leaderboard JSON here"),
     Option("--medbench-samples", "write one JSON line per item here"),
+    Option("--medbench-html", "write a self-contained HTML leaderboard here"),
     Option(
         "--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"
     ),
@@ -212,6 +213,7 @@ class Settings:
     data_dir_explicit: bool
     report_path: Path | None
     samples_path: Path | None
+    html_path: Path | None
     cache_path: Path | None
     timeout_s: float
     retries: int
@@ -269,6 +271,7 @@ class Settings:
             data_dir_explicit=data_dir is not None,
             report_path=path("medbench_report"),
             samples_path=path("medbench_samples"),
+            html_path=path("medbench_html"),
             cache_path=cache_path,
             timeout_s=values["medbench_timeout"],
             retries=values["medbench_retries"],

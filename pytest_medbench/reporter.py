@@ -44,6 +44,12 @@ class Reporter:
             from .report import leaderboard
 
             leaderboard.write(settings.report_path, board)
+        if settings.html_path is not None and board is not None:
+            from .report.html import render
+
+            samples = [record.to_dict() for record in self.run.records.values()]
+            settings.html_path.parent.mkdir(parents=True, exist_ok=True)
+            settings.html_path.write_text(render([("this run", board)], samples), encoding="utf-8")
         if settings.judged_by_verdict:
             session.exitstatus = self._judge(session.exitstatus, board)
 
