@@ -72,6 +72,12 @@ OPTIONS = (
     Option("--medbench-samples", "write one JSON line per item here"),
     Option("--medbench-html", "write a self-contained HTML leaderboard here"),
     Option(
+        "--medbench-progress",
+        "progress lines (done/total, errors, cache hits, tokens, cost, ETA): auto = on a terminal unless -q",
+        default="auto",
+        choices=("auto", "on", "off"),
+    ),
+    Option(
         "--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"
     ),
     Option("--medbench-no-cache", "neither read nor write the response cache", is_switch=True, default=False),
@@ -214,6 +220,7 @@ class Settings:
     report_path: Path | None
     samples_path: Path | None
     html_path: Path | None
+    progress: str
     cache_path: Path | None
     timeout_s: float
     retries: int
@@ -272,6 +279,7 @@ class Settings:
             report_path=path("medbench_report"),
             samples_path=path("medbench_samples"),
             html_path=path("medbench_html"),
+            progress=values["medbench_progress"],
             cache_path=cache_path,
             timeout_s=values["medbench_timeout"],
             retries=values["medbench_retries"],

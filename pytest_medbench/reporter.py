@@ -22,13 +22,45 @@ class Reporter:
         self.verdict: Any = None
         self.verdict_line: str | None = None
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
+        self.progress: Any = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        config = session.config
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        mode = self.run.settings.progress
+        wanted = mode == "on" or (
+            mode == "auto" and terminal is not None and terminal.isatty and config.option.verbose >= 0
+        )
+        if wanted and terminal is not None:
+            from .report.progress import Progress
+
+            def write(line: str) -> None:
+                terminal.ensure_newline()  # after pytest's own progress dots
+                terminal.write_line(line)
+
+            self.progress = Progress(write)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.progress is not None:
+            self.progress.total = len(session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        if self.progress is not None:
+            self.progress.total = len(ids)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         records = [value for name, value in report.user_properties if name == USER_PROPERTY]
         if report.failed and not records:
             self.other_failures += 1
-        for record in records:
-            self.run.collect(ItemRecord.from_dict(record))
+        for data in records:
+            record = ItemRecord.from_dict(data)
+            self.run.collect(record)
+            if self.progress is not None:
+                self.progress.record(record)
+        if self.progress is not None and report.when == "teardown":
+            self.progress.item_finished()
 
     def leaderboard(self) -> dict | None:
         if self._leaderboard is None and self.run.records:

@@ -125,3 +125,13 @@ def test_aliases_resolve_and_pyproject_extends_them(pytester, openai_server, mon
     model = json.loads(report.read_text())["run"]["model"]
     assert (model["name"], model["litellm_model"]) == ("house-model", "openai/echo-7b")
     assert {request["model"] for request in openai_server.requests} == {"echo-7b"}
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
+def test_progress_lines_count_every_item(pytester, workers):
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-progress=on", *workers)
+    lines = [line[line.index("[medbench]") :] for line in result.outlines if "[medbench]" in line]
+    assert lines[0].startswith("[medbench] 10/99 items (10%), 0 errors")
+    assert lines[-1].startswith("[medbench] 99/99 items (100%)") and lines[-1].endswith("ETA 0m00s")
+    quiet = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-k", "task57")  # auto: not a terminal
+    assert not [line for line in quiet.outlines if "[medbench]" in line]
