@@ -71,12 +71,9 @@ class LocalModelServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                error = (
-                    self._process.stderr.read().decode(errors="replace")[-2000:]
-                    if self._process.stderr
-                    else ""
+                raise RuntimeError(
+                    f"the llama.cpp server exited with {self._process.returncode}: {self.log_tail()}"
                 )
-                raise RuntimeError(f"the llama.cpp server exited with {self._process.returncode}: {error}")
             try:
                 with urllib.request.urlopen(f"{self.api_base}/models", timeout=2) as response:
                     if response.status == 200:

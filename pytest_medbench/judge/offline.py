@@ -12,29 +12,8 @@ from ..data.medr import ancillary_entries
 
 MATCH_THRESHOLD = 85.0
 _STOPWORDS = frozenset(
-    {
-        "a",
-        "an",
-        "and",
-        "the",
-        "of",
-        "with",
-        "to",
-        "in",
-        "on",
-        "for",
-        "by",
-        "due",
-        "secondary",
-        "associated",
-        "likely",
-        "probable",
-        "possible",
-        "diagnosis",
-        "final",
-        "patient",
-        "disease",
-    }
+    "a an and the of with to in on for by due secondary associated likely probable possible diagnosis final "  # noqa: SIM905
+    "patient disease".split()
 )
 
 

@@ -32,7 +32,6 @@ UPSTREAM_FILES = {
     "judge_keywords": "extract_keywords.txt",
     "judge_treatment_keywords": "treatment_plan_extract_keywords.txt",
 }
-SOURCES = ("ours", "upstream")
 SINGLE_TURN_TEMPLATES = {"oracle_diagnosis": "medr_oracle_diagnosis", "treatment": "medr_treatment"}
 
 
