@@ -89,6 +89,13 @@ OPTIONS = (
         default=4,
     ),
     Option(
+        "--medbench-concurrency",
+        "answer the selected items N at a time (threads) before the tests run, filling the cache; "
+        "for one process (with -n, each worker runs its items one at a time)",
+        type=int,
+        default=1,
+    ),
+    Option(
         "--medbench-backoff",
         "seconds before the first retry, doubling each time up to 30 (a Retry-After header wins)",
         type=float,
@@ -225,6 +232,7 @@ class Settings:
     timeout_s: float
     retries: int
     backoff_s: float
+    concurrency: int
     temperature: float | None
     max_tokens: int | None
     seed: int | None
@@ -284,6 +292,7 @@ class Settings:
             timeout_s=values["medbench_timeout"],
             retries=values["medbench_retries"],
             backoff_s=values["medbench_backoff"],
+            concurrency=max(1, values["medbench_concurrency"]),
             temperature=values["medbench_temperature"],
             max_tokens=values["medbench_max_tokens"],
             seed=values["medbench_seed"],

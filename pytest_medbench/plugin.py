@@ -119,6 +119,20 @@ def _register_markers(config: pytest.Config, names: set[str]) -> None:
         config.addinivalue_line("markers", f"{name}: pytest-medbench items tagged {name}")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """With --medbench-concurrency N, answer this process's items N at a time before the tests run."""
+    run = session.config.stash[RUN_KEY]
+    distributed = hasattr(session.config, "workerinput") or getattr(
+        session.config.option, "numprocesses", None
+    )
+    if run.settings.concurrency <= 1 or distributed or session.config.option.collectonly or run.model.builtin:
+        return
+    params = [getattr(item, "callspec", None) for item in session.items]
+    items = [p.params.get("meds_item") or p.params.get("medr_item") for p in params if p is not None]
+    run.prefetch([item for item in items if item is not None])
+
+
 class Evaluator:
     """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record."""
 

@@ -3,6 +3,7 @@ model client, and (on the controller only) collects the records into the report.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -185,18 +186,50 @@ class Run:
         agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
         return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch)
 
+    def prefetch(self, items: list[EvalItem]) -> None:
+        """Answer ``items`` ``--medbench-concurrency`` at a time before the tests run, filling the cache
+        (model, agent and judge calls alike), so each test then reads its answers instead of waiting.
+
+        Errors are left for the test to meet again and report; one item per dialogue is prefetched,
+        since its sibling reuses the same conversation.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .items.medr import DIALOGUE_MODE
+
+        seen_dialogues: set[tuple[str, str]] = set()
+        chosen = []
+        for item in items:
+            dialogue = (item.item_id, DIALOGUE_MODE.get(item.task, ""))
+            if dialogue[1] and dialogue in seen_dialogues:
+                continue
+            seen_dialogues.add(dialogue)
+            chosen.append(item)
+
+        def answer(item: EvalItem) -> None:
+            record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
+            with contextlib.suppress(Exception):  # the test meets the same error again and reports it
+                self._solve_and_score(item, record)
+
+        with ThreadPoolExecutor(self.settings.concurrency) as pool:
+            list(pool.map(answer, chosen))
+
+    def _solve_and_score(self, item: EvalItem, record: ItemRecord) -> tuple[list[str], list[Any]]:
+        outputs, scores = [], []
+        for epoch in range(self.settings.epochs):
+            services = self.services(record, epoch)
+            transcript = item.solve(services)
+            record.messages = transcript.messages
+            outputs.append(transcript.output)
+            scores.append(item.score(transcript, services))
+        return outputs, scores
+
     def evaluate(self, item: EvalItem, node: pytest.Item) -> ItemRecord:
         """Solve the item with the model, score it, and stash the record on the node for the reporter."""
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
         node.stash[RECORD_KEY] = record
-        outputs, scores = [], []
         try:
-            for epoch in range(self.settings.epochs):
-                services = self.services(record, epoch)
-                transcript = item.solve(services)
-                record.messages = transcript.messages
-                outputs.append(transcript.output)
-                scores.append(item.score(transcript, services))
+            outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:
             record.error = {"kind": exc.kind, "message": str(exc)}
             raise ItemFailed(f"{item.benchmark} {item.task} {item.item_id}: {exc}") from None

@@ -163,3 +163,38 @@ def test_absent_and_physionet_gated_tasks_are_listed(run_suites):
     assert "task57" not in absent and "task122" in absent
     assert absent["task112"].startswith("PhysioNet-gated MIMIC task")
     assert absent["task122"] == "not in the data directory"
+
+
+def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_suites, monkeypatch):
+    """With a 0.3 s latency, 17 items answered 8 at a time overlap; the scores equal a sequential run's."""
+    import threading
+    import time
+
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow(request, number):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.3)
+        with lock:
+            in_flight[0] -= 1
+        return Reply(content="The right answer is A: x")
+
+    with OpenAIServer(slow) as server:
+        options = ["-k", "mcqa", "--model=openai/slow", f"--api-base={server.api_base}"]
+        _, sequential = run_suites(*options, "--medbench-no-cache", report="sequential.json")
+        assert peak[0] == 1
+        _, concurrent = run_suites(*options, "--medbench-concurrency=8", report="concurrent.json")
+    assert peak[0] >= 6
+    assert (
+        len(server.requests) == 2 * 17
+    )  # each item asked once per run: the tests read the prefetched answers
+
+    def scores(board: dict) -> list[tuple]:
+        return [(t["task"], t["n"], t["passed"], t["errors"], t["metrics"]) for t in board["tasks"]]
+
+    assert scores(sequential) == scores(concurrent)
