@@ -22,7 +22,7 @@ from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
 from .judge.llm import LLMJudge
 from .judge.offline import OfflineAgent, OfflineJudge
-from .models.cache import ResponseCache
+from .models.cache import MEMORY, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
 from .options import Settings
@@ -123,12 +123,13 @@ class Run:
     # -- item -> model -> score -----------------------------------------------------------------
 
     def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
-        from .models.cache import ResponseCache
-
-        if (
-            self._cache is None and self.settings.cache_path and not spec.builtin
-        ):  # built-ins are never cached
-            self._cache = ResponseCache(self.settings.cache_path)
+        """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
+        carries the prefetched answers to the tests. Built-in models are never cached."""
+        if self._cache is None and not spec.builtin:
+            if self.settings.cache_path:
+                self._cache = ResponseCache(self.settings.cache_path)
+            elif self.settings.concurrency > 1:
+                self._cache = ResponseCache(MEMORY)
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
         return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
 

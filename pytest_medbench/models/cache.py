@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -35,9 +36,11 @@ def cache_key(request: dict[str, Any]) -> str:
 
 
 class ResponseCache:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
+        """``path`` is a file, or ":memory:" for answers kept only for this process."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path != MEMORY:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so every put is durable on its own.
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 60000")

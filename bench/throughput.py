@@ -1,0 +1,164 @@
+"""Throughput benchmark (not a test): pytest-medbench against a local server with a fixed latency.
+
+    python bench/throughput.py [--latency 0.05] [--quick]
+
+Reports: collection time for 15,000 items; items/s at concurrency 1, 8, 32 and 64 as a share of the
+endpoint-bound throughput (concurrency / latency), start-up excluded (measured from the first to the
+last answered request); the same with -n 2 and -n 16, with their start-up time until the first model
+call; a fully cached rerun of 15,000 items; and the peak RSS of the largest run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTEST = [
+    sys.executable,
+    "-m",
+    "pytest",
+    str(REPO / "suites"),
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "--medbench-progress=off",
+]
+
+
+def make_data(root: Path, count: int) -> Path:
+    folder = root / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True, exist_ok=True)
+    instances = [
+        {
+            "input": f"Question: Which number is {n}?\nOptions: A: {n}\tB: {n + 1}",
+            "output": "The right answer is A: 1",
+        }
+        for n in range(count)
+    ]
+    (folder / "task57_bench.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
+    return root
+
+
+class Server:
+    def __init__(self, latency: float, workdir: Path) -> None:
+        self.ready, self.stamps = workdir / "ready", workdir / "stamps.json"
+        self.ready.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            str(REPO / "bench" / "latency_server.py"),
+            f"--latency={latency}",
+            f"--ready={self.ready}",
+            f"--stamps={self.stamps}",
+        ]
+        self.process = subprocess.Popen(command)
+        while not self.ready.exists():
+            time.sleep(0.05)
+        self.api_base = self.ready.read_text()
+
+    def finish(self) -> list[float]:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+        return json.loads(self.stamps.read_text())
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, monotonic start) of one pytest run."""
+    started = time.monotonic()
+    subprocess.run(
+        [*PYTEST, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    return time.monotonic() - started, started
+
+
+def measure(
+    label: str,
+    items: int,
+    concurrency: int,
+    workers: int,
+    latency: float,
+    data: Path,
+    work: Path,
+    env: dict[str, str],
+) -> dict:
+    server = Server(latency, work)
+    options = [
+        f"--medbench-data={data}",
+        "--model=openai/bench",
+        f"--api-base={server.api_base}",
+        "--medbench-no-cache",
+        "--medbench-shots=0",
+        f"--medbench-limit={items}",
+        f"--medbench-concurrency={concurrency}",
+    ]
+    if workers:
+        options += ["-n", str(workers)]
+    wall, started = run(options, env)
+    stamps = server.finish()
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
+    rate = (len(stamps) - 1) / span if span else float("nan")
+    bound = concurrency * max(1, workers) / latency
+    return {
+        "run": label,
+        "items": len(stamps),
+        "wall_s": round(wall, 1),
+        "items_per_s": round(rate, 1),
+        "share_of_bound": round(rate / bound, 3),
+        "startup_s": round(stamps[0] - started - latency, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--quick", action="store_true", help="fewer items, for a smoke run")
+    args = parser.parse_args()
+    env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        big = make_data(work / "big", 15_000)
+        wall, _ = run(["--collect-only", f"--medbench-data={big}"], env)
+        rows.append({"run": "collect 15,000 items", "wall_s": round(wall, 2)})
+        n = 200 if args.quick else 1000
+        rows.append(measure("concurrency 1", n // 5, 1, 0, args.latency, big, work, env))
+        for concurrency in (8, 32, 64):
+            rows.append(
+                measure(f"concurrency {concurrency}", n, concurrency, 0, args.latency, big, work, env)
+            )
+        for workers in (2, 16):
+            rows.append(
+                measure(f"-n {workers} (concurrency 1 each)", n, 1, workers, args.latency, big, work, env)
+            )
+        cache = work / "cache.sqlite3"
+        server = Server(args.latency, work)
+        fill = [
+            f"--medbench-data={big}",
+            "--model=openai/bench",
+            f"--api-base={server.api_base}",
+            f"--medbench-cache={cache}",
+            "--medbench-shots=0",
+            "--medbench-concurrency=64",
+        ]
+        if args.quick:
+            fill.append("--medbench-limit=2000")
+        fill_wall, _ = run(fill, env)
+        server.finish()
+        rerun_wall, _ = run(fill, env)
+        rows.append({"run": "fill the cache (concurrency 64)", "wall_s": round(fill_wall, 1)})
+        rows.append({"run": "fully cached rerun", "wall_s": round(rerun_wall, 1)})
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rows.append({"run": "peak RSS of any run", "rss_mb": round(peak_mb)})
+    print(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
