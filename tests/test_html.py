@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,12 @@ def two_runs(run_suites, tmp_path):
     return tmp_path
 
 
+def compare_page(runs: Path) -> int:
+    """``medbench html`` over both runs, with the second run's samples, into both.html."""
+    files = [str(runs / "before.json"), str(runs / "after.json"), "--samples", str(runs / "after.jsonl")]
+    return main(["html", *files, "-o", str(runs / "both.html")])
+
+
 def chromium(*args: str) -> subprocess.CompletedProcess:
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
@@ -45,20 +52,7 @@ def test_the_page_is_self_contained_and_escapes_model_text(two_runs):
     page = (two_runs / "run.html").read_text(encoding="utf-8")
     assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)  # nothing fetched at view time
     assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;" in page and ATTACK not in page
-    assert (
-        main(
-            [
-                "html",
-                str(two_runs / "before.json"),
-                str(two_runs / "after.json"),
-                "--samples",
-                str(two_runs / "after.jsonl"),
-                "-o",
-                str(two_runs / "both.html"),
-            ]
-        )
-        == 0
-    )
+    assert compare_page(two_runs) == 0
     both = (two_runs / "both.html").read_text(encoding="utf-8")
     assert "before" in both and "after" in both and "-60.00" in both  # task57: oracle 100 -> replay 40
 
@@ -66,17 +60,7 @@ def test_the_page_is_self_contained_and_escapes_model_text(two_runs):
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
 def test_the_page_renders_in_headless_chromium(two_runs):
     page = two_runs / "both.html"
-    main(
-        [
-            "html",
-            str(two_runs / "before.json"),
-            str(two_runs / "after.json"),
-            "--samples",
-            str(two_runs / "after.jsonl"),
-            "-o",
-            str(page),
-        ]
-    )
+    compare_page(two_runs)
     dom = chromium("--dump-dom", page.as_uri())
     assert "<title>pytest-medbench leaderboard</title>" in dom.stdout  # the attack did not rename the page
     assert "&lt;script&gt;document.title='PWNED'" in dom.stdout  # shown as text

@@ -64,24 +64,22 @@ def clinic(request: dict, number: int) -> Reply:
     )
 
 
+def served_by(server: OpenAIServer) -> list[str]:
+    """Options that make one local server the model, the judge and the patient agent."""
+    base = server.api_base
+    return [
+        "--model=openai/doctor",
+        f"--api-base={base}",
+        "--judge-model=openai/examiner",
+        f"--judge-api-base={base}",
+    ]
+
+
 def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     samples = tmp_path / "samples.jsonl"
     with OpenAIServer(clinic) as server:
-        result, board = run_suites(
-            "-k",
-            "PMC90000003",
-            "--model",
-            "openai/doctor",
-            "--api-base",
-            server.api_base,
-            "--judge-model",
-            "openai/examiner",
-            "--judge-api-base",
-            server.api_base,
-            "--medbench-samples",
-            str(samples),
-        )
+        result, board = run_suites("-k", "PMC90000003", *served_by(server), f"--medbench-samples={samples}")
     assert result.ret == 0, result.stdout.str()[-3000:]
     tasks = {task["task"]: task for task in board["tasks"]}
     assert set(tasks) == {
@@ -299,19 +297,7 @@ def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, mo
         )
         extra = ["--medbench-evidence-dir", str(corpus)]
     with OpenAIServer(treatment_clinic) as server:
-        _, board = run_suites(
-            "-k",
-            "treatment and PMC90000101",
-            "--model",
-            "openai/doctor",
-            "--api-base",
-            server.api_base,
-            "--judge-model",
-            "openai/examiner",
-            "--judge-api-base",
-            server.api_base,
-            *extra,
-        )
+        _, board = run_suites("-k", "treatment and PMC90000101", *served_by(server), *extra)
     (task,) = board["tasks"]
     assert task["metrics"]["accuracy"]["value"] == 100.0
     assert task["metrics"]["efficiency"]["value"] == 0.0 and task["metrics"]["completeness"]["value"] == 0.0
