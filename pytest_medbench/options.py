@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .data.files import DATA_ENV
-from .report.gates import Gate, GateError
+
+if TYPE_CHECKING:
+    from .report.gates import Gate
 
 DEFAULT_MODEL = "medbench/baseline"
 
@@ -310,6 +312,8 @@ class Settings:
 
 
 def _parse_gates(texts: list[str]) -> list[Gate]:
+    from .report.gates import Gate, GateError
+
     try:
         return [Gate.parse(text) for text in texts]
     except GateError as exc:

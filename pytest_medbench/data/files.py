@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +70,8 @@ def data_files(root: Path) -> list[Path]:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # not at plugin load: it costs milliseconds every pytest start pays
+
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
