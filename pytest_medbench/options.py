@@ -97,6 +97,8 @@ OPTIONS = (
         type=int,
         default=1,
     ),
+    Option("--medbench-rpm", "at most N requests per minute to the model, shared by all workers", type=int),
+    Option("--medbench-tpm", "at most N tokens per minute to the model, shared by all workers", type=int),
     Option(
         "--medbench-backoff",
         "seconds before the first retry, doubling each time up to 30 (a Retry-After header wins)",
@@ -235,6 +237,8 @@ class Settings:
     retries: int
     backoff_s: float
     concurrency: int
+    rpm: int | None
+    tpm: int | None
     temperature: float | None
     max_tokens: int | None
     seed: int | None
@@ -295,6 +299,8 @@ class Settings:
             retries=values["medbench_retries"],
             backoff_s=values["medbench_backoff"],
             concurrency=max(1, values["medbench_concurrency"]),
+            rpm=values["medbench_rpm"],
+            tpm=values["medbench_tpm"],
             temperature=values["medbench_temperature"],
             max_tokens=values["medbench_max_tokens"],
             seed=values["medbench_seed"],

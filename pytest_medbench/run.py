@@ -136,7 +136,20 @@ class Run:
     @functools.cached_property
     def client(self) -> ModelClient:
         params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
-        return self._new_client(self.model, params)
+        client = self._new_client(self.model, params)
+        if (self.settings.rpm or self.settings.tpm) and not self.model.builtin:
+            from .models.ratelimit import SharedRateLimit
+
+            # beside the cache, so every worker of the run (and a rerun within the minute) shares it
+            folder = (
+                self.settings.cache_path.parent
+                if self.settings.cache_path
+                else self.rootdir / ".medbench_cache"
+            )
+            client.limit = SharedRateLimit(
+                folder / "ratelimit.sqlite3", rpm=self.settings.rpm, tpm=self.settings.tpm
+            )
+        return client
 
     @functools.cached_property
     def _judge_client(self) -> ModelClient | None:

@@ -16,6 +16,7 @@ from typing import Any
 from .aliases import resolve
 from .cache import ResponseCache, cache_key
 from .errors import ModelCallError
+from .ratelimit import SharedRateLimit
 
 BUILTIN_PREFIX = "medbench/"
 REPLAY_PREFIX = "replay:"
@@ -115,9 +116,11 @@ class ModelClient:
         cache: ResponseCache | None,
         timeout_s: float,
         retry: RetryPolicy,
+        limit: SharedRateLimit | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec = spec
+        self.limit = limit
         self.params = params
         self.cache = None if spec.builtin else cache
         self.timeout_s = timeout_s
@@ -166,16 +169,23 @@ class ModelClient:
         started = time.perf_counter()
         attempt = 0
         while True:
+            call_id = self.limit.acquire() if self.limit else None
             try:
                 response = self._litellm.completion(**kwargs)
-                return self._completion(response, time.perf_counter() - started)
+                completion = self._completion(response, time.perf_counter() - started)
+                if self.limit:
+                    self.limit.used(call_id, completion.prompt_tokens + completion.completion_tokens)
+                return completion
             except Exception as exc:
                 error, retryable, retry_after = classify(exc, self.spec.name, attempt + 1)
                 if not retryable or attempt >= self.retry.max_retries:
                     if error.fatal:
                         self._fatal = error
                     raise error from exc
-                self._sleep(self.retry.delay(attempt, retry_after))
+                delay = self.retry.delay(attempt, retry_after)
+                if self.limit and error.kind == "rate_limit":
+                    self.limit.pause(delay)  # every worker backs off, not just this one
+                self._sleep(delay)
                 attempt += 1
 
     def _completion(self, response: Any, latency_s: float) -> Completion:
