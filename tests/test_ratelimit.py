@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import time
 from pathlib import Path
 
 from pytest_medbench.models.ratelimit import SharedRateLimit
@@ -14,8 +13,9 @@ def _worker(path: str, calls: int, out: str) -> None:
     limit = SharedRateLimit(Path(path), rpm=6, window_s=1.0)
     stamps = []
     for _ in range(calls):
-        limit.acquire()
-        stamps.append(time.time())
+        call_id = limit.acquire()
+        # the start time the limiter decided on (a clock read here could lag under load)
+        stamps.append(limit._db.execute("SELECT started FROM calls WHERE id = ?", (call_id,)).fetchone()[0])
     Path(out).write_text(json.dumps(stamps))
 
 
@@ -32,8 +32,8 @@ def test_processes_share_one_request_budget(tmp_path):
     stamps = sorted(t for out in outs for t in json.loads(Path(out).read_text()))
     assert len(stamps) == 18
     # in every 1-second window, at most 6 calls started (all processes together)
-    assert all(stamps[i + 6] - stamps[i] >= 1.0 - 0.02 for i in range(len(stamps) - 6))
-    assert stamps[-1] - stamps[0] >= 2.0 - 0.05  # 18 calls at 6 per second need at least two more seconds
+    assert all(stamps[i + 6] - stamps[i] >= 1.0 for i in range(len(stamps) - 6))
+    assert stamps[-1] - stamps[0] >= 2.0  # 18 calls at 6 per second need at least two more seconds
 
 
 def test_tokens_per_minute_and_a_pause_hold_the_next_call(tmp_path):
