@@ -12,7 +12,7 @@ from openai_server import OpenAIServer, Reply
 
 from conftest import FIXTURES, SHARED_DATA
 from pytest_medbench.data.medr import load_medr
-from pytest_medbench.items.base import Services, Transcript
+from pytest_medbench.items.base import Services
 from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, run_dialogue, served_requests
 from pytest_medbench.judge.evidence import BM25Corpus
 from pytest_medbench.judge.llm import LLMJudge
@@ -256,10 +256,6 @@ def test_a_case_without_the_ancillary_line_is_a_data_error_in_the_dialogue_setti
     assert tasks["oracle_diagnosis"]["passed"] == 1
     assert all(tasks[s]["errors"] == 1 for s in ("exam_1turn", "diagnosis_1turn", "exam_free_turn"))
     result.stdout.fnmatch_lines(["*case PMC90000001: no 'Ancillary Tests' line*"])
-
-
-def test_transcript_is_plain_data():
-    assert Transcript([], "x").turns == []
 
 
 def treatment_clinic(request: dict, number: int) -> Reply:

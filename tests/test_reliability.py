@@ -66,8 +66,7 @@ def test_200_items_at_20_percent_faults(run_suites, tmp_path, monkeypatch, worke
     faults = FaultInjector(0.2, hang_s=1.5)
     samples = tmp_path / "first.jsonl"
     with OpenAIServer(faults) as server:
-        server_answer = server.api_base
-        _, board = run_suites(*common, "--api-base", server_answer, "--medbench-samples", str(samples))
+        _, board = run_suites(*common, "--api-base", server.api_base, "--medbench-samples", str(samples))
     assert set(faults.injected) >= {
         "rate_limit",
         "server_500",

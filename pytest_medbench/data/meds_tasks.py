@@ -82,6 +82,14 @@ def _specs() -> dict[str, TaskSpec]:
 TASKS: dict[str, TaskSpec] = _specs()
 
 
+def averaged_tasks(benchmark: str, category: str, tasks: list[str]) -> set[str]:
+    """The tasks a category's average covers: all of them, except that MedS-Bench summarization
+    averages its four primary tasks (when any is present)."""
+    if (benchmark, category) == ("meds", "summarization"):
+        return {task for task in tasks if task in SUMMARIZATION_PRIMARY} or set(tasks)
+    return set(tasks)
+
+
 def absent_tasks(present: set[str]) -> dict[str, str]:
     """Benchmark tasks missing from a data directory, each with the reason a user should read."""
     return {

@@ -43,10 +43,7 @@ def _split(case: Case) -> tuple[str, str]:
 def _one_turn(case: Case, services: Services, context: Callable[[int], dict]) -> Transcript:
     before, ancillary = _split(case)
     prompts = services.prompts
-    messages = [
-        {"role": "system", "content": prompts.system()},
-        {"role": "user", "content": prompts.render("medr_exam_1turn", case=before)},
-    ]
+    messages = prompts.opening("medr_exam_1turn", before)
     ask = services.ask_model(messages, context(0)).text
     messages.append({"role": "assistant", "content": ask})
     asked = parse_exam_turn(ask)
@@ -66,10 +63,7 @@ def _one_turn(case: Case, services: Services, context: Callable[[int], dict]) ->
 def _free_turn(case: Case, services: Services, context: Callable[[int], dict]) -> Transcript:
     before, ancillary = _split(case)
     prompts = services.prompts
-    messages = [
-        {"role": "system", "content": prompts.system()},
-        {"role": "user", "content": prompts.render("medr_free_turn_first", case=before)},
-    ]
+    messages = prompts.opening("medr_free_turn_first", before)
     turns = []
     for number in range(1, MAX_TURNS + 1):
         text = services.ask_model(messages, context(number - 1)).text

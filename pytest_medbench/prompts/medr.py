@@ -69,7 +69,11 @@ class MedrPrompts:
     def system(self) -> str:
         return template("medr_system")
 
-    def single_turn_messages(self, setting: str, case_summary: str) -> list[dict[str, str]]:
-        """System role plus the setting's template filled with the full case summary."""
-        user = self.render(SINGLE_TURN_TEMPLATES[setting], case=case_summary.strip())
+    def opening(self, template: str, case: str) -> list[dict[str, str]]:
+        """A conversation's first two messages: our system role, then ``template`` filled with ``case``."""
+        user = self.render(template, case=case.strip())
         return [{"role": "system", "content": self.system()}, {"role": "user", "content": user}]
+
+    def single_turn_messages(self, setting: str, case_summary: str) -> list[dict[str, str]]:
+        """The single-turn settings see the full case summary."""
+        return self.opening(SINGLE_TURN_TEMPLATES[setting], case_summary)

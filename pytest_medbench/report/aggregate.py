@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from ..data.meds_tasks import SUMMARIZATION_PRIMARY
+from ..data.meds_tasks import averaged_tasks
 from ..metrics.sets import f1_from_counts as _prf
 from .records import ItemRecord
 
@@ -217,14 +217,6 @@ def combine(entries: list[dict], averaged: list[dict] | None = None, **identity:
     }
 
 
-def _averaged(benchmark: str, category: str, members: list[dict]) -> list[dict]:
-    """The tasks a category's average covers: MedS summarization averages its four primary tasks."""
-    if (benchmark, category) == ("meds", "summarization"):
-        primary = [entry for entry in members if entry["task"] in SUMMARIZATION_PRIMARY]
-        return primary or members
-    return members
-
-
 def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     """{"tasks": [...], "categories": [...], "benchmarks": [...]}, each sorted for stable output."""
     by_task: dict[tuple[str, str], list[ItemRecord]] = defaultdict(list)
@@ -234,10 +226,11 @@ def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     by_category: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for entry in tasks:
         by_category[(entry["benchmark"], entry["category"])].append(entry)
-    categories = [
-        combine(members, _averaged(b, c, members), benchmark=b, category=c)
-        for (b, c), members in sorted(by_category.items())
-    ]
+    categories = []
+    for (benchmark, category), members in sorted(by_category.items()):
+        included = averaged_tasks(benchmark, category, [entry["task"] for entry in members])
+        averaged = [entry for entry in members if entry["task"] in included]
+        categories.append(combine(members, averaged, benchmark=benchmark, category=category))
     by_benchmark: dict[str, list[dict]] = defaultdict(list)
     for entry in categories:
         by_benchmark[entry["benchmark"]].append(entry)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..data.meds_tasks import SUMMARIZATION_PRIMARY
+from ..data.meds_tasks import averaged_tasks
+from ..metrics.sets import f1_from_counts as _prf
 
 RESAMPLES = 1000
 SUPPORTED_MAJOR = "1"
@@ -84,12 +85,6 @@ def _reducer(metric: str, items: list[dict]) -> tuple[Callable[[dict], list[floa
             lambda totals: _prf(*totals)[position]
         )
     return (lambda item: [item["scores"][metric]]), (lambda totals: totals[0])
-
-
-def _prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
-    from ..metrics.sets import f1_from_counts
-
-    return f1_from_counts(tp, fp, fn)
 
 
 @dataclass
@@ -195,8 +190,8 @@ def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Compariso
                 )
             )
     for (benchmark, category, metric), members in sorted(by_category.items()):
-        if benchmark == "meds" and category == "summarization":
-            members = [m for m in members if m[0] in SUMMARIZATION_PRIMARY] or members
+        included = averaged_tasks(benchmark, category, [name for name, _ in members])
+        members = [member for member in members if member[0] in included]
         pairs = [pair for _, pair in members]
         old, new, ci, p = _group_comparison(pairs)
         n = sum(len(pair.old) for pair in pairs)
