@@ -46,6 +46,11 @@ OPTIONS = (
     ),
     Option("--api-base", "base URL of the model's API, e.g. a local OpenAI-compatible server"),
     Option(
+        "--model-router",
+        "YAML file in litellm's Router format (model_list): --model names a model_name in it, and calls "
+        "are spread over its deployments, failing over past dead ones",
+    ),
+    Option(
         "--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"
     ),
     Option(
@@ -93,7 +98,7 @@ OPTIONS = (
     Option(
         "--medbench-concurrency",
         "answer the selected items N at a time (threads) before the tests run, filling the cache; "
-        "for one process (with -n, each worker runs its items one at a time)",
+        "with -n, each worker answers its share N at a time",
         type=int,
         default=1,
     ),
@@ -221,6 +226,7 @@ class Settings:
 
     model: str
     api_base: str | None
+    router_path: Path | None
     judge_model: str | None
     judge_api_base: str | None
     agent_model: str | None
@@ -283,6 +289,7 @@ class Settings:
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
+            router_path=path("medbench_model_router"),
             judge_model=values["medbench_judge_model"],
             judge_api_base=values["medbench_judge_api_base"],
             agent_model=values["medbench_agent_model"] or values["medbench_judge_model"],

@@ -25,7 +25,7 @@ from .judge.offline import OfflineAgent, OfflineJudge
 from .models.cache import MEMORY, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
-from .options import Settings
+from .options import DEFAULT_MODEL, Settings
 from .prompts.medr import MedrPrompts
 from .report.records import ItemRecord, Usage
 from .report.samples import SamplesWriter
@@ -53,7 +53,8 @@ class Run:
         self.settings = settings
         self.rootdir = Path(str(config.rootpath))
         self.is_controller = is_controller
-        self.model = ModelSpec.parse(settings.model, settings.api_base, settings.model_aliases)
+        self.groups = _router_groups(settings)
+        self.model = self._spec(_routed_model(settings, self.groups), settings.api_base)
         self.started = _now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
         self.data_errors: list[str] = []
@@ -73,12 +74,15 @@ class Run:
 
         names = {self.settings.model, self.settings.judge_model, self.settings.agent_model} - {None}
         for name in sorted(names):
-            spec = ModelSpec.parse(name, None, self.settings.model_aliases)
-            if not spec.builtin and "/" not in spec.litellm_model:
+            spec = self._spec(name, None)
+            if not spec.builtin and spec.group is None and "/" not in spec.litellm_model:
                 try:
                     check_routable(name, spec.litellm_model, self.settings.model_aliases)
                 except UnknownModel as exc:
                     raise pytest.UsageError(str(exc)) from None
+
+    def _spec(self, name: str, api_base: str | None) -> ModelSpec:
+        return ModelSpec.parse(name, api_base, self.settings.model_aliases, self.groups)
 
     def check_data_dir(self) -> None:
         root = self.settings.data_dir
@@ -164,7 +168,7 @@ class Run:
     def _evaluator_client(self, model: str | None) -> ModelClient | None:
         if not model:
             return None
-        spec = ModelSpec.parse(model, self.settings.judge_api_base, self.settings.model_aliases)
+        spec = self._spec(model, self.settings.judge_api_base)
         return self._new_client(spec, GenerationParams(temperature=0))
 
     @functools.cached_property
@@ -290,13 +294,19 @@ class Run:
 
     def run_metadata(self) -> dict[str, Any]:
         root = self.settings.data_dir
+        model: dict[str, Any] = {
+            "name": self.model.name,
+            "litellm_model": self.model.litellm_model,
+            "api_base": None if self.model.name.startswith("replay:") else self.model.api_base,
+            "builtin": self.model.builtin,
+        }
+        if self.model.group is not None:
+            model["deployments"] = [
+                {"model": endpoint.model, "api_base": endpoint.api_base}
+                for endpoint in self.model.group.endpoints
+            ]
         return {
-            "model": {
-                "name": self.model.name,
-                "litellm_model": self.model.litellm_model,
-                "api_base": None if self.model.name.startswith("replay:") else self.model.api_base,
-                "builtin": self.model.builtin,
-            },
+            "model": model,
             "judge": {
                 "model": self.settings.judge_model or "offline",
                 "approximate": not self.settings.judge_model,
@@ -330,6 +340,32 @@ class Run:
             "python": platform.python_version(),
             "packages": {name: _version(name) for name in PACKAGES},
         }
+
+
+def _router_groups(settings: Settings) -> dict:
+    """The ``--model-router`` file's model groups (none without the option)."""
+    if settings.router_path is None:
+        return {}
+    from .models.router import RouterFileError, load_router
+
+    if settings.api_base:
+        raise pytest.UsageError("--api-base and --model-router: the router file gives each api_base")
+    try:
+        return load_router(settings.router_path)
+    except RouterFileError as exc:
+        raise pytest.UsageError(f"--model-router: {exc}") from None
+
+
+def _routed_model(settings: Settings, groups: dict) -> str:
+    """--model, which must name a group when a router file is given (its only group by default)."""
+    if not groups or settings.model in groups:
+        return settings.model
+    if settings.model == DEFAULT_MODEL and len(groups) == 1:
+        return next(iter(groups))
+    raise pytest.UsageError(
+        f"--model {settings.model}: not a model_name in {settings.router_path} "
+        f"(it has: {', '.join(sorted(groups))})"
+    )
 
 
 def _add_usage(usage: Usage, completion: Any) -> None:

@@ -31,6 +31,8 @@ def _heavy_imports_once():
 
     pytester removes the modules a run imported when it ends; removing litellm's dependencies that
     way leaves importlib.metadata finding no distributions, so the next run would not load the plugin.
+    httpx imports httpcore on its first client and maps httpcore's exceptions by class, so a
+    re-imported httpcore would escape that map: it too must be loaded once.
     """
     from pytest_medbench.metrics import overlap
     from pytest_medbench.models.client import import_litellm
@@ -39,6 +41,7 @@ def _heavy_imports_once():
     overlap.bleu_1("warm up", "warm up", "zh")
     overlap.bleu_1("warm up", "warm up", "ja")
     overlap.rouge_l("warm up", "warm up")
+    import httpcore  # noqa: F401
     import jsonschema  # noqa: F401
     import numpy  # noqa: F401
 
@@ -78,3 +81,20 @@ def stable(board: dict) -> dict:
         return {key: value for key, value in entry.items() if key not in VOLATILE}
 
     return {section: [strip(e) for e in board[section]] for section in ("tasks", "categories", "benchmarks")}
+
+
+def mcqa_data(root: Path, count: int = 200) -> Path:
+    """A data directory with one MCQA task of ``count`` distinct questions."""
+    folder = root / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    instances = [
+        {
+            "input": f"Question: Which option is number {n}?\nOptions: A: {n}\tB: {n + 1}\tC: {n + 2}",
+            "output": f"The right answer is A: {n}",
+        }
+        for n in range(count)
+    ]
+    (folder / "task57_synthetic.json").write_text(
+        json.dumps({"Definition": ["Pick one."], "Instances": instances})
+    )
+    return root / "data"

@@ -98,7 +98,11 @@ def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "created": 0,
         "model": request.get("model", "test"),
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": reply.content}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content},
+                "finish_reason": reply.finish_reason,
+            }
         ],
         "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
     }

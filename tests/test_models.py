@@ -1,32 +1,43 @@
-"""The model layer against a real OpenAI-compatible server on 127.0.0.1: retries, fail-fast, cache."""
+"""The model layer against a real OpenAI-compatible server on 127.0.0.1: retries, fail-fast, cache.
+
+Each test runs over both transports (the lean HTTP path and litellm): they must behave alike.
+"""
 
 from __future__ import annotations
 
 import pytest
-from openai_server import OpenAIServer, Reply, echo_last_user
+from openai_server import CONTENT_FILTERED, OpenAIServer, Reply, echo_last_user
 
 from pytest_medbench.models.cache import ResponseCache
 from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.models.errors import ModelCallError
+from pytest_medbench.models.transport import Endpoint, HTTPTransport, LitellmTransport
 
 MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
 
 
-def client_for(
-    server: OpenAIServer, cache: ResponseCache | None = None, sleeps: list | None = None, **params
-):
-    recorded = sleeps if sleeps is not None else []
-    return ModelClient(
-        ModelSpec.parse("openai/test-model", server.api_base),
-        GenerationParams(**params),
-        cache=cache,
-        timeout_s=5,
-        retry=RetryPolicy(max_retries=3),
-        sleep=recorded.append,
-    )
+@pytest.fixture(params=["lean", "litellm"])
+def client_for(request):
+    """Makes clients for a server's ``openai/test-model``, over the lean HTTP path or litellm's."""
+
+    def make(server: OpenAIServer, cache: ResponseCache | None = None, sleeps=None, **params) -> ModelClient:
+        client = ModelClient(
+            ModelSpec.parse("openai/test-model", server.api_base),
+            GenerationParams(**params),
+            cache=cache,
+            timeout_s=5,
+            retry=RetryPolicy(max_retries=3),
+            sleep=(sleeps if sleeps is not None else []).append,
+        )
+        assert isinstance(client.transport, HTTPTransport)  # OpenAI-compatible endpoint: the lean path
+        if request.param == "litellm":
+            client.transport = LitellmTransport(Endpoint("openai/test-model", server.api_base))
+        return client
+
+    return make
 
 
-def test_429_is_retried_honouring_retry_after():
+def test_429_is_retried_honouring_retry_after(client_for):
     def responder(request, number):
         if number == 1:
             return Reply(status=429, content="slow down", headers={"Retry-After": "7"})
@@ -41,7 +52,7 @@ def test_429_is_retried_honouring_retry_after():
     assert (completion.prompt_tokens, completion.completion_tokens) == (11, 7)
 
 
-def test_server_errors_are_retried_a_bounded_number_of_times():
+def test_server_errors_are_retried_a_bounded_number_of_times(client_for):
     with OpenAIServer(lambda request, number: Reply(status=503, content="busy")) as server:
         client = client_for(server)
         with pytest.raises(ModelCallError) as caught:
@@ -50,7 +61,7 @@ def test_server_errors_are_retried_a_bounded_number_of_times():
     assert len(server.requests) == 4  # one try and three retries
 
 
-def test_authentication_error_fails_fast_and_stops_further_calls(monkeypatch):
+def test_authentication_error_fails_fast_and_stops_further_calls(client_for, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-sentinel-0123456789")
     with OpenAIServer(
         lambda r, n: Reply(status=401, content="bad key sk-test-sentinel-0123456789")
@@ -65,7 +76,7 @@ def test_authentication_error_fails_fast_and_stops_further_calls(monkeypatch):
     assert len(server.requests) == 1
 
 
-def test_answers_are_cached_on_what_changes_them_and_errors_are_not(tmp_path):
+def test_answers_are_cached_on_what_changes_them_and_errors_are_not(client_for, tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite3")
     failing = {"on": True}
 
@@ -89,7 +100,7 @@ def test_answers_are_cached_on_what_changes_them_and_errors_are_not(tmp_path):
     assert len(server.requests) == asked + 2
 
 
-def test_timeout_is_not_part_of_the_cache_key(tmp_path):
+def test_timeout_is_not_part_of_the_cache_key(client_for, tmp_path):
     cache = ResponseCache(tmp_path / "cache.sqlite3")
     with OpenAIServer() as server:
         client_for(server, cache).complete(MESSAGES)
@@ -109,3 +120,27 @@ def test_builtin_models_take_the_litellm_path_and_skip_the_cache(tmp_path):
         == "Vitamin C deficiency"
     )
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "retried"),
+    [
+        (Reply(hang_s=2), "timeout", True),
+        (Reply(drop=True), "connection", True),
+        (Reply(raw=b'{"choices": [tru'), "server", True),
+        (Reply(content=""), "empty", True),
+        (Reply(content="", finish_reason="content_filter"), "content_filter", False),
+        (Reply(status=404, content="no such model"), "not_found", False),
+        (Reply(status=400, body=CONTENT_FILTERED), "content_filter", False),
+        (Reply(status=429, body={"error": {"message": "You exceeded your current quota"}}), "quota", False),
+    ],
+    ids=["hang", "drop", "malformed-json", "empty", "filtered", "404", "policy-400", "quota-429"],
+)
+def test_faults_are_classified_alike_on_both_paths(client_for, reply, kind, retried):
+    with OpenAIServer(lambda request, number: reply) as server:
+        client = client_for(server)
+        client.timeout_s = 0.5
+        with pytest.raises(ModelCallError) as caught:
+            client.complete(MESSAGES)
+    assert caught.value.kind == kind
+    assert len(server.requests) == (4 if retried else 1)

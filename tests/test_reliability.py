@@ -13,28 +13,11 @@ from pathlib import Path
 import pytest
 from openai_server import FaultInjector, OpenAIServer, Reply, echo_last_user
 
-from conftest import FIXTURES, SUITES
+from conftest import FIXTURES, SUITES, mcqa_data
 from pytest_medbench.models.cache import ResponseCache
 
 ITEMS = 200
 CAUSES = {"rate_limit", "server", "timeout", "connection", "empty", "content_filter"}
-
-
-def mcqa_data(root: Path, count: int = ITEMS) -> Path:
-    """A data directory with one MCQA task of ``count`` distinct questions."""
-    folder = root / "data" / "meds-bench" / "MCQA"
-    folder.mkdir(parents=True)
-    instances = [
-        {
-            "input": f"Question: Which option is number {n}?\nOptions: A: {n}\tB: {n + 1}\tC: {n + 2}",
-            "output": f"The right answer is A: {n}",
-        }
-        for n in range(count)
-    ]
-    (folder / "task57_synthetic.json").write_text(
-        json.dumps({"Definition": ["Pick one."], "Instances": instances})
-    )
-    return root / "data"
 
 
 def read_samples(path: Path) -> list[dict]:

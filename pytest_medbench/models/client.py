@@ -1,6 +1,7 @@
-"""The one model layer: litellm for every model (built-ins included), with retries, timeouts and a cache.
+"""The one model layer: the cache, bounded retries and error classification, over a transport
+(litellm for every provider and the built-ins, a lean HTTP path for OpenAI-compatible endpoints).
 
-litellm is imported on the first call, never at plugin load (it costs seconds).
+litellm is imported on its first call, never at plugin load (it costs seconds).
 """
 
 from __future__ import annotations
@@ -11,17 +12,20 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
 from .cache import ResponseCache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
+from .transport import Answer, Endpoint, Transport, transport_for
+
+if TYPE_CHECKING:
+    from .router import RouterGroup
 
 BUILTIN_PREFIX = "medbench/"
 REPLAY_PREFIX = "replay:"
 MAX_RETRY_AFTER_S = 120.0
-KEYLESS_PROVIDERS = ("openai/", "hosted_vllm/")
 
 
 @dataclass(frozen=True)
@@ -41,21 +45,36 @@ class ModelSpec:
     """What ``--model`` names, resolved to the litellm call it makes."""
 
     name: str  # as the user wrote it
-    litellm_model: str
+    litellm_model: str  # the cache key's model: the id the name resolved to
     api_base: str | None = None
     builtin: bool = False
+    group: RouterGroup | None = None  # from --model-router: the deployments to spread calls over
 
     @classmethod
     def parse(
-        cls, name: str, api_base: str | None = None, aliases: dict[str, str] | None = None
+        cls,
+        name: str,
+        api_base: str | None = None,
+        aliases: dict[str, str] | None = None,
+        groups: dict[str, RouterGroup] | None = None,
     ) -> ModelSpec:
-        """``name`` as the user wrote it: a built-in, ``replay:PATH``, an alias, or a litellm model id."""
+        """``name`` as the user wrote it: a built-in, ``replay:PATH``, a ``--model-router`` group,
+        an alias, or a litellm model id."""
+        if groups and name in groups:
+            return cls(name, groups[name].model_id, group=groups[name])
         if name.startswith(REPLAY_PREFIX):
             path = os.path.abspath(name[len(REPLAY_PREFIX) :])
             return cls(name, "medbench/replay", api_base=path, builtin=True)
         if name.startswith(BUILTIN_PREFIX):
             return cls(name, name, builtin=True)
         return cls(name, resolve(name, aliases), api_base=api_base)
+
+    def transport(self) -> Transport:
+        if self.group is not None:
+            from .router import RouterTransport
+
+            return RouterTransport(self.group)
+        return transport_for(Endpoint(self.litellm_model, self.api_base), builtin=self.builtin)
 
 
 @dataclass(frozen=True)
@@ -126,7 +145,7 @@ class ModelClient:
         self.timeout_s = timeout_s
         self.retry = retry
         self._sleep = sleep
-        self._litellm: Any = None
+        self.transport = spec.transport()
         self._fatal: ModelCallError | None = None
 
     def complete(
@@ -150,29 +169,14 @@ class ModelClient:
         return completion
 
     def _call_with_retries(self, messages: list[dict[str, str]], context: dict | None) -> Completion:
-        if self._litellm is None:
-            self._litellm = import_litellm()
-        kwargs: dict[str, Any] = {
-            "model": self.spec.litellm_model,
-            "messages": messages,
-            "timeout": self.timeout_s,
-            "num_retries": 0,  # retries are ours: litellm's reset themselves after an exhausted call
-            "max_retries": 0,  # and the OpenAI SDK's own retries would multiply ours
-            **self.params.as_kwargs(),
-        }
-        if self.spec.api_base:
-            kwargs["api_base"] = self.spec.api_base
-            if self.spec.litellm_model.startswith(KEYLESS_PROVIDERS) and not os.environ.get("OPENAI_API_KEY"):
-                kwargs["api_key"] = "no-key"  # local OpenAI-compatible servers need none, the SDK insists
-        if self.spec.builtin:
-            kwargs["metadata"] = {"medbench": context or {}}
+        params = self.params.as_kwargs()
         started = time.perf_counter()
         attempt = 0
         while True:
             call_id = self.limit.acquire() if self.limit else None
             try:
-                response = self._litellm.completion(**kwargs)
-                completion = self._completion(response, time.perf_counter() - started)
+                answer = self.transport.send(messages, params, self.timeout_s, context)
+                completion = _usable(answer, time.perf_counter() - started)
                 if self.limit:
                     self.limit.used(call_id, completion.prompt_tokens + completion.completion_tokens)
                 return completion
@@ -188,35 +192,21 @@ class ModelClient:
                 self._sleep(delay)
                 attempt += 1
 
-    def _completion(self, response: Any, latency_s: float) -> Completion:
-        choice = response.choices[0]
-        message = choice.message
-        text = message.content or ""
-        reasoning = getattr(message, "reasoning_content", None)
-        if not text.strip():
-            if getattr(choice, "finish_reason", None) == "content_filter" or getattr(
-                message, "refusal", None
-            ):
-                raise _Refused("the provider's content filter withheld the answer")
-            raise _Empty("the model returned no content")
-        usage = getattr(response, "usage", None)
-        return Completion(
-            text=text,
-            reasoning=reasoning or None,
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cost_usd=0.0 if self.spec.builtin else self._cost(response),
-            latency_s=round(latency_s, 4),
-        )
 
-    def _cost(self, response: Any) -> float:
-        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
-        if cost is None:
-            try:
-                cost = self._litellm.completion_cost(completion_response=response)
-            except Exception:  # a local model has no price: it cost nothing we can know
-                cost = 0.0
-        return float(cost or 0.0)
+def _usable(answer: Answer, latency_s: float) -> Completion:
+    """The answer as a Completion; an empty or withheld answer raises (and is never cached)."""
+    if not answer.text.strip():
+        if answer.finish_reason == "content_filter" or answer.refused:
+            raise _Refused("the provider's content filter withheld the answer")
+        raise _Empty("the model returned no content")
+    return Completion(
+        text=answer.text,
+        reasoning=answer.reasoning,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        cost_usd=answer.cost_usd,
+        latency_s=round(latency_s, 4),
+    )
 
 
 class _Empty(Exception):
@@ -280,7 +270,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "rate_limit", True
     elif name in ("Timeout", "APITimeoutError") or "timed out" in message.lower():
         kind, retryable = "timeout", True
-    elif name == "APIConnectionError" and status in (None, 500):
+    elif (name == "APIConnectionError" and status in (None, 500)) or message.endswith("Connection error."):
         kind, retryable = "connection", True
     elif isinstance(status, int) and status >= 500:
         kind, retryable = "server", True

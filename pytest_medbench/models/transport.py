@@ -1,0 +1,220 @@
+"""How one chat request reaches a model: through litellm, or straight over HTTP.
+
+litellm routes every provider, but spends about 4 ms of Python per call (request building, logging
+hooks, response conversion), which caps one process near 200 calls/s. A self-hosted
+OpenAI-compatible endpoint (vLLM, llama.cpp, a proxy: ``openai/...`` or ``hosted_vllm/...`` with an
+api_base) needs none of that, so it gets a lean path: a pooled httpx client,
+about 0.4 ms per call, and no litellm import at all. Every other model keeps litellm's coverage.
+Retries, the cache and error classification stay in the client, the same for both paths.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx  # this module loads on the first model call, never at plugin load
+
+# provider prefix -> the environment variable litellm reads its key from
+LEAN_PROVIDERS = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One deployment of a model: its litellm id, where it is served, and its key (if not the env's)."""
+
+    model: str
+    api_base: str | None = None
+    api_key: str | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0] if "/" in self.model else ""
+
+    @property
+    def lean(self) -> bool:
+        """An OpenAI-compatible server at a known address: no provider logic is needed."""
+        return bool(self.api_base) and self.provider in LEAN_PROVIDERS
+
+    def key(self) -> str:
+        """The bearer key: the endpoint's own, else the provider's variable; local servers need none."""
+        return self.api_key or os.environ.get(LEAN_PROVIDERS.get(self.provider, ""), "") or "no-key"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a provider sent back, before the client decides whether it is usable."""
+
+    text: str
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    refused: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Transport(Protocol):
+    def send(
+        self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
+    ) -> Answer: ...
+
+
+class HTTPStatusError(Exception):
+    """A non-2xx answer; named and shaped like the provider errors ``classify`` already knows."""
+
+    def __init__(self, status_code: int, message: str, headers: Any) -> None:
+        super().__init__(message)
+        self.status_code, self.message, self.headers = status_code, message, headers
+
+
+class Timeout(Exception):
+    """The endpoint did not answer within the timeout (litellm's name: ``classify`` knows it)."""
+
+
+class APIConnectionError(Exception):
+    """The connection failed or dropped (litellm's name: ``classify`` knows it)."""
+
+
+class HTTPTransport:
+    """POST ``{api_base}/chat/completions`` over one pool of kept-alive connections."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.url = endpoint.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
+        self.model = endpoint.model.split("/", 1)[1]
+        self.headers = {"authorization": f"Bearer {endpoint.key()}", "content-type": "application/json"}
+        # thread-safe; connections are kept alive across calls and threads
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+        self._client = httpx.Client(limits=limits)
+
+    def send(
+        self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
+    ) -> Answer:
+        body = json.dumps({"model": self.model, "messages": messages, **params}, ensure_ascii=False)
+        try:
+            response = self._client.post(
+                self.url, content=body.encode("utf-8"), headers=self.headers, timeout=timeout_s
+            )
+        except httpx.TimeoutException as exc:
+            raise Timeout(f"{self.url} timed out after {timeout_s:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise APIConnectionError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 300:
+            raise HTTPStatusError(response.status_code, _error_text(response), response.headers)
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            message = choice["message"]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:  # a server fault, as litellm has it
+            message = f"{self.url} sent something other than a chat completion"
+            raise HTTPStatusError(502, message, response.headers) from exc
+        usage = payload.get("usage") or {}
+        prompt_tokens = usage.get("prompt_tokens") or 0
+        completion_tokens = usage.get("completion_tokens") or 0
+        return Answer(
+            text=message.get("content") or "",
+            reasoning=message.get("reasoning_content") or message.get("reasoning"),
+            finish_reason=choice.get("finish_reason"),
+            refused=bool(message.get("refusal")),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=_price(self.endpoint.model, prompt_tokens, completion_tokens),
+        )
+
+
+class LitellmTransport:
+    """``litellm.completion`` for every provider, and for the built-in models."""
+
+    def __init__(self, endpoint: Endpoint, *, builtin: bool = False) -> None:
+        self.endpoint, self.builtin = endpoint, builtin
+        self._litellm: Any = None
+
+    def send(
+        self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
+    ) -> Answer:
+        if self._litellm is None:
+            from .client import import_litellm
+
+            self._litellm = import_litellm()
+        kwargs: dict[str, Any] = {
+            "model": self.endpoint.model,
+            "messages": messages,
+            "timeout": timeout_s,
+            "num_retries": 0,  # retries are ours: litellm's reset themselves after an exhausted call
+            "max_retries": 0,  # and the OpenAI SDK's own retries would multiply ours
+            **params,
+        }
+        if self.endpoint.api_base:
+            kwargs["api_base"] = self.endpoint.api_base
+        if self.endpoint.api_key or (self.endpoint.api_base and self.endpoint.provider in LEAN_PROVIDERS):
+            kwargs["api_key"] = self.endpoint.key()  # the SDK insists on one, local servers need none
+        if self.builtin:
+            kwargs["metadata"] = {"medbench": context or {}}
+        response = self._litellm.completion(**kwargs)
+        choice = response.choices[0]
+        message = choice.message
+        usage = getattr(response, "usage", None)
+        return Answer(
+            text=message.content or "",
+            reasoning=getattr(message, "reasoning_content", None) or None,
+            finish_reason=getattr(choice, "finish_reason", None),
+            refused=bool(getattr(message, "refusal", None)),
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            cost_usd=0.0 if self.builtin else self._cost(response),
+        )
+
+    def _cost(self, response: Any) -> float:
+        cost = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+        if cost is None:
+            try:
+                cost = self._litellm.completion_cost(completion_response=response)
+            except Exception:  # a local model has no price: it cost nothing we can know
+                cost = 0.0
+        return float(cost or 0.0)
+
+
+def transport_for(endpoint: Endpoint, *, builtin: bool = False) -> Transport:
+    """The lean path where it serves, litellm everywhere else."""
+    if endpoint.lean and not builtin:
+        return HTTPTransport(endpoint)
+    return LitellmTransport(endpoint, builtin=builtin)
+
+
+def _error_text(response: Any) -> str:
+    """The provider's error message (OpenAI shape), else the start of the body."""
+    try:
+        error = response.json().get("error")
+        text = error.get("message") if isinstance(error, dict) else error
+    except (ValueError, AttributeError):
+        text = None
+    return f"HTTP {response.status_code}: {text or response.text[:300]}"
+
+
+@functools.cache
+def _price_table() -> dict[str, Any]:
+    """litellm's bundled price map, read as data: importing litellm for it would cost seconds."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """litellm's price for a known model behind a compatible endpoint (``openai/gpt-4o`` via a proxy);
+    0 for a model it does not price, as litellm itself reports."""
+    table = _price_table()
+    entry = table.get(model) or table.get(model.split("/", 1)[1]) or {}
+    return prompt_tokens * (entry.get("input_cost_per_token") or 0.0) + completion_tokens * (
+        entry.get("output_cost_per_token") or 0.0
+    )
