@@ -22,7 +22,7 @@ from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
 from .judge.llm import LLMJudge
 from .judge.offline import OfflineAgent, OfflineJudge
-from .models.cache import MEMORY, ResponseCache
+from .models.cache import Cache, MemoryCache, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
 from .options import DEFAULT_MODEL, Settings
@@ -60,7 +60,7 @@ class Run:
         self.data_errors: list[str] = []
         self._config = config
         self._hook = config.hook
-        self._cache: ResponseCache | None = None
+        self._cache: Cache | None = None
         self._conversations: dict = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
@@ -133,7 +133,7 @@ class Run:
             if self.settings.cache_path:
                 self._cache = ResponseCache(self.settings.cache_path)
             elif self.settings.concurrency > 1:
-                self._cache = ResponseCache(MEMORY)
+                self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
         return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
 

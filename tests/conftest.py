@@ -31,8 +31,8 @@ def _heavy_imports_once():
 
     pytester removes the modules a run imported when it ends; removing litellm's dependencies that
     way leaves importlib.metadata finding no distributions, so the next run would not load the plugin.
-    httpx imports httpcore on its first client and maps httpcore's exceptions by class, so a
-    re-imported httpcore would escape that map: it too must be loaded once.
+    litellm's httpx imports httpcore on its first client and maps httpcore's exceptions by class, so
+    a re-imported httpcore would escape that map: it too must be loaded once.
     """
     from pytest_medbench.metrics import overlap
     from pytest_medbench.models.client import import_litellm

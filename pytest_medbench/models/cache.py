@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -35,12 +34,30 @@ def cache_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+class MemoryCache:
+    """Answers kept for this process only (``--medbench-no-cache`` with concurrency): they carry the
+    prefetched answers to the tests. A dict, since its reads and writes are atomic across threads."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._answers.get(key)
+
+    def put(self, key: str, model: str, response: dict[str, Any]) -> None:
+        self._answers[key] = response
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def close(self) -> None:
+        self._answers.clear()
+
+
 class ResponseCache:
     def __init__(self, path: Path | str) -> None:
-        """``path`` is a file, or ":memory:" for answers kept only for this process."""
         self.path = path
-        if path != MEMORY:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so every put is durable on its own.
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 60000")
@@ -66,3 +83,6 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+Cache = ResponseCache | MemoryCache

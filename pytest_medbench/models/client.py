@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
-from .cache import ResponseCache, cache_key
+from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
 from .transport import Answer, Endpoint, Transport, transport_for
@@ -132,7 +132,7 @@ class ModelClient:
         spec: ModelSpec,
         params: GenerationParams,
         *,
-        cache: ResponseCache | None,
+        cache: Cache | None,
         timeout_s: float,
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,
