@@ -119,14 +119,20 @@ def _register_markers(config: pytest.Config, names: set[str]) -> None:
         config.addinivalue_line("markers", f"{name}: pytest-medbench items tagged {name}")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, on the controller: tell each worker which scratch cache file they share, if any."""
+    path = node.config.stash[RUN_KEY].worker_cache_path()
+    if path is not None:
+        node.workerinput["medbench_cache"] = str(path)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
-    """With --medbench-concurrency N, answer this process's items N at a time before the tests run."""
+    """With --medbench-concurrency N, answer this process's items N at a time before the tests run
+    (under -n, in each worker: the xdist controller collects no items and runs no test)."""
     run = session.config.stash[RUN_KEY]
-    distributed = hasattr(session.config, "workerinput") or getattr(
-        session.config.option, "numprocesses", None
-    )
-    if run.settings.concurrency <= 1 or distributed or session.config.option.collectonly or run.model.builtin:
+    if run.settings.concurrency <= 1 or session.config.option.collectonly or run.model.builtin:
         return
     params = [getattr(item, "callspec", None) for item in session.items]
     items = [p.params.get("meds_item") or p.params.get("medr_item") for p in params if p is not None]

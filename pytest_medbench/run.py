@@ -9,7 +9,9 @@ import datetime as dt
 import functools
 import importlib.metadata
 import platform
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,9 @@ class Run:
         self._config = config
         self._hook = config.hook
         self._cache: Cache | None = None
+        # under -n, the file every worker reads and writes answers in (see worker_cache_path)
+        self._worker_input: dict = getattr(config, "workerinput", {})
+        self._scratch: Path | None = None
         self._conversations: dict = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
@@ -126,12 +131,24 @@ class Run:
 
     # -- item -> model -> score -----------------------------------------------------------------
 
+    def worker_cache_path(self) -> Path | None:
+        """For the controller to hand its -n workers: with --medbench-no-cache and concurrency, a
+        scratch file, so what one worker prefetched the others can read (removed at the end)."""
+        if self.settings.cache_path or self.settings.concurrency <= 1:
+            return None
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="medbench-"))
+        return self._scratch / "responses.sqlite3"
+
     def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
         """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
-        carries the prefetched answers to the tests. Built-in models are never cached."""
+        (or the controller's scratch file, under -n) carries the prefetched answers to the tests.
+        xdist workers claim each request in the shared file, so none is asked twice at once.
+        Built-in models are never cached."""
         if self._cache is None and not spec.builtin:
-            if self.settings.cache_path:
-                self._cache = ResponseCache(self.settings.cache_path)
+            path = self.settings.cache_path or self._worker_input.get("medbench_cache")
+            if path:
+                self._cache = ResponseCache(path, claims=bool(self._worker_input))
             elif self.settings.concurrency > 1:
                 self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
@@ -209,12 +226,17 @@ class Run:
         (model, agent and judge calls alike), so each test then reads its answers instead of waiting.
 
         Errors are left for the test to meet again and report; one item per dialogue is prefetched,
-        since its sibling reuses the same conversation.
+        since its sibling reuses the same conversation. An xdist worker takes its own share of the
+        items (every worker collected the same list); the shared cache's claims keep a test from
+        asking again what another worker is still prefetching.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         from .items.medr import DIALOGUE_MODE
 
+        if self._worker_input:
+            worker = int(self._worker_input["workerid"].removeprefix("gw"))
+            items = items[worker :: self._worker_input["workercount"]]
         seen_dialogues: set[tuple[str, str]] = set()
         chosen = []
         for item in items:
@@ -277,6 +299,8 @@ class Run:
             self._samples.close()
         if self._cache is not None:
             self._cache.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
     def evidence_source(self) -> str:
         """How the judges get evidence: none, the built-in BM25 folder, or user hook implementations."""

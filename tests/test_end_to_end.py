@@ -200,3 +200,20 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
         return [(t["task"], t["n"], t["passed"], t["errors"], t["metrics"]) for t in board["tasks"]]
 
     assert scores(sequential) == scores(concurrent)
+
+
+def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
+    """Both benchmarks under -n 2 with concurrency: each worker prefetches its share, and the workers
+    share one scratch cache whose claims keep any request (a dialogue two settings share, say) from
+    being asked twice; the scores equal a sequential run's."""
+    from openai_server import OpenAIServer, echo_last_user
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with OpenAIServer(echo_last_user) as server:
+        options = ["--model=openai/echo", f"--api-base={server.api_base}", "--medbench-no-cache"]
+        _, sequential = run_suites(*options, report="sequential.json")
+        asked_sequentially = len(server.requests)
+        _, distributed = run_suites(*options, "-n", "2", "--medbench-concurrency=4", report="xdist.json")
+    assert asked_sequentially > 0
+    assert len(server.requests) == 2 * asked_sequentially
+    assert stable(distributed) == stable(sequential)

@@ -131,6 +131,39 @@ BAD_MEDS = {
 }
 
 
+def test_a_claimed_request_waits_for_its_answer_and_a_dead_owners_claim_is_taken(tmp_path):
+    """Workers sharing a cache: one waits for the answer another is fetching; a claim left by a
+    killed worker does not block anyone."""
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    path = tmp_path / "cache.sqlite3"
+    host = socket.gethostname()
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as live:
+        fetching = ResponseCache(path, claims=True)
+        fetching.owner = f"{host}:{live.pid}"  # stands for another worker, alive
+        assert fetching.acquire("k1", ttl_s=60) is None  # the claim is its own
+        waiter = ResponseCache(path, claims=True)
+        got: list = []
+        thread = threading.Thread(target=lambda: got.append(waiter.acquire("k1", ttl_s=60)))
+        thread.start()
+        thread.join(0.3)
+        assert thread.is_alive()  # still waiting: the owner lives
+        fetching.put("k1", "m", {"text": "answer"})
+        fetching.release("k1")
+        thread.join(5)
+        live.kill()
+    assert got == [{"text": "answer"}]
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    crashed = ResponseCache(path, claims=True)
+    crashed.owner = f"{host}:{int(dead.stdout)}"  # a worker that claimed and was killed
+    assert crashed.acquire("k2", ttl_s=600) is None
+    assert ResponseCache(path, claims=True).acquire("k2", ttl_s=600) is None  # taken over at once
+
+
 @pytest.mark.parametrize("fault", sorted(BAD_MEDS))
 def test_bad_meds_files_give_one_clear_error_and_the_rest_runs(run_suites, tmp_path, fault):
     content, message = BAD_MEDS[fault]

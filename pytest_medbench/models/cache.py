@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -20,8 +22,20 @@ CREATE TABLE IF NOT EXISTS responses (
     model TEXT NOT NULL,
     created REAL NOT NULL,
     response TEXT NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
+# Take a claim when it is free, ours, expired, or held by a process we know to be dead.
+_CLAIM = """
+INSERT INTO claims (key, owner, expires) VALUES (?1, ?2, ?3)
+ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+WHERE claims.owner = excluded.owner OR claims.expires < ?4 OR claims.owner = ?5
+"""
+POLL_S = 0.02
 
 
 def cache_key(request: dict[str, Any]) -> str:
@@ -55,15 +69,21 @@ class MemoryCache:
 
 
 class ResponseCache:
-    def __init__(self, path: Path | str) -> None:
+    """The answers on disk. With ``claims`` (xdist workers sharing the file), a process about to ask
+    the model first claims the request, and one that finds it claimed waits for the answer instead
+    of asking again: a request prefetched by one worker is never paid for twice."""
+
+    def __init__(self, path: Path | str, *, claims: bool = False) -> None:
         self.path = path
+        self.claims = claims
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, so every put is durable on its own.
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 60000")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, shared by the prefetch threads
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -78,6 +98,30 @@ class ResponseCache:
                 (key, model, time.time(), json.dumps(response, ensure_ascii=False)),
             )
 
+    def acquire(self, key: str, ttl_s: float) -> dict[str, Any] | None:
+        """Claim ``key`` for this process, waiting while another live process holds it: returns
+        the answer that process stored, or None once the claim is ours (the caller then asks the
+        model and must ``release``). ``ttl_s`` bounds a claim whose owner cannot be checked."""
+        dead = ""
+        while True:
+            now = time.time()
+            with self._lock:
+                taken = self._db.execute(_CLAIM, (key, self.owner, now + ttl_s, now, dead)).rowcount
+                holder = self._db.execute("SELECT owner FROM claims WHERE key = ?", (key,)).fetchone()
+            hit = self.get(key)  # also after taking the claim: its last owner may have just answered
+            if taken and hit is not None:
+                self.release(key)
+            if hit is not None or taken:
+                return hit
+            if holder is not None and not _alive(holder[0]):
+                dead = holder[0]
+                continue
+            time.sleep(POLL_S)
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
@@ -86,3 +130,17 @@ class ResponseCache:
 
 
 Cache = ResponseCache | MemoryCache
+
+
+def _alive(owner: str) -> bool:
+    """False only for a process on this host that no longer exists; other hosts' claims expire."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True

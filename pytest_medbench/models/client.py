@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
-from .cache import Cache, cache_key
+from .cache import Cache, ResponseCache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
 from .transport import Answer, Endpoint, Transport, transport_for
@@ -163,9 +163,18 @@ class ModelClient:
         key = cache_key({**request, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
-        completion = self._call_with_retries(messages, context)
-        if self.cache is not None:
-            self.cache.put(key, self.spec.name, completion.to_cache())
+        claimed = isinstance(self.cache, ResponseCache) and self.cache.claims
+        if claimed:  # another worker may be asking this very request: wait for its answer
+            ttl_s = self.timeout_s * (self.retry.max_retries + 1) + MAX_RETRY_AFTER_S
+            if (hit := self.cache.acquire(key, ttl_s)) is not None:
+                return Completion.from_cache(hit)
+        try:
+            completion = self._call_with_retries(messages, context)
+            if self.cache is not None:
+                self.cache.put(key, self.spec.name, completion.to_cache())
+        finally:
+            if claimed:
+                self.cache.release(key)
         return completion
 
     def _call_with_retries(self, messages: list[dict[str, str]], context: dict | None) -> Completion:
