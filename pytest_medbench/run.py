@@ -67,6 +67,8 @@ class Run:
         self._worker_input: dict = getattr(config, "workerinput", {})
         self._scratch: Path | None = None
         self._conversations: dict = {}
+        # results prefetch computed, by item key: the test takes its item's (usage included) as is
+        self._prefetched: dict[tuple[str, str, str], tuple[ItemRecord, list[str], list[Any]]] = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
         )
@@ -249,7 +251,7 @@ class Run:
         def answer(item: EvalItem) -> None:
             record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
             with contextlib.suppress(Exception):  # the test meets the same error again and reports it
-                self._solve_and_score(item, record)
+                self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
 
         with ThreadPoolExecutor(self.settings.concurrency) as pool:
             list(pool.map(answer, chosen))
@@ -269,7 +271,12 @@ class Run:
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
         node.stash[RECORD_KEY] = record
         try:
-            outputs, scores = self._solve_and_score(item, record)
+            if (done := self._prefetched.pop(record.key, None)) is not None:
+                prefetched, outputs, scores = done
+                record.messages, record.usage = prefetched.messages, prefetched.usage
+                record.judge_usage = prefetched.judge_usage
+            else:
+                outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:
             record.error = {"kind": exc.kind, "message": str(exc)}
             raise ItemFailed(f"{item.benchmark} {item.task} {item.item_id}: {exc}") from None

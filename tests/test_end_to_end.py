@@ -200,6 +200,10 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
         return [(t["task"], t["n"], t["passed"], t["errors"], t["metrics"]) for t in board["tasks"]]
 
     assert scores(sequential) == scores(concurrent)
+    # the tokens the prefetch paid for are reported, not hidden as cache hits
+    tokens = [(t["task"], t["tokens"], t["cache_hits"]) for t in concurrent["tasks"]]
+    assert tokens == [(t["task"], t["tokens"], t["cache_hits"]) for t in sequential["tasks"]]
+    assert all(t["tokens"]["prompt"] > 0 for t in concurrent["tasks"])
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):

@@ -37,7 +37,7 @@ class GenerationParams:
     seed: int | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 @dataclass(frozen=True)
