@@ -81,7 +81,7 @@ class ResponseCache:
         # isolation_level=None: autocommit, so every put is durable on its own.
         self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout = 60000")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(self._db)
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, shared by the prefetch threads
@@ -130,6 +130,19 @@ class ResponseCache:
 
 
 Cache = ResponseCache | MemoryCache
+
+
+def _switch_to_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """WAL mode, waiting out other workers that open the new file at the same moment: SQLite
+    answers "locked" to a journal-mode change at once, without its busy handler."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def _alive(owner: str) -> bool:
