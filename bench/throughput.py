@@ -131,13 +131,14 @@ def main() -> None:
         n = 200 if args.quick else 1000
         rows.append(measure("concurrency 1", n // 5, 1, 0, args.latency, big, work, env))
         for concurrency in (8, 32, 64):
+            count = n * concurrency // 16  # a few seconds of calls at any concurrency
             rows.append(
-                measure(f"concurrency {concurrency}", n, concurrency, 0, args.latency, big, work, env)
+                measure(f"concurrency {concurrency}", count, concurrency, 0, args.latency, big, work, env)
             )
-        for workers in (2, 16):
-            rows.append(
-                measure(f"-n {workers} (concurrency 1 each)", n, 1, workers, args.latency, big, work, env)
-            )
+        for workers, concurrency in ((2, 1), (16, 1), (2, 16), (16, 4)):
+            label = f"-n {workers}, concurrency {concurrency} each"
+            count = n if concurrency == 1 else 3 * n
+            rows.append(measure(label, count, concurrency, workers, args.latency, big, work, env))
         cache = work / "cache.sqlite3"
         server = Server(args.latency, work)
         fill = [
