@@ -144,3 +144,15 @@ def test_faults_are_classified_alike_on_both_paths(client_for, reply, kind, retr
             client.complete(MESSAGES)
     assert caught.value.kind == kind
     assert len(server.requests) == (4 if retried else 1)
+
+
+def test_only_a_directly_reached_openai_compatible_endpoint_takes_the_lean_path(monkeypatch):
+    for name in ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert Endpoint("hosted_vllm/llama", "http://gpu1:8000/v1").lean
+    assert not Endpoint("openai/gpt-4o").lean  # no address: litellm knows where OpenAI is
+    assert not Endpoint("anthropic/claude-3-5-sonnet-20241022", "http://proxy:4000").lean
+    monkeypatch.setenv("http_proxy", "http://corporate-proxy:3128")
+    assert not Endpoint("openai/llama", "http://gpu1:8000/v1").lean  # litellm honours the proxy
+    monkeypatch.setenv("no_proxy", "gpu1")
+    assert Endpoint("openai/llama", "http://gpu1:8000/v1").lean
