@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ class Run:
         # under -n, the file every worker reads and writes answers in (see worker_cache_path)
         self._worker_input: dict = getattr(config, "workerinput", {})
         self._scratch: Path | None = None
+        self.run_id = self._worker_input.get("testrunuid") or uuid.uuid4().hex  # one for all workers
         self._conversations: dict = {}
         # results prefetch computed, by item key: the test takes its item's (usage included) as is
         self._prefetched: dict[tuple[str, str, str], tuple[ItemRecord, list[str], list[Any]]] = {}
@@ -201,17 +203,18 @@ class Run:
 
     def services(self, record: ItemRecord, epoch: int) -> Services:
         """The model, judge and agent for one item and epoch, metering usage into its record."""
+        payer = f"{self.run_id} {'/'.join(record.key)}"
 
         def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
             record.messages = list(messages)  # kept even when the call fails, for the samples file
-            completion = self.client.complete(messages, epoch=epoch, context=context)
-            _add_usage(record.usage, completion)
+            completion = self.client.complete(messages, epoch=epoch, context=context, paid_by=payer)
+            _add_usage(record.usage, completion, payer)
             return completion
 
         def metered(client: ModelClient) -> Any:
             def ask(messages: list[dict[str, str]]) -> str:
-                completion = client.complete(messages)
-                _add_usage(record.judge_usage, completion)
+                completion = client.complete(messages, paid_by=payer)
+                _add_usage(record.judge_usage, completion, payer)
                 return completion.text
 
             return ask
@@ -399,9 +402,11 @@ def _routed_model(settings: Settings, groups: dict) -> str:
     )
 
 
-def _add_usage(usage: Usage, completion: Any) -> None:
+def _add_usage(usage: Usage, completion: Any, payer: str) -> None:
+    """A call made for this item in this run counts in full, even when it was made by another
+    worker's prefetch and read here from the cache; any other cached answer is a cache hit."""
     usage.calls += 1
-    if completion.cached:
+    if completion.cached and completion.paid_by != payer:
         usage.cache_hits += 1
         return
     usage.prompt_tokens += completion.prompt_tokens

@@ -221,3 +221,7 @@ def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, 
     assert asked_sequentially > 0
     assert len(server.requests) == 2 * asked_sequentially
     assert stable(distributed) == stable(sequential)
+    # a call is counted on the item it was made for, whichever worker's prefetch made it
+    meds = [t["tokens"] for t in distributed["tasks"] if t["benchmark"] == "meds"]
+    assert meds == [t["tokens"] for t in sequential["tasks"] if t["benchmark"] == "meds"]
+    assert all(tokens["prompt"] > 0 for tokens in meds)

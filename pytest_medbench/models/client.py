@@ -11,7 +11,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
@@ -85,6 +85,9 @@ class Completion:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    # who asked, so that the item a call was made for counts its usage even when another xdist
+    # worker made it (a prefetch) and this one reads it from the cache: the run and the item's key
+    paid_by: str = ""
     cached: bool = False
 
     def to_cache(self) -> dict[str, Any]:
@@ -149,11 +152,17 @@ class ModelClient:
         self._fatal: ModelCallError | None = None
 
     def complete(
-        self, messages: list[dict[str, str]], *, epoch: int = 0, context: dict | None = None
+        self,
+        messages: list[dict[str, str]],
+        *,
+        epoch: int = 0,
+        context: dict | None = None,
+        paid_by: str = "",
     ) -> Completion:
         """One answer to ``messages``; raises ModelCallError when none can be had.
 
         ``context`` describes the item for the built-in models only; it never reaches a real provider.
+        ``paid_by`` is stored with a new answer (see ``Completion.paid_by``).
         """
         if self._fatal is not None:
             raise self._fatal
@@ -169,7 +178,7 @@ class ModelClient:
             if (hit := self.cache.acquire(key, ttl_s)) is not None:
                 return Completion.from_cache(hit)
         try:
-            completion = self._call_with_retries(messages, context)
+            completion = replace(self._call_with_retries(messages, context), paid_by=paid_by)
             if self.cache is not None:
                 self.cache.put(key, self.spec.name, completion.to_cache())
         finally:
