@@ -204,17 +204,26 @@ class Run:
     def services(self, record: ItemRecord, epoch: int) -> Services:
         """The model, judge and agent for one item and epoch, metering usage into its record."""
         payer = f"{self.run_id} {'/'.join(record.key)}"
+        calls: list[tuple[str, Any]] = []
+
+        def meter(kind: str, completion: Any) -> None:
+            calls.append((kind, completion))
+            _add_usage(record.usage if kind == "model" else record.judge_usage, completion, payer)
+
+        def recount(logged: list[tuple[str, Any]]) -> None:
+            for kind, completion in logged:
+                meter(kind, completion)
 
         def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
             record.messages = list(messages)  # kept even when the call fails, for the samples file
             completion = self.client.complete(messages, epoch=epoch, context=context, paid_by=payer)
-            _add_usage(record.usage, completion, payer)
+            meter("model", completion)
             return completion
 
         def metered(client: ModelClient) -> Any:
             def ask(messages: list[dict[str, str]]) -> str:
                 completion = client.complete(messages, paid_by=payer)
-                _add_usage(record.judge_usage, completion, payer)
+                meter("judge", completion)  # the judge's and the agent's usage
                 return completion.text
 
             return ask
@@ -224,7 +233,7 @@ class Run:
             LLMJudge(metered(judge_client), self.prompts, self.evidence) if judge_client else OfflineJudge()
         )
         agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
-        return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch)
+        return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch, calls, recount)
 
     def prefetch(self, items: list[EvalItem]) -> None:
         """Answer ``items`` ``--medbench-concurrency`` at a time before the tests run, filling the cache
@@ -403,10 +412,11 @@ def _routed_model(settings: Settings, groups: dict) -> str:
 
 
 def _add_usage(usage: Usage, completion: Any, payer: str) -> None:
-    """A call made for this item in this run counts in full, even when it was made by another
-    worker's prefetch and read here from the cache; any other cached answer is a cache hit."""
+    """A call made for this item in this run counts in full, even when another worker's prefetch
+    made it and it is read here from the cache; any other answer (from an earlier run, or a
+    conversation another item paid for) counts as a cache hit."""
     usage.calls += 1
-    if completion.cached and completion.paid_by != payer:
+    if completion.paid_by != payer:
         usage.cache_hits += 1
         return
     usage.prompt_tokens += completion.prompt_tokens

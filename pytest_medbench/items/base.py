@@ -26,7 +26,9 @@ class Services:
 
     ``ask_model(messages, context)`` calls the evaluated model (``context`` reaches built-in models
     only). ``judge`` and ``agent`` are the LLM or offline implementations; their usage is metered
-    apart from the model's. ``memo`` lets items of one case share a conversation within a process.
+    apart from the model's. ``memo`` lets items of one case share a conversation within a process;
+    ``calls`` logs every metered (kind, completion), and ``recount(logged)`` meters a shared
+    conversation's calls again for the item that reuses it (counted on the item that paid for them).
     """
 
     ask_model: Callable[[list[dict[str, str]], dict], Completion]
@@ -35,6 +37,8 @@ class Services:
     prompts: Any
     memo: dict
     epoch: int
+    calls: list[tuple[str, Completion]] = field(default_factory=list)
+    recount: Callable[[list[tuple[str, Completion]]], None] = lambda logged: None
 
 
 class EvalItem(Protocol):

@@ -26,8 +26,13 @@ def run_dialogue(mode: str, case: Case, services: Services, context: Callable[[i
     key = (case.case_id, mode, services.epoch)
     if key not in services.memo:
         runner = _one_turn if mode == ONE_TURN else _free_turn
-        services.memo[key] = runner(case, services, context)
-    return services.memo[key]
+        first = len(services.calls)
+        transcript = runner(case, services, context)
+        services.memo[key] = (transcript, services.calls[first:])
+        return transcript
+    transcript, calls = services.memo[key]
+    services.recount(calls)  # the same calls, seen again: cache hits unless this item paid for them
+    return transcript
 
 
 def _split(case: Case) -> tuple[str, str]:
