@@ -109,3 +109,32 @@ def test_model_must_name_a_group_of_the_router_file(run_suites, tmp_path):
     result, board = run_suites("--model-router", str(path), "--model", "medium")
     assert result.ret == pytest.ExitCode.USAGE_ERROR and board is None
     result.stderr.fnmatch_lines(["*--model medium: not a model_name in*(it has: large, small)*"])
+
+
+def test_a_failed_deployment_cools_down_then_gets_calls_again():
+    from pytest_medbench.models.router import RouterGroup, RouterTransport
+    from pytest_medbench.models.transport import Answer, APIConnectionError, Endpoint
+
+    class Replica:
+        def __init__(self) -> None:
+            self.down, self.calls = False, 0
+
+        def send(self, messages, params, timeout_s, context):
+            self.calls += 1
+            if self.down:
+                raise APIConnectionError("connection refused")
+            return Answer(text="ok")
+
+    now = [0.0]
+    group = RouterGroup("m", (Endpoint("openai/m", "http://a/v1"), Endpoint("openai/m", "http://b/v1")), 30.0)
+    router = RouterTransport(group, clock=lambda: now[0])
+    first, second = Replica(), Replica()
+    router._deployments[0].transport, router._deployments[1].transport = first, second
+    first.down = True
+    answers = [router.send([], {}, 1.0, None).text for _ in range(6)]
+    assert answers == ["ok"] * 6  # the failed call moved on to the second replica at once
+    assert first.calls == 1 and second.calls == 6  # then the first was left alone while cooling
+    first.down, now[0] = False, 31.0
+    for _ in range(6):
+        router.send([], {}, 1.0, None)
+    assert first.calls >= 3  # cooled down: it takes its share again

@@ -89,7 +89,6 @@ class _Deployment:
         self.transport = transport
         self.in_flight = 0
         self.cool_until = 0.0
-        self.calls = 0
 
 
 class RouterTransport:
@@ -101,11 +100,6 @@ class RouterTransport:
         self._lock = threading.Lock()
         self._turn = itertools.count()
         self._clock = clock
-
-    @property
-    def calls(self) -> list[int]:
-        """Calls each deployment has answered, in file order."""
-        return [deployment.calls for deployment in self._deployments]
 
     def _pick(self, tried: list[_Deployment]) -> _Deployment:
         """The least busy deployment not yet tried for this call, preferring warm ones to cooling."""
@@ -142,6 +136,5 @@ class RouterTransport:
                 with self._lock:
                     deployment.in_flight -= 1
             with self._lock:
-                deployment.calls += 1
-                deployment.cool_until = 0.0
+                deployment.cool_until = 0.0  # it answers again: back to full preference
             return answer
