@@ -136,7 +136,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     params = [getattr(item, "callspec", None) for item in session.items]
     items = [p.params.get("meds_item") or p.params.get("medr_item") for p in params if p is not None]
-    run.prefetch([item for item in items if item is not None])
+    reporter = session.config.pluginmanager.get_plugin("medbench-reporter")
+    run.prefetch([item for item in items if item is not None], getattr(reporter, "progress_write", None))
 
 
 class Evaluator:

@@ -23,6 +23,7 @@ class Reporter:
         self.verdict_line: str | None = None
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
         self.progress: Any = None
+        self.progress_write: Any = None  # writes one progress line; None when progress is off
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -39,7 +40,7 @@ class Reporter:
                 terminal.ensure_newline()  # after pytest's own progress dots
                 terminal.write_line(line)
 
-            self.progress = Progress(write)
+            self.progress, self.progress_write = Progress(write), write
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.progress is not None:

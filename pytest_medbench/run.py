@@ -3,7 +3,6 @@ model client, and (on the controller only) collects the records into the report.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -12,6 +11,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -235,18 +235,20 @@ class Run:
         agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
         return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch, calls, recount)
 
-    def prefetch(self, items: list[EvalItem]) -> None:
+    def prefetch(self, items: list[EvalItem], progress_write: Any = None) -> None:
         """Answer ``items`` ``--medbench-concurrency`` at a time before the tests run, filling the cache
         (model, agent and judge calls alike), so each test then reads its answers instead of waiting.
 
         Errors are left for the test to meet again and report; one item per dialogue is prefetched,
         since its sibling reuses the same conversation. An xdist worker takes its own share of the
         items (every worker collected the same list); the shared cache's claims keep a test from
-        asking again what another worker is still prefetching.
+        asking again what another worker is still prefetching. ``progress_write`` (single process,
+        progress on) gets live "prefetch" lines, since the tests only start once it is done.
         """
         from concurrent.futures import ThreadPoolExecutor
 
         from .items.medr import DIALOGUE_MODE
+        from .report.progress import Progress
 
         if self._worker_input:
             worker = int(self._worker_input["workerid"].removeprefix("gw"))
@@ -260,10 +262,21 @@ class Run:
             seen_dialogues.add(dialogue)
             chosen.append(item)
 
+        progress = Progress(progress_write, phase="prefetch") if progress_write else None
+        if progress is not None:
+            progress.total = len(chosen)
+        lock = threading.Lock()
+
         def answer(item: EvalItem) -> None:
             record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
-            with contextlib.suppress(Exception):  # the test meets the same error again and reports it
+            try:
                 self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+            except Exception as exc:  # the test meets the same error again and reports it
+                record.error = {"kind": getattr(exc, "kind", "harness"), "message": str(exc)}
+            if progress is not None:
+                with lock:
+                    progress.record(record)
+                    progress.item_finished()
 
         with ThreadPoolExecutor(self.settings.concurrency) as pool:
             list(pool.map(answer, chosen))

@@ -188,8 +188,12 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
         options = ["-k", "mcqa", "--model=openai/slow", f"--api-base={server.api_base}"]
         _, sequential = run_suites(*options, "--medbench-no-cache", report="sequential.json")
         assert peak[0] == 1
-        _, concurrent = run_suites(
-            *options, "--medbench-no-cache", "--medbench-concurrency=8", report="c.json"
+        result, concurrent = run_suites(
+            *options,
+            "--medbench-no-cache",
+            "--medbench-concurrency=8",
+            "--medbench-progress=on",
+            report="c.json",
         )
     assert peak[0] >= 6
     assert (
@@ -204,6 +208,9 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
     tokens = [(t["task"], t["tokens"], t["cache_hits"]) for t in concurrent["tasks"]]
     assert tokens == [(t["task"], t["tokens"], t["cache_hits"]) for t in sequential["tasks"]]
     assert all(t["tokens"]["prompt"] > 0 for t in concurrent["tasks"])
+    # the prefetch, where the waiting happens, reports its own progress; then the tests do
+    result.stdout.fnmatch_lines(["[[]medbench[]] prefetch 17/17 items (100%), 0 errors, 0 cache hits*"])
+    result.stdout.fnmatch_lines(["[[]medbench[]] 17/17 items (100%)*"])
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
