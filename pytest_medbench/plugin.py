@@ -83,6 +83,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     model = run.model.name + (" (built-in)" if run.model.builtin else "")
     if run.model.litellm_model != run.model.name and not run.model.builtin:
         model += f" = {run.model.litellm_model}"
+    if run.model.group is not None:
+        model += f" over {len(run.model.group.endpoints)} deployments ({run.settings.router_path})"
     judge = run.settings.judge_model or "offline fuzzy judge (approximate)"
     cache = run.settings.cache_path or "off"
     return [

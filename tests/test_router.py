@@ -41,11 +41,22 @@ def test_calls_are_spread_over_the_replicas(run_suites, tmp_path):
     data = mcqa_data(tmp_path, ITEMS)
     with OpenAIServer(slow) as first, OpenAIServer(slow) as second:
         router = router_file(tmp_path, first, second)
-        _, board = run_suites(
-            "--medbench-data", str(data), "--model-router", str(router), "--model", "replica",
-            "--medbench-shots", "0", "--medbench-concurrency", "4",
-        )  # fmt: skip
+        result, board = run_suites(
+            "--medbench-data",
+            str(data),
+            "--model-router",
+            str(router),
+            "--model",
+            "replica",
+            "--medbench-shots",
+            "0",
+            "--medbench-concurrency",
+            "4",
+        )
     assert board["tasks"][0]["n"] == ITEMS and board["tasks"][0]["errors"] == 0
+    result.stdout.fnmatch_lines(
+        ["medbench: model replica = router:replica over 2 deployments (*router.yaml)*"]
+    )
     assert answered(first) + answered(second) == ITEMS
     assert 0.3 * ITEMS <= answered(first) <= 0.7 * ITEMS  # both replicas carry a fair share
     assert board["run"]["model"]["litellm_model"] == "router:replica"  # two ids: keyed by the group
@@ -67,9 +78,17 @@ def test_a_replica_that_dies_mid_run_leaves_the_run_complete(run_suites, tmp_pat
     with survivor, dying:
         router = router_file(tmp_path, dying, survivor)
         _, board = run_suites(
-            "--medbench-data", str(data), "--model-router", str(router),
-            "--medbench-shots", "0", "--medbench-concurrency", "4", "--medbench-retries", "0",
-        )  # fmt: skip
+            "--medbench-data",
+            str(data),
+            "--model-router",
+            str(router),
+            "--medbench-shots",
+            "0",
+            "--medbench-concurrency",
+            "4",
+            "--medbench-retries",
+            "0",
+        )
     assert dead.is_set()
     task = board["tasks"][0]
     assert (task["n"], task["errors"]) == (ITEMS, 0)  # no retries allowed: failover alone saved them
