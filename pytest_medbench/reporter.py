@@ -65,9 +65,10 @@ class Reporter:
 
     def leaderboard(self) -> dict | None:
         if self._leaderboard is None and self.run.records:
+            from .metadata import run_metadata
             from .report import leaderboard
 
-            self._leaderboard = leaderboard.build(self.run.run_metadata(), list(self.run.records.values()))
+            self._leaderboard = leaderboard.build(run_metadata(self.run), list(self.run.records.values()))
         return self._leaderboard
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -4,12 +4,8 @@ model client, and (on the controller only) collects the records into the report.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import functools
-import importlib.metadata
-import platform
 import shutil
-import subprocess
 import tempfile
 import threading
 import uuid
@@ -18,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from . import __version__
-from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, data_files, meds_task_files, sha256_file
+from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, meds_task_files
 from .items.base import BrokenFile, EvalItem, Services
 from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
 from .judge.llm import LLMJudge
 from .judge.offline import OfflineAgent, OfflineJudge
+from .metadata import now
 from .models.cache import Cache, MemoryCache, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
@@ -34,17 +30,6 @@ from .report.records import ItemRecord, Usage
 from .report.samples import SamplesWriter
 
 RECORD_KEY = pytest.StashKey[ItemRecord]()
-PACKAGES = (
-    "pytest",
-    "pytest-xdist",
-    "litellm",
-    "rapidfuzz",
-    "jsonschema",
-    "nltk",
-    "rouge",
-    "jieba",
-    "janome",
-)
 
 
 class ItemFailed(Exception):
@@ -58,7 +43,7 @@ class Run:
         self.is_controller = is_controller
         self.groups = _router_groups(settings)
         self.model = self._spec(_routed_model(settings, self.groups), settings.api_base)
-        self.started = _now()
+        self.started = now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
         self.data_errors: list[str] = []
         self._config = config
@@ -348,55 +333,6 @@ class Run:
         present = {path.name.split("_")[0] for path in meds_task_files(self.settings.data_dir)}
         return absent_tasks(present)
 
-    def run_metadata(self) -> dict[str, Any]:
-        root = self.settings.data_dir
-        model: dict[str, Any] = {
-            "name": self.model.name,
-            "litellm_model": self.model.litellm_model,
-            "api_base": None if self.model.name.startswith("replay:") else self.model.api_base,
-            "builtin": self.model.builtin,
-        }
-        if self.model.group is not None:
-            model["deployments"] = [
-                {"model": endpoint.model, "api_base": endpoint.api_base}
-                for endpoint in self.model.group.endpoints
-            ]
-        return {
-            "model": model,
-            "judge": {
-                "model": self.settings.judge_model or "offline",
-                "approximate": not self.settings.judge_model,
-                "agent_model": self.settings.agent_model or "offline",
-                "prompts": self.settings.prompts,
-                "evidence": self.evidence_source(),
-            },
-            "plugin_version": __version__,
-            "git_commit": _git_commit(self.rootdir),
-            "data": {
-                "dir": str(root),
-                "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
-            },
-            "meds_tasks_absent": self.absent_meds_tasks(),
-            "prompt_templates": _template_hashes() | self.prompts.hashes(),
-            "generation": {
-                "temperature": self.settings.temperature,
-                "max_tokens": self.settings.max_tokens,
-                "seed": self.settings.seed,
-                "epochs": self.settings.epochs,
-                "timeout_s": self.settings.timeout_s,
-            },
-            "scoring": {
-                "meds_scoring": self.settings.scoring,
-                "meds_protocol": self.settings.protocol,
-                "meds_shots": self.settings.shots,
-                "limit": self.settings.limit,
-            },
-            "started": self.started,
-            "finished": _now(),
-            "python": platform.python_version(),
-            "packages": {name: _version(name) for name in PACKAGES},
-        }
-
 
 def _router_groups(settings: Settings) -> dict:
     """The ``--model-router`` file's model groups (none without the option)."""
@@ -444,34 +380,3 @@ def _mean_scores(per_epoch: list[dict[str, float | None]]) -> dict[str, float | 
         values = [scores[name] for scores in per_epoch if scores.get(name) is not None]
         merged[name] = sum(values) / len(values) if values else None
     return merged
-
-
-def _template_hashes() -> dict[str, str]:
-    from .prompts.templates import template_hashes
-
-    return template_hashes()
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git_commit(rootdir: Path) -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(rootdir), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None

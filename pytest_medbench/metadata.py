@@ -1,0 +1,105 @@
+"""The leaderboard's ``run`` section: the model and judge, the plugin and git versions, the data
+files and prompt templates by sha256, the generation and scoring settings, and package versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .data.files import data_files, sha256_file
+from .prompts.templates import template_hashes
+
+if TYPE_CHECKING:
+    from .run import Run
+
+PACKAGES = (
+    "pytest",
+    "pytest-xdist",
+    "litellm",
+    "rapidfuzz",
+    "jsonschema",
+    "nltk",
+    "rouge",
+    "jieba",
+    "janome",
+)
+
+
+def run_metadata(run: Run) -> dict[str, Any]:
+    """What was evaluated, how, on which data and code: the leaderboard's ``run`` section."""
+    root = run.settings.data_dir
+    model: dict[str, Any] = {
+        "name": run.model.name,
+        "litellm_model": run.model.litellm_model,
+        "api_base": None if run.model.name.startswith("replay:") else run.model.api_base,
+        "builtin": run.model.builtin,
+    }
+    if run.model.group is not None:
+        model["deployments"] = [
+            {"model": endpoint.model, "api_base": endpoint.api_base} for endpoint in run.model.group.endpoints
+        ]
+    return {
+        "model": model,
+        "judge": {
+            "model": run.settings.judge_model or "offline",
+            "approximate": not run.settings.judge_model,
+            "agent_model": run.settings.agent_model or "offline",
+            "prompts": run.settings.prompts,
+            "evidence": run.evidence_source(),
+        },
+        "plugin_version": __version__,
+        "git_commit": _git_commit(run.rootdir),
+        "data": {
+            "dir": str(root),
+            "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
+        },
+        "meds_tasks_absent": run.absent_meds_tasks(),
+        "prompt_templates": template_hashes() | run.prompts.hashes(),
+        "generation": {
+            "temperature": run.settings.temperature,
+            "max_tokens": run.settings.max_tokens,
+            "seed": run.settings.seed,
+            "epochs": run.settings.epochs,
+            "timeout_s": run.settings.timeout_s,
+        },
+        "scoring": {
+            "meds_scoring": run.settings.scoring,
+            "meds_protocol": run.settings.protocol,
+            "meds_shots": run.settings.shots,
+            "limit": run.settings.limit,
+        },
+        "started": run.started,
+        "finished": now(),
+        "python": platform.python_version(),
+        "packages": {name: _version(name) for name in PACKAGES},
+    }
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit(rootdir: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(rootdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
