@@ -225,9 +225,9 @@ class Run:
         (model, agent and judge calls alike), so each test then reads its answers instead of waiting.
 
         Errors are left for the test to meet again and report; one item per dialogue is prefetched,
-        since its sibling reuses the same conversation. An xdist worker takes its own share of the
-        items (every worker collected the same list); the shared cache's claims keep a test from
-        asking again what another worker is still prefetching. ``progress_write`` (single process,
+        since its sibling reuses the same conversation. An xdist worker takes its own share of them
+        (every worker collected the same list); the shared cache's claims keep a test from asking
+        again what another worker is still prefetching. ``progress_write`` (single process,
         progress on) gets live "prefetch" lines, since the tests only start once it is done.
         """
         from concurrent.futures import ThreadPoolExecutor
@@ -235,17 +235,16 @@ class Run:
         from .items.medr import DIALOGUE_MODE
         from .report.progress import Progress
 
-        if self._worker_input:
-            worker = int(self._worker_input["workerid"].removeprefix("gw"))
-            items = items[worker :: self._worker_input["workercount"]]
-        seen_dialogues: set[tuple[str, str]] = set()
-        chosen = []
+        first_of_dialogue: dict[tuple[str, ...], EvalItem] = {}
         for item in items:
-            dialogue = (item.item_id, DIALOGUE_MODE.get(item.task, ""))
-            if dialogue[1] and dialogue in seen_dialogues:
-                continue
-            seen_dialogues.add(dialogue)
-            chosen.append(item)
+            mode = DIALOGUE_MODE.get(item.task)
+            key = (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
+            first_of_dialogue.setdefault(key, item)
+        chosen = list(first_of_dialogue.values())
+        if self._worker_input:  # shares by dialogue, so that both settings of one land together
+            count = self._worker_input["workercount"]
+            worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
+            chosen = chosen[worker::count]
 
         progress = Progress(progress_write, phase="prefetch") if progress_write else None
         if progress is not None:
