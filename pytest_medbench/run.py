@@ -246,6 +246,9 @@ class Run:
             worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
             chosen = chosen[worker::count]
 
+        # the clients (and the cache they share) are made here, once: cached_property does not lock
+        # on Python 3.12+, and the threads below would each make their own
+        _ = (self.client, self._judge_client, self._agent_client)
         progress = Progress(progress_write, phase="prefetch") if progress_write else None
         if progress is not None:
             progress.total = len(chosen)

@@ -37,22 +37,21 @@ def answered(server: OpenAIServer) -> int:
     return len(server.requests)
 
 
-def test_calls_are_spread_over_the_replicas(run_suites, tmp_path):
-    data = mcqa_data(tmp_path, ITEMS)
+@pytest.fixture
+def run_routed(run_suites, tmp_path):
+    """Runs ITEMS MCQA items, 4 at a time, against a router file over the given replicas."""
+
+    def run(*replicas: OpenAIServer, options: tuple[str, ...] = ()):
+        data, router = mcqa_data(tmp_path, ITEMS), router_file(tmp_path, *replicas)
+        common = ["--medbench-shots=0", "--medbench-concurrency=4"]
+        return run_suites(f"--medbench-data={data}", f"--model-router={router}", *common, *options)
+
+    return run
+
+
+def test_calls_are_spread_over_the_replicas(run_routed):
     with OpenAIServer(slow) as first, OpenAIServer(slow) as second:
-        router = router_file(tmp_path, first, second)
-        result, board = run_suites(
-            "--medbench-data",
-            str(data),
-            "--model-router",
-            str(router),
-            "--model",
-            "replica",
-            "--medbench-shots",
-            "0",
-            "--medbench-concurrency",
-            "4",
-        )
+        result, board = run_routed(first, second, options=("--model=replica",))
     assert board["tasks"][0]["n"] == ITEMS and board["tasks"][0]["errors"] == 0
     result.stdout.fnmatch_lines(
         ["medbench: model replica = router:replica over 2 deployments (*router.yaml)*"]
@@ -63,8 +62,7 @@ def test_calls_are_spread_over_the_replicas(run_suites, tmp_path):
     assert [d["api_base"] for d in board["run"]["model"]["deployments"]] == [first.api_base, second.api_base]
 
 
-def test_a_replica_that_dies_mid_run_leaves_the_run_complete(run_suites, tmp_path):
-    data = mcqa_data(tmp_path, ITEMS)
+def test_a_replica_that_dies_mid_run_leaves_the_run_complete(run_routed):
     dead = threading.Event()
     survivor = OpenAIServer(slow)
 
@@ -75,20 +73,8 @@ def test_a_replica_that_dies_mid_run_leaves_the_run_complete(run_suites, tmp_pat
         return Reply(drop=True) if dead.is_set() else slow(request, number)
 
     dying = OpenAIServer(dies_after_ten)
-    with survivor, dying:
-        router = router_file(tmp_path, dying, survivor)
-        _, board = run_suites(
-            "--medbench-data",
-            str(data),
-            "--model-router",
-            str(router),
-            "--medbench-shots",
-            "0",
-            "--medbench-concurrency",
-            "4",
-            "--medbench-retries",
-            "0",
-        )
+    with survivor, dying:  # no --model: the file's only group is the default
+        _, board = run_routed(dying, survivor, options=("--medbench-retries=0",))
     assert dead.is_set()
     task = board["tasks"][0]
     assert (task["n"], task["errors"]) == (ITEMS, 0)  # no retries allowed: failover alone saved them

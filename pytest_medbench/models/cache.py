@@ -52,6 +52,8 @@ class MemoryCache:
     """Answers kept for this process only (``--medbench-no-cache`` with concurrency): they carry the
     prefetched answers to the tests. A dict, since its reads and writes are atomic across threads."""
 
+    claims = False  # one process: nobody else could be asking
+
     def __init__(self) -> None:
         self._answers: dict[str, dict[str, Any]] = {}
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
-from .cache import Cache, ResponseCache, cache_key
+from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
 from .transport import Answer, Endpoint, Transport, transport_for
@@ -172,7 +172,7 @@ class ModelClient:
         key = cache_key({**request, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
-        claimed = isinstance(self.cache, ResponseCache) and self.cache.claims
+        claimed = self.cache is not None and self.cache.claims
         if claimed:  # another worker may be asking this very request: wait for its answer
             ttl_s = self.timeout_s * (self.retry.max_retries + 1) + MAX_RETRY_AFTER_S
             if (hit := self.cache.acquire(key, ttl_s)) is not None:

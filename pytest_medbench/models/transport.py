@@ -1,11 +1,11 @@
 """How one chat request reaches a model: through litellm, or straight over HTTP.
 
-litellm routes every provider, but spends about 4 ms of Python per call (request building, logging
-hooks, response conversion), which caps one process near 200 calls/s. A self-hosted
-OpenAI-compatible endpoint (vLLM, llama.cpp, a proxy: ``openai/...`` or ``hosted_vllm/...`` with an
-api_base, reached without a proxy) needs none of that, so it gets a lean path: about 0.12 ms per
-call, and no litellm import at all. Every other model keeps litellm's coverage.
-Retries, the cache and error classification stay in the client, the same for both paths.
+litellm routes every provider, but spends about 4 ms of Python per call (request building,
+logging hooks, response conversion: ``bench/call_overhead.py``), which caps one process near 200
+calls/s. A self-hosted OpenAI-compatible endpoint (vLLM, llama.cpp, a proxy: ``openai/...`` or
+``hosted_vllm/...`` with an api_base, reached without a proxy) needs none of that, so it gets a
+lean path: about 0.1 ms per call, and no litellm import at all. Every other model keeps litellm's
+coverage. Retries, the cache and error classification stay in the client, the same for both paths.
 """
 
 from __future__ import annotations
@@ -95,9 +95,10 @@ class APIConnectionError(Exception):
 class HTTPTransport:
     """POST ``{api_base}/chat/completions``, each thread on its own kept-alive connection.
 
-    The standard library's client costs about 0.12 ms of Python per call, httpx about 0.4 ms, and a
-    shared httpx pool serialises 64 threads on its lock; at 64 calls in flight against one core's
-    worth of Python, that difference is the gap between the endpoint's rate and a third of it.
+    The standard library's client costs about 0.1 ms of Python per call, a shared httpx client about
+    0.34 ms, and 64 threads queue on that client's pool lock: at 64 calls in flight on one core's
+    worth of Python, the difference decides whether the endpoint's rate is reached
+    (docs/performance.md).
     """
 
     def __init__(self, endpoint: Endpoint) -> None:
@@ -108,6 +109,7 @@ class HTTPTransport:
         self._host, self._port, self._path = parts.hostname or "", parts.port, parts.path
         self.model = endpoint.model.split("/", 1)[1]
         self.headers = {"authorization": f"Bearer {endpoint.key()}", "content-type": "application/json"}
+        self._prices = _prices(endpoint.model)  # once here, not by every thread on its first answer
         self._local = threading.local()
 
     def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
@@ -163,7 +165,7 @@ class HTTPTransport:
             refused=bool(message.get("refusal")),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_usd=_price(self.endpoint.model, prompt_tokens, completion_tokens),
+            cost_usd=prompt_tokens * self._prices[0] + completion_tokens * self._prices[1],
         )
 
 
@@ -242,18 +244,9 @@ def _readable(sock: socket.socket) -> bool:
     return bool(readable)
 
 
-_price_lock = threading.Lock()
-
-
-def _price_table() -> dict[str, Any]:
-    """litellm's bundled price map, read once (not by every thread at once) as data: importing
-    litellm for it would cost seconds."""
-    with _price_lock:
-        return _read_price_table()
-
-
 @functools.cache
-def _read_price_table() -> dict[str, Any]:
+def _price_table() -> dict[str, Any]:
+    """litellm's bundled price map, read as data: importing litellm for it would cost seconds."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return {}
@@ -264,11 +257,9 @@ def _read_price_table() -> dict[str, Any]:
         return {}
 
 
-def _price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """litellm's price for a known model behind a compatible endpoint (``openai/gpt-4o`` via a proxy);
-    0 for a model it does not price, as litellm itself reports."""
+def _prices(model: str) -> tuple[float, float]:
+    """litellm's (input, output) price per token for a known model behind a compatible endpoint
+    (``openai/gpt-4o`` via a proxy); 0 for a model it does not price, as litellm itself reports."""
     table = _price_table()
     entry = table.get(model) or table.get(model.split("/", 1)[1]) or {}
-    return prompt_tokens * (entry.get("input_cost_per_token") or 0.0) + completion_tokens * (
-        entry.get("output_cost_per_token") or 0.0
-    )
+    return entry.get("input_cost_per_token") or 0.0, entry.get("output_cost_per_token") or 0.0
