@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .data.files import data_files, sha256_file
+from .metrics.overlap import TOKENIZER_PACKAGES, punkt_source
 from .prompts.templates import template_hashes
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ def run_metadata(run: Run) -> dict[str, Any]:
             "meds_protocol": run.settings.protocol,
             "meds_shots": run.settings.shots,
             "limit": run.settings.limit,
+            # BLEU/ROUGE depend on these: two runs with different tokenizers must not look alike
+            "tokenizers": {name: _version(name) for name in TOKENIZER_PACKAGES},
+            "punkt": punkt_source(),
         },
         "started": run.started,
         "finished": now(),

@@ -302,6 +302,7 @@ class Run:
         record.parsed = scores[-1].parsed
         record.aggregation = scores[0].aggregation
         record.passed = all(score.passed for score in scores)
+        record.unscorable = any(score.unscorable for score in scores)
         record.scores = _mean_scores([score.scores for score in scores])
         record.counts = {k: sum(s.counts.get(k, 0.0) for s in scores) for k in scores[0].counts}
         return record

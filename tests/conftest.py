@@ -40,6 +40,7 @@ def _heavy_imports_once():
     import_litellm()
     overlap.bleu_1("warm up", "warm up", "zh")
     overlap.bleu_1("warm up", "warm up", "ja")
+    overlap.bleu_1("warm up.", "warm up.")  # the English punkt model
     overlap.rouge_l("warm up", "warm up")
     import httpcore  # noqa: F401
     import jsonschema  # noqa: F401

@@ -144,11 +144,13 @@ def test_patient_profile_strict_parses_gender_and_age():
     assert not accuracy.official_extraction("Gender: Female\nAge: [[18, 'years']]", gold)
 
 
-def test_official_ner_skips_an_empty_output_and_strict_counts_its_misses():
+def test_an_empty_ner_output_counts_its_misses_in_both_modes():
+    # issue 13: the released code scores a blank output as the entity set {''} (one false positive);
+    # this test used to pin the old defect of skipping the row
     spec = TASKS["task125"]
     official = score_meds(spec, "", "aspirin, clopidogrel.", mode="official")
     strict = score_meds(spec, "", "aspirin, clopidogrel.", mode="strict")
-    assert official.counts == {"tp": 0, "fp": 0, "fn": 0} and official.scores["f1"] is None
+    assert official.counts == {"tp": 0, "fp": 1, "fn": 2} and official.scores["f1"] == 0.0
     assert strict.counts == {"tp": 0, "fp": 0, "fn": 2}
 
 

@@ -128,13 +128,12 @@ def test_builtin_models_take_the_litellm_path_and_skip_the_cache(tmp_path):
         (Reply(hang_s=2), "timeout", True),
         (Reply(drop=True), "connection", True),
         (Reply(raw=b'{"choices": [tru'), "server", True),
-        (Reply(content=""), "empty", True),
         (Reply(content="", finish_reason="content_filter"), "content_filter", False),
         (Reply(status=404, content="no such model"), "not_found", False),
         (Reply(status=400, body=CONTENT_FILTERED), "content_filter", False),
         (Reply(status=429, body={"error": {"message": "You exceeded your current quota"}}), "quota", False),
     ],
-    ids=["hang", "drop", "malformed-json", "empty", "filtered", "404", "policy-400", "quota-429"],
+    ids=["hang", "drop", "malformed-json", "filtered", "404", "policy-400", "quota-429"],
 )
 def test_faults_are_classified_alike_on_both_paths(client_for, reply, kind, retried):
     with OpenAIServer(lambda request, number: reply) as server:
@@ -144,6 +143,23 @@ def test_faults_are_classified_alike_on_both_paths(client_for, reply, kind, retr
             client.complete(MESSAGES)
     assert caught.value.kind == kind
     assert len(server.requests) == (4 if retried else 1)
+
+
+def test_an_empty_answer_after_its_retries_is_the_answer_and_is_cached(client_for, tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite3")
+    with OpenAIServer(lambda request, number: Reply(content=" \n")) as server:
+        completion = client_for(server, cache).complete(MESSAGES)
+        assert completion.text == " \n" and not completion.cached
+        assert len(server.requests) == 4  # retried first: an empty answer is usually transient
+        assert client_for(server, cache).complete(MESSAGES).cached  # a rerun scores the same answer
+    assert len(server.requests) == 4
+
+
+def test_an_answer_after_an_empty_one_is_taken(client_for):
+    replies = [Reply(content=""), Reply(content="The right answer is A")]
+    with OpenAIServer(lambda request, number: replies[min(number - 1, 1)]) as server:
+        assert client_for(server).complete(MESSAGES).text == "The right answer is A"
+    assert len(server.requests) == 2
 
 
 def test_only_a_directly_reached_openai_compatible_endpoint_takes_the_lean_path(monkeypatch):

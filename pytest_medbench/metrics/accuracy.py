@@ -25,6 +25,14 @@ def official_mcqa(output: str, gold: str, *, pubmedqa: bool) -> bool:
     return bool(p and g) and p[0] in allowed and g[0] in allowed and p[0] == g[0]
 
 
+def official_mcqa_raises(output: str, gold: str, *, pubmedqa: bool) -> bool:
+    """Whether the released ``MCQA.py`` raises IndexError on this pair: a blank output (once "the right
+    answer is" is removed), or a blank gold behind an output whose first character is allowed."""
+    p = output.lower().replace("the right answer is", "").strip()
+    g = gold.lower().replace("the right answer is", "").strip()
+    return not p or (p[0] in ("yn" if pubmedqa else "abcd") and not g)
+
+
 def strict_mcqa(output: str, gold: str, *, pubmedqa: bool) -> bool:
     """Localised prefixes removed; the same set of option letters (A-E), or the same yes/no/maybe."""
     if pubmedqa:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..data import meds_tasks as kinds
 from ..data.meds_tasks import TaskSpec
 from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
-from . import accuracy, overlap, sets
+from . import accuracy, generation, sets
 from .score import ItemScore
 
 GENERATION_PASS_ROUGE_L = 0.30
@@ -45,20 +45,18 @@ def _correct(spec: TaskSpec, output: str, gold: str, strict: bool) -> bool:
 def score_meds(
     spec: TaskSpec, output: str, gold: str, *, mode: str = "official", label_set: tuple[str, ...] = ()
 ) -> ItemScore:
-    """The item's scores under ``mode``; never raises, whatever ``output`` holds."""
+    """The item's scores under ``mode``; never raises, whatever ``output`` holds.
+
+    ``label_set`` is HoC's label set in strict mode; official mode uses the released ten labels.
+    """
     strict = mode == "strict"
     if spec.scorer == kinds.GENERATION:
-        # strict: an empty output scores 0 and counts; official skips pairs it cannot score.
-        rouge = overlap.rouge_l(output, gold, spec.language)
-        if rouge is None and strict:
-            rouge = 0.0
-        bleu = overlap.bleu_1(output, gold, spec.language) if output.strip() or strict else None
-        scores = {"bleu_1": bleu, "rouge_l": rouge}
-        return ItemScore(scores, passed=(rouge or 0.0) >= GENERATION_PASS_ROUGE_L)
+        rule = generation.strict_overlap if strict else generation.official_overlap
+        result = rule(spec, output, gold)
+        passed = (result.rouge_l or 0.0) >= GENERATION_PASS_ROUGE_L
+        return ItemScore(result.as_scores(), passed, unscorable=result.unscorable)
     if spec.scorer == kinds.NER:
-        if not strict and not output.strip():  # the released code skips rows without an output
-            empty = sets.entity_counts(set(), set())
-            return ItemScore({"f1": None}, False, {"entities": []}, empty, "micro_f1")
+        # official: a blank output is the entity set {''} (one false positive), as the released code has it
         extract = sets.strict_entities if strict else sets.official_entities
         predicted, expected = extract(output), extract(gold)
         counts = sets.entity_counts(predicted, expected)
@@ -68,14 +66,22 @@ def score_meds(
         return ItemScore({"f1": item_f1}, item_f1 >= NER_PASS_F1, parsed, counts, "micro_f1")
     if spec.scorer == kinds.MULTILABEL:
         extract = sets.strict_labels if strict else sets.official_labels
-        predicted, expected = extract(output, label_set), extract(gold, label_set)
-        counts = sets.label_counts(predicted, expected, label_set)
+        labels = label_set if strict else sets.HOC_LABELS
+        predicted, expected = extract(output, labels), extract(gold, labels)
+        counts = sets.label_counts(predicted, expected, labels)
         parsed = {"labels": sorted(predicted)}
         return ItemScore(
             {"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1"
         )
-    correct = _correct(spec, output, gold, strict)
-    return ItemScore({"accuracy": float(correct)}, correct, _parsed_answer(spec, output))
+    unscorable = (
+        not strict
+        and spec.scorer == kinds.MCQA
+        and accuracy.official_mcqa_raises(output, gold, pubmedqa=spec.task_id == "task123")
+    )
+    correct = not unscorable and _correct(spec, output, gold, strict)
+    return ItemScore(
+        {"accuracy": float(correct)}, correct, _parsed_answer(spec, output), unscorable=unscorable
+    )
 
 
 def _parsed_answer(spec: TaskSpec, output: str) -> dict:

@@ -12,3 +12,5 @@ class ItemScore:
     parsed: dict = field(default_factory=dict)
     counts: dict[str, float] = field(default_factory=dict)  # components of corpus metrics (tp/fp/fn)
     aggregation: str = "mean"  # how report.aggregate turns items into the task metric
+    # the released scorer cannot score this pair (it would crash): scored 0 and flagged, as the spec says
+    unscorable: bool = False

@@ -5,6 +5,20 @@ Items return counts; the corpus metric is computed from the summed counts in ``r
 
 from __future__ import annotations
 
+# HoC's ten hallmarks of cancer, as the released TextClassification.py lists them: official macro
+# P/R/F1 average over all ten, whether or not the scored items contain each
+HOC_LABELS = (
+    "sustaining proliferative signaling",
+    "evading growth suppressors",
+    "resisting cell death",
+    "enabling replicative immortality",
+    "inducing angiogenesis",
+    "activating invasion and metastasis",
+    "genomic instability and mutation",
+    "tumor promoting inflammation",
+    "cellular energetics",
+    "avoiding immune destruction",
+)
 NO_ENTITY_OFFICIAL = "there is no related enetity"  # sic: the sentinel in the task Definition
 NO_ENTITY_SENTINELS = (NO_ENTITY_OFFICIAL, "there is no related entity")
 

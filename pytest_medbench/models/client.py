@@ -200,6 +200,8 @@ class ModelClient:
                 return completion
             except Exception as exc:
                 error, retryable, retry_after = classify(exc, self.spec.name, attempt + 1)
+                if isinstance(exc, _Empty) and attempt >= self.retry.max_retries:
+                    return exc.completion  # still empty after its retries: that is the model's answer
                 if not retryable or attempt >= self.retry.max_retries:
                     if error.fatal:
                         self._fatal = error
@@ -212,12 +214,8 @@ class ModelClient:
 
 
 def _usable(answer: Answer, latency_s: float) -> Completion:
-    """The answer as a Completion; an empty or withheld answer raises (and is never cached)."""
-    if not answer.text.strip():
-        if answer.finish_reason == "content_filter" or answer.refused:
-            raise _Refused("the provider's content filter withheld the answer")
-        raise _Empty("the model returned no content")
-    return Completion(
+    """The answer as a Completion; a withheld answer raises, an empty one raises to be retried."""
+    completion = Completion(
         text=answer.text,
         reasoning=answer.reasoning,
         prompt_tokens=answer.prompt_tokens,
@@ -225,10 +223,20 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
         cost_usd=answer.cost_usd,
         latency_s=round(latency_s, 4),
     )
+    if not answer.text.strip():
+        if answer.finish_reason == "content_filter" or answer.refused:
+            raise _Refused("the provider's content filter withheld the answer")
+        raise _Empty(completion)
+    return completion
 
 
 class _Empty(Exception):
-    """An answer with no content: retried, since it is usually transient."""
+    """An answer with no content: retried, since it is usually transient; after the last retry the
+    empty ``completion`` is the answer, scored (and cached) like any other."""
+
+    def __init__(self, completion: Completion) -> None:
+        super().__init__("the model returned no content")
+        self.completion = completion
 
 
 class _Refused(Exception):

@@ -8,7 +8,8 @@ How each interval is computed (values on the papers' percent scale):
 - categories and benchmarks: the unweighted mean of their tasks' (categories') values, as the papers
   average, with the members' standard errors combined as independent: sqrt(sum se^2) / k.
 Errored items (no answer from the model, broken data) have no score: they count in ``n`` and
-``errors`` but not in the metrics.
+``errors`` but not in the metrics. An empty answer is an answer: scored by the mode's rules, and
+counted in ``empty_answers``; ``unscorable`` counts items the released scorer could not score (0).
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ def _counts(n: int, passed: int, errors: int) -> dict:
     return {"n": n, "passed": passed, "errors": errors, "pass_rate": round(100 * passed / n, 4) if n else 0.0}
 
 
+def _answered_empty(record: ItemRecord) -> bool:
+    """The model answered nothing but whitespace (in any epoch): scored, and counted apart."""
+    return any(not (output or "").strip() for output in record.epoch_outputs or [record.output])
+
+
 def task_entry(records: list[ItemRecord]) -> dict:
     first = records[0]
     scored = [record for record in records if record.error is None]
@@ -173,6 +179,8 @@ def task_entry(records: list[ItemRecord]) -> dict:
         "task": first.task,
         "category": first.category,
         **_counts(len(records), passed, errors),
+        "empty_answers": sum(map(_answered_empty, scored)),
+        "unscorable": sum(record.unscorable for record in scored),
         "metrics": metrics,
         **_usage(records),
     }

@@ -52,6 +52,8 @@ def item_scores(records: list[ItemRecord]) -> dict[str, dict[str, dict]]:
             entry["counts"] = record.counts
         if record.error:
             entry["error"] = record.error["kind"]
+        if record.unscorable:
+            entry["unscorable"] = True
         items.setdefault(f"{record.benchmark}/{record.task}", {})[record.id] = entry
     return items
 

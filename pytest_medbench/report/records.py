@@ -38,6 +38,7 @@ class ItemRecord:
     counts: dict[str, float] = field(default_factory=dict)
     aggregation: str = "mean"
     passed: bool = False
+    unscorable: bool = False  # the released scorer could not score it: scored 0 and flagged
     error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
     usage: Usage = field(default_factory=Usage)  # the evaluated model's calls
     judge_usage: Usage = field(default_factory=Usage)  # the judge's and the patient agent's calls

