@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from ..data.medr import ancillary_entries
+from ..parsing.medr import says_not_required
 
 MATCH_THRESHOLD = 85.0
 _STOPWORDS = frozenset(
@@ -47,7 +48,7 @@ _LIST_MARK = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*")
 def request_items(request: str) -> list[str]:
     """The separate things a free-text request asks for: list entries, else comma/semicolon parts."""
     lines = [_LIST_MARK.sub("", line).strip() for line in request.splitlines()]
-    lines = [line for line in lines if line and "not required" not in line.lower()]
+    lines = [line for line in lines if line and not says_not_required(line)]
     if len(lines) == 1:
         lines = [part.strip() for part in re.split(r"[;,]", lines[0]) if part.strip()]
     return lines
