@@ -194,6 +194,8 @@ class MedrItem:
             parsed["reasoning"] = {k: v for k, v in reasoning.items() if k not in scores}
         parsed["notes"] = [*parsed.get("notes", []), *notes]
         parsed["judge"] = "offline (approximate)" if judge.approximate else "llm"
+        if ballots := getattr(judge, "ballots", None):  # a jury: every judge's value, for agreement
+            parsed["jury"] = ballots
         return ItemScore(scores, correct, parsed)
 
     def _score_exam(self, transcript: Transcript, services: Services) -> ItemScore:
@@ -209,6 +211,8 @@ class MedrItem:
             reasoning = services.judge.reasoning(steps, before, self.goal, "")
             scores |= {"efficiency": reasoning["efficiency"], "factuality": reasoning["factuality"]}
         passed = (scores["precision"] or 0.0) >= EXAM_PASS and (scores["recall"] or 0.0) >= EXAM_PASS
+        if ballots := getattr(services.judge, "ballots", None):
+            parsed["jury"] = ballots
         return ItemScore(scores, passed, parsed)
 
 

@@ -19,6 +19,7 @@ from ..prompts.medr import MedrPrompts
 Ask = Callable[[list[dict[str, str]]], str]
 EFFICIENCY_LABELS = ("Citation", "Repetition", "Reasoning", "Redundancy")
 MAX_EXTRA_SEARCHES = 4
+JUDGE_TEMPERATURE = 0.0  # recorded as run.judge.temperature; the paper left the API default (1)
 
 
 class LLMJudge:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 from ..data.meds_tasks import averaged_tasks
 from ..metrics.sets import f1_from_counts as _prf
+from .agreement import judge_agreement
 from .records import ItemRecord
 
 Z95 = 1.959963984540054
@@ -182,6 +183,8 @@ def task_entry(records: list[ItemRecord]) -> dict:
         entry["not_judged"] = not_judged
     if first.benchmark == "medr" and scored:
         entry["subgroups"] = _subgroups(records)
+        if agreement := judge_agreement(scored):  # a jury judged this task
+            entry["judge_agreement"] = agreement
     return entry
 
 
