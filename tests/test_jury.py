@@ -33,10 +33,10 @@ def jury_server(request: dict, number: int) -> Reply:
     return Reply(content="Yes")
 
 
-def run_jury(run_suites, judges: str) -> dict:
+def run_jury(run_suites, judges: str, *extra: str) -> dict:
     with OpenAIServer(jury_server) as server:
         options = [f"--judge-model=openai/{name}@{server.api_base}" for name in judges]
-        result, board = run_suites("-k", "oracle_diagnosis", "--model=medbench/oracle", *options)
+        result, board = run_suites("-k", "oracle_diagnosis", "--model=medbench/oracle", *options, *extra)
     assert board is not None, result.stdout.str()[-2000:]
     assert board["run"]["judge"]["judges"] == [
         {"model": f"openai/{name}", "api_base": server.api_base} for name in judges
@@ -45,9 +45,9 @@ def run_jury(run_suites, judges: str) -> dict:
     return next(task for task in board["tasks"] if task["task"] == "oracle_diagnosis")
 
 
-def test_three_judges_decide_by_majority_with_fleiss_kappa(run_suites, monkeypatch):
+def test_three_judges_decide_by_majority_with_fleiss_kappa(run_suites, monkeypatch, tmp_path):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    task = run_jury(run_suites, "abc")
+    task = run_jury(run_suites, "abc", f"--medbench-html={tmp_path / 'board.html'}")
     # majorities per case: CCC, CWC, CWW, WWC -> correct, correct, wrong, wrong
     assert task["metrics"]["accuracy"]["value"] == 50.0
     # Fleiss by hand: rows [3,0] [2,1] [1,2] [1,2]; P = (1 + 1/3 * 3) / 4 = 0.5;
@@ -60,6 +60,8 @@ def test_three_judges_decide_by_majority_with_fleiss_kappa(run_suites, monkeypat
         "kappa": pytest.approx(-1 / 35, abs=1e-4),
         "kappa_kind": "fleiss",
     }
+    page = (tmp_path / "board.html").read_text()
+    assert "25% agree, fleiss \u03ba -0.03 (n 4)" in page and "openai/a, openai/b, openai/c" in page
     # every judge labels every step alike: full agreement, kappa undefined (all ratings in one class)
     assert task["judge_agreement"]["efficiency"]["percent_agreement"] == 100.0
     assert task["judge_agreement"]["efficiency"]["kappa"] is None
