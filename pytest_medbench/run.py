@@ -202,6 +202,9 @@ class Run:
         def meter(kind: str, completion: Any) -> None:
             calls.append((kind, completion))
             _add_usage(record.usage if kind == "model" else record.judge_usage, completion, payer)
+            if kind == "model":
+                record.finish_reason = completion.finish_reason
+                record.truncated = record.truncated or completion.finish_reason == "length"
 
         def recount(logged: list[tuple[str, Any]]) -> None:
             for kind, completion in logged:
@@ -294,6 +297,7 @@ class Run:
                 prefetched, outputs, scores = done
                 record.messages, record.usage = prefetched.messages, prefetched.usage
                 record.judge_usage = prefetched.judge_usage
+                record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
             else:
                 outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:

@@ -181,6 +181,7 @@ def task_entry(records: list[ItemRecord]) -> dict:
     not_judged = sorted({name for r in scored for name in r.scores} - set(metrics))
     if not_judged:
         entry["not_judged"] = not_judged
+    entry["truncated"] = sum(record.truncated for record in records)  # answers cut at the token limit
     if first.benchmark == "medr" and scored:
         entry["subgroups"] = _subgroups(records)
         if agreement := judge_agreement(scored):  # a jury judged this task

@@ -116,9 +116,10 @@ def _task_table(runs: list[tuple[str, dict]]) -> str:
             elif len(runs) > 1:
                 cells += "<td></td>"
             cells += f"<td>{_agreement(match, metric)}</td>"  # the current run's jury, if any
+            cut = f" <span class='neg'>{task['truncated']} truncated</span>" if task.get("truncated") else ""
             rows.append(
                 f"<tr><td>{_e(task['benchmark'])}.{_e(task['task'])} <span class='meta'>({_e(task['category'])})"
-                f"</span></td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
+                f"</span>{cut}</td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
             )
     rows.append("</table>")
     return "\n".join(rows)
@@ -161,8 +162,10 @@ def _failed_items(samples: Iterable[dict]) -> str:
         prompt = "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in sample.get("messages") or [])
         verdict = sample["error"]["message"] if sample.get("error") else json.dumps(sample.get("scores"))
         parsed = json.dumps(sample.get("parsed"), ensure_ascii=False, indent=1)[:4000]
+        cut = " [truncated at the token limit]" if sample.get("truncated") else ""
         items.append(
-            f"<details><summary>{_e(sample['benchmark'])}.{_e(sample['task'])} {_e(sample['id'])}: {_e(verdict)}"
+            f"<details><summary>{_e(sample['benchmark'])}.{_e(sample['task'])} {_e(sample['id'])}{cut}: "
+            f"{_e(verdict)}"
             f"</summary><p>prompt</p><pre>{_e(prompt)}</pre><p>output</p><pre>{_e(sample.get('output') or '')}</pre>"
             f"<p>parsed answer and judge</p><pre>{_e(parsed)}</pre></details>"
         )
