@@ -54,6 +54,7 @@ def run_metadata(run: Run) -> dict[str, Any]:
             "temperature": JUDGE_TEMPERATURE if run.settings.judge_models else None,
             "prompts": run.settings.prompts,
             "evidence": run.evidence_source(),
+            **({"check": run.settings.judge_check} if run.settings.judge_check else {}),
         },
         "plugin_version": __version__,
         "git_commit": _git_commit(run.rootdir),

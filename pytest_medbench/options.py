@@ -72,6 +72,10 @@ OPTIONS = (
         choices=("ours", "upstream"),
     ),
     Option(
+        "--medbench-judge-check",
+        "the JSON of 'medbench judge-check --json': its figures go into the leaderboard (run.judge.check)",
+    ),
+    Option(
         "--medbench-evidence-dir",
         "folder of .txt/.md files the MedR-Bench judges search (BM25) for evidence; default: no retrieval",
     ),
@@ -269,6 +273,7 @@ class Settings:
     max_drop: float
     alpha: float
     judge_models: tuple[str, ...] = ()  # every --judge-model, as written (MODEL or MODEL@URL)
+    judge_check: dict | None = None  # the figures of --medbench-judge-check
 
     @property
     def judged_by_verdict(self) -> bool:
@@ -305,6 +310,7 @@ class Settings:
             router_path=path("medbench_model_router"),
             judge_model=first_judge,
             judge_models=tuple(judges),
+            judge_check=_judge_check(path("medbench_judge_check")),
             judge_api_base=values["medbench_judge_api_base"],
             agent_model=values["medbench_agent_model"] or first_judge,
             prompts=values["medbench_prompts"],
@@ -336,6 +342,21 @@ class Settings:
             max_drop=values["medbench_max_drop"],
             alpha=values["medbench_alpha"],
         )
+
+
+def _judge_check(path: Path | None) -> dict | None:
+    """The figures of a ``medbench judge-check --json`` file, checked now so a bad one fails early."""
+    if path is None:
+        return None
+    import json
+
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise pytest.UsageError(f"--medbench-judge-check {path}: {exc}") from None
+    if not isinstance(figures, dict) or not {"kinds", "passed", "judges"} <= figures.keys():
+        raise pytest.UsageError(f"--medbench-judge-check {path}: not a 'medbench judge-check --json' file")
+    return figures
 
 
 def split_judge(text: str) -> tuple[str, str | None]:
