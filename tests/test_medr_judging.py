@@ -172,10 +172,10 @@ def test_the_judge_sees_the_answer_fenced_and_asks_searches_up_to_the_cap(judged
     assert len(reminders) == 1
 
 
-def judge_on(server: OpenAIServer, prompts: MedrPrompts | None = None) -> LLMJudge:
+def judge_on(server: OpenAIServer, prompts: MedrPrompts | None = None, evidence=lambda query: "") -> LLMJudge:
     spec, params = ModelSpec.parse("openai/examiner", server.api_base), GenerationParams(temperature=0)
     client = ModelClient(spec, params, cache=None, timeout_s=10, retry=RetryPolicy(max_retries=0))
-    return LLMJudge(lambda messages: client.complete(messages).text, prompts or MedrPrompts(), lambda q: "")
+    return LLMJudge(lambda messages: client.complete(messages).text, prompts or MedrPrompts(), evidence)
 
 
 def test_completeness_is_zero_when_the_answer_has_no_steps_and_the_reference_has_some(monkeypatch):
@@ -312,13 +312,16 @@ def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypat
         system, prompt = request["messages"][0]["content"], request["messages"][1]["content"]
         if system != "You are a professional evaluator of medical knowledge.":
             return Reply(content="Reasoning")  # the efficiency judge, with its own system line
-        if "judgment" not in prompt:
-            return Reply(content="endocarditis")  # keyword extraction
+        if "new heart murmur" not in prompt:  # the keyword template does not carry the case
+            return Reply(content="endocarditis")
         return Reply(content='{"judgment": "Search", "keywords_to_search": "more"}')
 
     with OpenAIServer(always_search) as server:
-        scores = judge_on(server, prompts).reasoning(["S2 a step"], ENDOCARDITIS.summary, "goal", "")
+        searched: list[str] = []
+        judge = judge_on(server, prompts, lambda query: searched.append(query) or "evidence")
+        scores = judge.reasoning(["S2 a step"], ENDOCARDITIS.summary, "goal", "")
         follow_ups = [r["messages"][-1]["content"] for r in server.requests if len(r["messages"]) > 2]
     assert scores["factuality"] == 0.0 and scores["efficiency"] == 1.0
     assert len(follow_ups) == MAX_EXTRA_SEARCHES
+    assert searched == ["endocarditis"] + ["more"] * MAX_EXTRA_SEARCHES  # no search past the cap
     assert all("[Known Correct Information]" in text for text in follow_ups)
