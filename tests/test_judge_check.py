@@ -85,6 +85,9 @@ def test_unparseable_verdicts_are_counted_and_fail_the_check(tmp_path):
         assert check(server, "--json", str(out)) == 1
     figures = json.loads(out.read_text())
     assert all(entry["unparseable_rate"] == 1.0 for entry in figures["kinds"].values())
+    # and, conservatively, as wrong verdicts: every probe is a miss, whichever way it should go
+    assert figures["kinds"]["verbatim"]["false_negative_rate"] == 1.0
+    assert figures["kinds"]["negated"]["false_positive_rate"] == 1.0
 
 
 def test_human_labels_give_accuracy_and_kappa(tmp_path):
