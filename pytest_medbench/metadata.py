@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .data.files import data_files, sha256_file
+from .judge.llm import JUDGE_TEMPERATURE
 from .metrics.overlap import TOKENIZER_PACKAGES, punkt_source
 from .prompts.templates import template_hashes
 
@@ -50,8 +51,11 @@ def run_metadata(run: Run) -> dict[str, Any]:
             "model": run.settings.judge_model or "offline",
             "approximate": not run.settings.judge_model,
             "agent_model": run.settings.agent_model or "offline",
+            "judges": [{"model": spec.name, "api_base": spec.api_base} for spec in run.judge_specs()],
+            "temperature": JUDGE_TEMPERATURE if run.settings.judge_models else None,
             "prompts": run.settings.prompts,
             "evidence": run.evidence_source(),
+            **({"check": run.settings.judge_check} if run.settings.judge_check else {}),
         },
         "plugin_version": __version__,
         "git_commit": _git_commit(run.rootdir),

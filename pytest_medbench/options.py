@@ -30,6 +30,7 @@ class Option:
     default: Any = None
     choices: tuple[str, ...] | None = None
     is_switch: bool = False
+    repeatable: bool = False  # given several times on the command line; a list (linelist) in ini
 
     @property
     def dest(self) -> str:
@@ -51,10 +52,14 @@ OPTIONS = (
         "are spread over its deployments, failing over past dead ones",
     ),
     Option(
-        "--judge-model", "litellm model that judges MedR-Bench answers (default: the offline fuzzy judge)"
+        "--judge-model",
+        "litellm model that judges MedR-Bench answers; repeat it for a jury (majority verdict, a tie is "
+        "incorrect); MODEL@URL gives that judge its own API base (default: the offline judge)",
+        repeatable=True,
     ),
     Option(
-        "--judge-api-base", "base URL of the judge's and the agent's API (default: litellm's own settings)"
+        "--judge-api-base",
+        "base URL of the judges' and the agent's API, for judges without @URL (default: litellm's own)",
     ),
     Option(
         "--agent-model",
@@ -65,6 +70,10 @@ OPTIONS = (
         "MedR-Bench prompt wording: ours, or upstream (the template files in <data>/medrbench/instructions/)",
         default="ours",
         choices=("ours", "upstream"),
+    ),
+    Option(
+        "--medbench-judge-check",
+        "the JSON of 'medbench judge-check --json': its figures go into the leaderboard (run.judge.check)",
     ),
     Option(
         "--medbench-evidence-dir",
@@ -155,6 +164,9 @@ def add_options(parser: pytest.Parser) -> None:
                 option.flag, action="store_true", default=None, dest=option.dest, help=option.help
             )
             parser.addini(option.dest, f"ini form of {option.flag}", type="bool", default=False)
+        elif option.repeatable:
+            group.addoption(option.flag, action="append", dest=option.dest, default=None, help=option.help)
+            parser.addini(option.dest, f"{option.flag}, one per line", type="linelist", default=[])
         else:
             group.addoption(
                 option.flag, dest=option.dest, default=None, choices=option.choices, help=option.help
@@ -211,6 +223,8 @@ def option_value(config: pytest.Config, option: Option) -> Any:
         return option.default
     if option.is_switch:
         return bool(value)
+    if option.repeatable:
+        return tuple(value)
     try:
         converted = option.type(value)
     except (TypeError, ValueError) as exc:
@@ -227,7 +241,7 @@ class Settings:
     model: str
     api_base: str | None
     router_path: Path | None
-    judge_model: str | None
+    judge_model: str | None  # the first judge (the default patient agent), None for the offline judge
     judge_api_base: str | None
     agent_model: str | None
     prompts: str
@@ -258,6 +272,8 @@ class Settings:
     baseline_path: Path | None
     max_drop: float
     alpha: float
+    judge_models: tuple[str, ...] = ()  # every --judge-model, as written (MODEL or MODEL@URL)
+    judge_check: dict | None = None  # the figures of --medbench-judge-check
 
     @property
     def judged_by_verdict(self) -> bool:
@@ -286,13 +302,17 @@ class Settings:
             raise pytest.UsageError("--medbench-epochs must be at least 1")
         if values["medbench_retries"] < 0:
             raise pytest.UsageError("--medbench-retries must not be negative")
+        judges = values["medbench_judge_model"] or ()
+        first_judge = split_judge(judges[0])[0] if judges else None
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
             router_path=path("medbench_model_router"),
-            judge_model=values["medbench_judge_model"],
+            judge_model=first_judge,
+            judge_models=tuple(judges),
+            judge_check=_judge_check(path("medbench_judge_check")),
             judge_api_base=values["medbench_judge_api_base"],
-            agent_model=values["medbench_agent_model"] or values["medbench_judge_model"],
+            agent_model=values["medbench_agent_model"] or first_judge,
             prompts=values["medbench_prompts"],
             evidence_dir=path("medbench_evidence_dir"),
             data_dir=data_dir or bundled_fixtures(),
@@ -322,6 +342,30 @@ class Settings:
             max_drop=values["medbench_max_drop"],
             alpha=values["medbench_alpha"],
         )
+
+
+def _judge_check(path: Path | None) -> dict | None:
+    """The figures of a ``medbench judge-check --json`` file, checked now so a bad one fails early."""
+    if path is None:
+        return None
+    import json
+
+    try:
+        figures = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise pytest.UsageError(f"--medbench-judge-check {path}: {exc}") from None
+    if not isinstance(figures, dict) or not {"kinds", "passed", "judges"} <= figures.keys():
+        raise pytest.UsageError(f"--medbench-judge-check {path}: not a 'medbench judge-check --json' file")
+    return figures
+
+
+def split_judge(text: str) -> tuple[str, str | None]:
+    """``MODEL@URL`` -> (MODEL, URL); a plain model name -> (name, None). Only an ``@`` that starts an
+    http(s) URL splits, so model ids with an ``@`` of their own (``claude-3@20240229``) stay whole."""
+    model, at, base = text.rpartition("@")
+    if at and base.startswith(("http://", "https://")):
+        return model, base
+    return text, None
 
 
 def _parse_gates(texts: list[str]) -> list[Gate]:

@@ -18,13 +18,14 @@ from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, meds_task_files
 from .items.base import BrokenFile, EvalItem, Services
 from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
-from .judge.llm import LLMJudge
+from .judge.jury import Jury
+from .judge.llm import JUDGE_TEMPERATURE, LLMJudge
 from .judge.offline import OfflineAgent, OfflineJudge
 from .metadata import now
 from .models.cache import Cache, MemoryCache, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
-from .options import DEFAULT_MODEL, Settings
+from .options import DEFAULT_MODEL, Settings, split_judge
 from .prompts.medr import MedrPrompts
 from .report.records import ItemRecord, Usage
 from .report.samples import SamplesWriter
@@ -66,7 +67,8 @@ class Run:
         """Fail before any item runs when litellm cannot route a model name (with suggestions)."""
         from .models.aliases import UnknownModel, check_routable
 
-        names = {self.settings.model, self.settings.judge_model, self.settings.agent_model} - {None}
+        judges = {split_judge(text)[0] for text in self.settings.judge_models}
+        names = {self.settings.model, self.settings.agent_model, *judges} - {None}
         for name in sorted(names):
             spec = self._spec(name, None)
             if not spec.builtin and spec.group is None and "/" not in spec.litellm_model:
@@ -162,20 +164,26 @@ class Run:
         return client
 
     @functools.cached_property
-    def _judge_client(self) -> ModelClient | None:
-        """The judge answers at temperature 0, so its verdicts (and cache keys) are reproducible."""
-        model = self.settings.judge_model
-        return self._evaluator_client(model)
+    def _judge_clients(self) -> list[ModelClient]:
+        """The judges answer at temperature 0, so their verdicts (and cache keys) are reproducible."""
+        return [self._evaluator_client(*split_judge(text)) for text in self.settings.judge_models]
 
     @functools.cached_property
     def _agent_client(self) -> ModelClient | None:
-        return self._evaluator_client(self.settings.agent_model)
-
-    def _evaluator_client(self, model: str | None) -> ModelClient | None:
+        """The agent model; as the default (the first judge), it shares that judge's API base."""
+        model = self.settings.agent_model
         if not model:
             return None
-        spec = self._spec(model, self.settings.judge_api_base)
-        return self._new_client(spec, GenerationParams(temperature=0))
+        first = split_judge(self.settings.judge_models[0]) if self.settings.judge_models else None
+        return self._evaluator_client(model, first[1] if first and first[0] == model else None)
+
+    def _evaluator_client(self, model: str, api_base: str | None) -> ModelClient:
+        spec = self._spec(model, api_base or self.settings.judge_api_base)
+        return self._new_client(spec, GenerationParams(temperature=JUDGE_TEMPERATURE))
+
+    def judge_specs(self) -> list[ModelSpec]:
+        """Every judge of the run, as resolved (for the leaderboard's ``run.judge.judges``)."""
+        return [client.spec for client in self._judge_clients]
 
     @functools.cached_property
     def prompts(self) -> MedrPrompts:
@@ -194,6 +202,9 @@ class Run:
         def meter(kind: str, completion: Any) -> None:
             calls.append((kind, completion))
             _add_usage(record.usage if kind == "model" else record.judge_usage, completion, payer)
+            if kind == "model":
+                record.finish_reason = completion.finish_reason
+                record.truncated = record.truncated or completion.finish_reason == "length"
 
         def recount(logged: list[tuple[str, Any]]) -> None:
             for kind, completion in logged:
@@ -213,10 +224,9 @@ class Run:
 
             return ask
 
-        judge_client, agent_client = self._judge_client, self._agent_client
-        judge = (
-            LLMJudge(metered(judge_client), self.prompts, self.evidence) if judge_client else OfflineJudge()
-        )
+        judges = [LLMJudge(metered(client), self.prompts, self.evidence) for client in self._judge_clients]
+        judge = OfflineJudge() if not judges else judges[0] if len(judges) == 1 else Jury(judges)
+        agent_client = self._agent_client
         agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
         return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch, calls, recount)
 
@@ -248,7 +258,7 @@ class Run:
 
         # the clients (and the cache they share) are made here, once: cached_property does not lock
         # on Python 3.12+, and the threads below would each make their own
-        _ = (self.client, self._judge_client, self._agent_client)
+        _ = (self.client, self._judge_clients, self._agent_client)
         progress = Progress(progress_write, phase="prefetch") if progress_write else None
         if progress is not None:
             progress.total = len(chosen)
@@ -287,6 +297,7 @@ class Run:
                 prefetched, outputs, scores = done
                 record.messages, record.usage = prefetched.messages, prefetched.usage
                 record.judge_usage = prefetched.judge_usage
+                record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
             else:
                 outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:

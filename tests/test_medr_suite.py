@@ -103,6 +103,7 @@ def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, m
     }
     assert set(tasks["exam_1turn"]["metrics"]) == {"precision", "recall", "efficiency", "factuality"}
     judge = {"model": "openai/examiner", "approximate": False, "agent_model": "openai/examiner"}
+    judge |= {"judges": [{"model": "openai/examiner", "api_base": server.api_base}], "temperature": 0.0}
     assert board["run"]["judge"] == {**judge, "prompts": "ours", "evidence": "none"}
     lines = {json.loads(line)["task"]: json.loads(line) for line in samples.read_text().splitlines()}
     dialogue = lines["diagnosis_free_turn"]["messages"]

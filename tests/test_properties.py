@@ -9,7 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_medbench.data.medr import ancillary_entries
-from pytest_medbench.judge.offline import OfflineAgent, OfflineJudge, offline_verdict, request_items
+from pytest_medbench.judge.offline import (
+    OfflineAgent,
+    OfflineJudge,
+    normalise,
+    offline_verdict,
+    request_items,
+)
 from pytest_medbench.parsing.mcqa import extract_letters, extract_yes_no_maybe
 from pytest_medbench.parsing.medr import MAX_STEPS, parse_exam_turn, split_steps
 from pytest_medbench.parsing.verdict import loads_lenient, parse_items
@@ -67,8 +73,10 @@ def test_json_readers(text):
 
 @given(TEXT, TEXT)
 def test_offline_judge_and_agent(prediction, gold):
-    correct, similarity = offline_verdict(prediction, gold)
-    assert 0.0 <= similarity <= 100.0 and correct == (similarity >= 85.0)
+    assert offline_verdict(prediction, gold) in (True, False)
+    assert offline_verdict(gold, gold) == bool(normalise(gold))  # the reference itself, when it says anything
+    assert not offline_verdict(f"not {gold}", gold)  # never a negation
+    assert not offline_verdict(f"{gold}, pneumonia", gold)  # never a list holding the reference
     scores = OfflineJudge().exam_scores(prediction, gold)
     assert 0.0 <= scores["precision"] <= 1.0
     assert scores["recall"] is None or 0.0 <= scores["recall"] <= 1.0

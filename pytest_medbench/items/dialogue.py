@@ -52,16 +52,19 @@ def _one_turn(case: Case, services: Services, context: Callable[[int], dict]) ->
     ask = services.ask_model(messages, context(0)).text
     messages.append({"role": "assistant", "content": ask})
     asked = parse_exam_turn(ask)
+    first_turn = {"turn": 1, "parsed": asked.as_dict()}
+    if asked.request is None:
+        first_turn["parse_error"] = (
+            "no 'Additional Information Required' section in the ask turn: the agent was asked for nothing"
+        )
     reply = services.agent.reply(asked.request or "Not required.", before, ancillary)
+    first_turn["agent_reply"] = reply
     messages.append(
         {"role": "user", "content": prompts.render("medr_diagnosis_1turn", additional_information=reply)}
     )
     final = services.ask_model(messages, context(1)).text
     messages.append({"role": "assistant", "content": final})
-    turns = [
-        {"turn": 1, "parsed": asked.as_dict(), "agent_reply": reply},
-        {"turn": 2, "parsed": parse_exam_turn(final).as_dict()},
-    ]
+    turns = [first_turn, {"turn": 2, "parsed": parse_exam_turn(final).as_dict()}]
     return Transcript(messages, final, turns)
 
 
@@ -79,8 +82,7 @@ def _free_turn(case: Case, services: Services, context: Callable[[int], dict]) -
             break
         reply = services.agent.reply(parsed.request, before, ancillary)
         turns[-1]["agent_reply"] = reply
-        notice = prompts.text("medr_free_turn_notice") + "\n\n" if number == MAX_TURNS - 1 else ""
-        follow_up = notice + prompts.render("medr_free_turn_next", additional_information=reply)
+        follow_up = prompts.follow_up(reply, last_chance=number == MAX_TURNS - 1)
         messages.append({"role": "user", "content": follow_up})
     return Transcript(messages, messages[-1]["content"], turns)
 

@@ -12,6 +12,8 @@
 The first five run on the diagnosis cases, `treatment` on the treatment cases; the exam reasoning is
 the ask turn's (reports rarely justify their tests, so it has no completeness).
 An item passes when its answer is judged correct (exam settings: precision and recall both >= 0.5).
+An oracle or treatment output without an Answer section goes to the judge whole, as the official code
+sends it; a dialogue's last turn without a Conclusion section likewise.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from ..data.medr import Case, ancillary_entries, slug
 from ..metrics.score import ItemScore
-from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn
+from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn, split_thinking
 from .base import Services, Transcript
 from .dialogue import FREE_TURN, ONE_TURN, run_dialogue, served_requests
 
@@ -162,7 +164,7 @@ class MedrItem:
         judge = services.judge
         if self.category == "exam_recommendation":
             return self._score_exam(transcript, services)
-        notes: list[str] = []
+        notes = [turn["parse_error"] for turn in transcript.turns if "parse_error" in turn]
         if self.task in DIALOGUE_MODE:
             final = parse_exam_turn(transcript.output)
             answer, steps = final.conclusion, list(final.steps)
@@ -175,6 +177,9 @@ class MedrItem:
             answer, steps = result.answer, list(result.steps)
             notes += result.notes
             parsed = result.as_dict()
+            if answer is None:
+                answer = split_thinking(transcript.output)[0].strip() or None
+                notes.append("no Answer section: the whole output was judged, as the official code does")
         if answer is None:
             notes.append("no answer could be parsed: scored as incorrect")
             correct = False
@@ -189,6 +194,8 @@ class MedrItem:
             parsed["reasoning"] = {k: v for k, v in reasoning.items() if k not in scores}
         parsed["notes"] = [*parsed.get("notes", []), *notes]
         parsed["judge"] = "offline (approximate)" if judge.approximate else "llm"
+        if ballots := getattr(judge, "ballots", None):  # a jury: every judge's value, for agreement
+            parsed["jury"] = ballots
         return ItemScore(scores, correct, parsed)
 
     def _score_exam(self, transcript: Transcript, services: Services) -> ItemScore:
@@ -196,6 +203,7 @@ class MedrItem:
         result = services.judge.exam_scores(served_requests(transcript), ancillary)
         scores: dict[str, float | None] = {"precision": result["precision"], "recall": result["recall"]}
         parsed = {"requests": served_requests(transcript), "turns": transcript.turns, "exam": result}
+        parsed["notes"] = [turn["parse_error"] for turn in transcript.turns if "parse_error" in turn]
         if (
             self.task == "exam_1turn"
         ):  # the ask turn's reasoning; reports rarely justify tests, so no completeness
@@ -203,6 +211,8 @@ class MedrItem:
             reasoning = services.judge.reasoning(steps, before, self.goal, "")
             scores |= {"efficiency": reasoning["efficiency"], "factuality": reasoning["factuality"]}
         passed = (scores["precision"] or 0.0) >= EXAM_PASS and (scores["recall"] or 0.0) >= EXAM_PASS
+        if ballots := getattr(services.judge, "ballots", None):
+            parsed["jury"] = ballots
         return ItemScore(scores, passed, parsed)
 
 

@@ -3,6 +3,7 @@
 Every call goes through the run's judge client (cached like model calls, temperature 0 unless set),
 and every verdict is parsed strictly (``parsing.verdict``): an unparseable reply is asked once more
 with a reminder, and a second failure makes the item an error, never a silent Correct or Wrong.
+Whatever the evaluated model wrote reaches the judge fenced (``prompts.fence``), never bare.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from typing import Any
 
 from ..models.errors import ModelCallError
 from ..parsing.verdict import loads_lenient, parse_items, parse_verdict
+from ..prompts.fence import fence
 from ..prompts.medr import MedrPrompts
 
 Ask = Callable[[list[dict[str, str]]], str]
 EFFICIENCY_LABELS = ("Citation", "Repetition", "Reasoning", "Redundancy")
 MAX_EXTRA_SEARCHES = 4
+JUDGE_TEMPERATURE = 0.0  # recorded as run.judge.temperature; the paper left the API default (1)
 
 
 class LLMJudge:
@@ -30,7 +33,7 @@ class LLMJudge:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _messages(self, template: str, **fields: str) -> list[dict[str, str]]:
-        system = self._prompts.text("judge_system")
+        system = self._prompts.judge_system(template)
         return [
             {"role": "system", "content": system},
             {"role": "user", "content": self._prompts.render(template, **fields)},
@@ -62,7 +65,9 @@ class LLMJudge:
 
     def diagnosis_correct(self, predicted: str, gold: str) -> bool:
         return (
-            self._judge("judge_diagnosis", ("Correct", "Wrong"), pred_diagnose=predicted, gt_diagnose=gold)
+            self._judge(
+                "judge_diagnosis", ("Correct", "Wrong"), pred_diagnose=fence(predicted), gt_diagnose=gold
+            )
             == "Correct"
         )
 
@@ -77,7 +82,7 @@ class LLMJudge:
         verdict = self._judge(
             "judge_treatment",
             ("Correct", "Wrong"),
-            pred_treatment=predicted,
+            pred_treatment=fence(predicted),
             gt_treatment=gold,
             additional_info=evidence,
         )
@@ -101,12 +106,12 @@ class LLMJudge:
 
     def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
         """Precision: requested items found in the hidden tests; recall: hidden tests found in requests."""
-        predicted = self._items(requests) if requests.strip() else []
+        predicted = self._items(fence(requests)) if requests.strip() else []
         reference = self._items(ancillary)
         if not predicted or (len(predicted) == 1 and not predicted[0].get("type")):
             return {"precision": 0.0, "recall": 0.0, "requested": predicted, "reference": reference}
         hits = [self._matched(item, ancillary) for item in predicted]
-        found = [self._matched(item, requests) for item in reference]
+        found = [self._matched(item, fence(requests)) for item in reference]
         return {
             "precision": sum(hits) / len(hits),
             "recall": sum(found) / len(found) if found else None,
@@ -125,8 +130,8 @@ class LLMJudge:
                 self._judge(
                     "judge_efficiency",
                     EFFICIENCY_LABELS,
-                    current_step=step,
-                    previous_steps=previous,
+                    current_step=fence(step),
+                    previous_steps=fence(previous),
                     case=case,
                     result=goal,
                 )
@@ -134,33 +139,40 @@ class LLMJudge:
         useful = [step for step, label in zip(steps, labels, strict=True) if label == "Reasoning"]
         facts = [self._step_is_correct(step, case) for step in useful]
         hits = self._reference_hits(reference_reasoning, steps)
+        if hits:
+            completeness: float | None = sum(hits.values()) / len(hits)
+        else:  # no predicted steps cover nothing of a reference that has some; no reference: undefined
+            completeness = 0.0 if reference_reasoning.strip() else None
         return {
             "efficiency": sum(label == "Reasoning" for label in labels) / len(labels) if labels else None,
             "factuality": sum(f["correct"] for f in facts) / len(facts) if facts else None,
-            "completeness": sum(hits.values()) / len(hits) if hits else None,
+            "completeness": completeness,
             "steps": [{"step": s, "efficiency": label} for s, label in zip(steps, labels, strict=True)],
             "factuality_checks": facts,
             "reference_steps": hits,
         }
 
     def _step_is_correct(self, step: str, case: str) -> dict[str, Any]:
-        keywords = self._ask(self._messages("judge_keywords", reasoning_step=step)).strip()
-        path = []
+        """The factuality dialogue: while the judge answers Search, it gets the evidence it asked for,
+        at most MAX_EXTRA_SEARCHES times; a step still at Search after that counts as not correct."""
+        keywords = self._ask(self._messages("judge_keywords", reasoning_step=fence(step))).strip()
         messages = self._messages(
-            "judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=step
+            "judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=fence(step)
         )
-        for _ in range(MAX_EXTRA_SEARCHES + 1):
+        path = []
+        for searches in range(MAX_EXTRA_SEARCHES + 1):
             label, reply = self._verdict(messages, ("Correct", "Wrong", "Search"))
             data = loads_lenient(reply) if "{" in reply else None
             more = data.get("keywords_to_search") if isinstance(data, dict) else None
             path.append({"judgment": label, "keywords_to_search": more})
-            if label != "Search":
+            if label != "Search" or searches == MAX_EXTRA_SEARCHES:
                 break
             evidence = self._evidence(str(more or keywords))
+            follow_up = self._prompts.render("judge_factuality_search", info=evidence)
             messages = [
                 *messages,
                 {"role": "assistant", "content": reply},
-                {"role": "user", "content": f"Further evidence:\n{evidence}\n\nGive your judgment again."},
+                {"role": "user", "content": follow_up},
             ]
         return {"step": step, "correct": path[-1]["judgment"] == "Correct", "judgment_path": path}
 
@@ -171,7 +183,9 @@ class LLMJudge:
         reference = [line.strip() for line in reply.replace("\n\n", "\n").split("\n") if line.strip()][:10]
         predicted = "\n".join(steps)
         return {
-            line: self._judge("judge_step_hit", ("Yes", "No"), a_reasoning_step=line, out_reasoning=predicted)
+            line: self._judge(
+                "judge_step_hit", ("Yes", "No"), a_reasoning_step=line, out_reasoning=fence(predicted)
+            )
             == "Yes"
             for line in reference
         }

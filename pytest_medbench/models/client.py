@@ -89,6 +89,7 @@ class Completion:
     # worker made it (a prefetch) and this one reads it from the cache: the run and the item's key
     paid_by: str = ""
     cached: bool = False
+    finish_reason: str | None = None  # "length": the answer was cut at the token limit
 
     def to_cache(self) -> dict[str, Any]:
         record = asdict(self)
@@ -222,6 +223,7 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
         completion_tokens=answer.completion_tokens,
         cost_usd=answer.cost_usd,
         latency_s=round(latency_s, 4),
+        finish_reason=answer.finish_reason,
     )
     if not answer.text.strip():
         if answer.finish_reason == "content_filter" or answer.refused:

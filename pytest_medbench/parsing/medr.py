@@ -21,6 +21,7 @@ _REQUEST = re.compile(_HEADER.format(name=r"Additional Information Required"), r
 _INLINE_ANSWER = re.compile(
     r"^[ \t]*(?:#+[ \t]*|\*\*)?(?:Final )?Answer(?:\*\*)?[ \t]*[:：](?:\*\*)?[ \t]*(\S.*)$", re.M | re.I
 )
+_NOT_REQUIRED = re.compile(r"[\W_]*not\s+required\b", re.I)
 _STEP_TAG = re.compile(r"<step\s*(\d+)>\s*(.*?)(?=<step\s*\d+>|\Z)", re.S | re.I)
 _STEP_HEADING = re.compile(
     r"^\s*(?:\*\*|#+\s*)Step\s*(\d+)[^\n]*?(?:\*\*)?\s*[:.]?\s*(.*?)(?=^\s*(?:\*\*|#+\s*)Step\s*\d+|\Z)",
@@ -103,11 +104,17 @@ class ExamTurn:
 
     @property
     def asks_for_more(self) -> bool:
-        """True when the turn requests tests or information (anything but "Not required")."""
-        return bool(self.request) and "not required" not in self.request.lower()
+        """True when the turn requests tests or information (anything but a "Not required." answer)."""
+        return bool(self.request) and not says_not_required(self.request)
 
     def as_dict(self) -> dict:
         return {"conclusion": self.conclusion, "request": self.request, "steps": list(self.steps)}
+
+
+def says_not_required(request: str) -> bool:
+    """True when a request section opens with "Not required" (after markdown or quotes): the model
+    needs nothing more. A request that merely mentions it ("CBC (not required if ...)") asks for more."""
+    return bool(_NOT_REQUIRED.match(request.strip()))
 
 
 def parse_exam_turn(text: str) -> ExamTurn:

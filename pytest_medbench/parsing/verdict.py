@@ -1,8 +1,9 @@
-"""Strict parsing of judge replies: a verdict is an exact label, never a substring.
+"""Strict parsing of judge replies: a verdict is an exact label, never a substring or a prefix.
 
-"Incorrect" is not "Correct" and "[Correct|Wrong]" echoed from the prompt is no verdict at all.
-A reply may be JSON (``{"judgment": "Correct"}``) or start with the label, after optional markdown,
-quotes, brackets or a "Verdict:"-style lead-in.
+A reply is a verdict when, trimmed (and unwrapped from one code fence, a ``Verdict:``-style label,
+markdown emphasis, quotes, brackets and final punctuation), it is exactly one allowed label, or
+when it is a JSON object whose verdict key holds exactly one. "Incorrect" is not "Correct",
+"Correct, although the prediction is Wrong." is no verdict, and neither is an echoed "[Correct|Wrong]".
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 _FENCE = re.compile(r"^\s*```[^\n]*$", re.M)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 _LEAD_IN = re.compile(r"^(?:final\s+)?(?:verdict|judgment|judgement|answer|label|decision)\s*[:：]\s*", re.I)
+_ONE_FENCE = re.compile(r"```[^\n`]*\n(.*?)\n?```", re.S)
+_WRAPPING = "*_`\"'()[]{} \t\n"
 _VERDICT_KEYS = ("judgment", "judgement", "verdict", "label", "answer", "decision")
 _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
@@ -40,23 +43,19 @@ def loads_lenient(text: str) -> Any:
 
 
 def parse_verdict(text: str, labels: tuple[str, ...]) -> str | None:
-    """The label (as spelled in ``labels``) the reply gives, or None when it gives none unambiguously."""
+    """The label (as spelled in ``labels``) the reply is, or None when it is anything else."""
     by_lower = {label.lower(): label for label in labels}
-    data = loads_lenient(text) if "{" in text else None
-    if isinstance(data, dict):
-        for key in _VERDICT_KEYS:
-            value = data.get(key)
-            if isinstance(value, str) and value.strip().lower() in by_lower:
-                return by_lower[value.strip().lower()]
-    body = _clean(text).lstrip("*#>-_ \t\n\"'`([{")
-    body = _LEAD_IN.sub("", body).lstrip("*_ \"'`([{")
-    first = re.match(r"[A-Za-z]+", body)
-    if not first or first.group(0).lower() not in by_lower:
-        return None
-    rest = body[first.end() :].lstrip()
-    if rest[:1] in ("|", "/") or rest.lower().startswith("or "):  # an echoed "[Correct|Wrong]" template
-        return None
-    return by_lower[first.group(0).lower()]
+    body = _THINK.sub("", text).strip()
+    if fenced := _ONE_FENCE.fullmatch(body):
+        body = fenced.group(1).strip()
+    if body.startswith("{") and body.endswith("}"):
+        data = loads_lenient(body)
+        values = [data.get(key) for key in _VERDICT_KEYS] if isinstance(data, dict) else []
+        found = [v.strip().lower() for v in values if isinstance(v, str) and v.strip().lower() in by_lower]
+        return by_lower[found[0]] if len(found) == 1 else None
+    body = _LEAD_IN.sub("", body.strip(_WRAPPING), count=1)
+    body = body.strip(_WRAPPING).rstrip(".!").strip(_WRAPPING)
+    return by_lower.get(body.lower())
 
 
 def parse_items(text: str) -> list[dict[str, str]] | None:

@@ -2,7 +2,9 @@
 from ``<data>/medrbench/instructions/`` (``--medbench-prompts upstream``; never shipped with us).
 
 Both sets use the same placeholders, filled with ``str.format`` (the upstream files escape literal
-braces as ``{{ }}``), so every caller renders a template by our name alone.
+braces as ``{{ }}``), so every caller renders a template by our name alone. The upstream set is the
+whole upstream protocol: besides its 17 template files, the few messages its code writes inline
+(system lines, the agent's user message, the last-turn notice, the factuality search follow-up).
 """
 
 from __future__ import annotations
@@ -32,6 +34,37 @@ UPSTREAM_FILES = {
     "judge_keywords": "extract_keywords.txt",
     "judge_treatment_keywords": "treatment_plan_extract_keywords.txt",
 }
+# Messages the upstream code sends as string literals, not template files (docs/medr-bench.md §4.1,
+# §4.4, §4.5, §6.0, §6.5): the template files themselves are only ever read from the data directory.
+UPSTREAM_INLINE = {
+    "medr_system": "You are a professional doctor",
+    "medr_agent_user": "The junior physician wants the following information:\n{request}",
+    "medr_free_turn_notice": (
+        "In the next turn, you cannot ask any additional infomation and must make a final diagnoisis."
+    ),
+    "judge_factuality_search": (
+        "After searching, the following supplementary Known Correct Information has been obtained, "
+        "please make a judgment again. \n[Known Correct Information]\n{info}"
+    ),
+}
+_DIAGNOSIS_EVALUATOR = "You are a professional medical diagnosis evaluation system."
+_KNOWLEDGE_EVALUATOR = "You are a professional evaluator of medical knowledge."
+UPSTREAM_JUDGE_SYSTEM = {
+    "judge_diagnosis": _DIAGNOSIS_EVALUATOR,
+    "judge_treatment": _DIAGNOSIS_EVALUATOR,
+    "judge_treatment_keywords": _KNOWLEDGE_EVALUATOR,
+    "judge_keywords": _KNOWLEDGE_EVALUATOR,
+    "judge_factuality": _KNOWLEDGE_EVALUATOR,
+    "judge_efficiency": "You are a reliable assistant for the analysis of thought processes.",
+    "judge_split_reference": "You are a reliable thought process organizer.",
+    "judge_step_hit": "You are a reliable thought process evaluator.",
+    "judge_exam_items": "You are a medical text organizer.",
+    "judge_exam_match": (
+        "You are a medical assistant examination specialist and a medical text comparison assistant."
+    ),
+}
+# what joins the last-turn notice to the follow-up message (upstream: one newline)
+NOTICE_JOINER = {"ours": "\n\n", "upstream": "\n"}
 SINGLE_TURN_TEMPLATES = {"oracle_diagnosis": "medr_oracle_diagnosis", "treatment": "medr_treatment"}
 
 
@@ -52,6 +85,8 @@ class MedrPrompts:
     def text(self, name: str) -> str:
         if self.source == "upstream" and name in UPSTREAM_FILES:
             return (self.instructions_dir / UPSTREAM_FILES[name]).read_text(encoding="utf-8").strip()
+        if self.source == "upstream" and name in UPSTREAM_INLINE:
+            return UPSTREAM_INLINE[name]
         return template(name)
 
     def render(self, name: str, **fields: str) -> str:
@@ -67,10 +102,23 @@ class MedrPrompts:
         }
 
     def system(self) -> str:
-        return template("medr_system")
+        return self.text("medr_system")
+
+    def judge_system(self, judge_template: str) -> str:
+        """The judge's system message for one judging step (upstream gives each step its own)."""
+        if self.source == "upstream":
+            return UPSTREAM_JUDGE_SYSTEM[judge_template]
+        return template("judge_system")
+
+    def follow_up(self, additional_information: str, *, last_chance: bool) -> str:
+        """A free-turn follow-up message, led by the last-turn notice before the final turn."""
+        message = self.render("medr_free_turn_next", additional_information=additional_information)
+        if not last_chance:
+            return message
+        return self.text("medr_free_turn_notice") + NOTICE_JOINER[self.source] + message
 
     def opening(self, template: str, case: str) -> list[dict[str, str]]:
-        """A conversation's first two messages: our system role, then ``template`` filled with ``case``."""
+        """A conversation's first two messages: the system role, then ``template`` filled with ``case``."""
         user = self.render(template, case=case.strip())
         return [{"role": "system", "content": self.system()}, {"role": "user", "content": user}]
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 
 from ..data.meds_tasks import averaged_tasks
 from ..metrics.sets import f1_from_counts as _prf
+from .agreement import judge_agreement
 from .records import ItemRecord
 
 Z95 = 1.959963984540054
@@ -188,8 +189,11 @@ def task_entry(records: list[ItemRecord]) -> dict:
     not_judged = sorted({name for r in scored for name in r.scores} - set(metrics))
     if not_judged:
         entry["not_judged"] = not_judged
+    entry["truncated"] = sum(record.truncated for record in records)  # answers cut at the token limit
     if first.benchmark == "medr" and scored:
         entry["subgroups"] = _subgroups(records)
+        if agreement := judge_agreement(scored):  # a jury judged this task
+            entry["judge_agreement"] = agreement
     return entry
 
 

@@ -92,7 +92,7 @@ def _bars(runs: list[tuple[str, dict]]) -> str:
 def _task_table(runs: list[tuple[str, dict]]) -> str:
     first = runs[0][1]
     header = "".join(f"<th>{_e(name)}</th>" for name, _ in runs) + ("<th>delta</th>" if len(runs) > 1 else "")
-    rows = [f"<table><tr><th>task</th><th>metric</th><th>n</th>{header}</tr>"]
+    rows = [f"<table><tr><th>task</th><th>metric</th><th>n</th>{header}<th>judge agreement</th></tr>"]
     for task in first["tasks"]:
         for metric in task["metrics"]:
             values = []
@@ -115,12 +115,25 @@ def _task_table(runs: list[tuple[str, dict]]) -> str:
                 cells += f'<td class="{tone}">{delta:+.2f}</td>'
             elif len(runs) > 1:
                 cells += "<td></td>"
+            cells += f"<td>{_agreement(match, metric)}</td>"  # the current run's jury, if any
+            cut = f" <span class='neg'>{task['truncated']} truncated</span>" if task.get("truncated") else ""
             rows.append(
                 f"<tr><td>{_e(task['benchmark'])}.{_e(task['task'])} <span class='meta'>({_e(task['category'])})"
-                f"</span></td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
+                f"</span>{cut}</td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
             )
     rows.append("</table>")
     return "\n".join(rows)
+
+
+def _agreement(task: dict | None, metric: str) -> str:
+    """A jury's agreement on ``metric`` in ``task``: percent agreement, kappa and n (or nothing)."""
+    found = (task or {}).get("judge_agreement", {}).get(metric)
+    if not found:
+        return ""
+    kappa = "undefined" if found["kappa"] is None else f"{found['kappa']:.2f}"
+    return _e(
+        f"{found['percent_agreement']:.0f}% agree, {found['kappa_kind']} \u03ba {kappa} (n {found['n']})"
+    )
 
 
 def _breakdowns(board: dict) -> str:
@@ -149,8 +162,10 @@ def _failed_items(samples: Iterable[dict]) -> str:
         prompt = "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in sample.get("messages") or [])
         verdict = sample["error"]["message"] if sample.get("error") else json.dumps(sample.get("scores"))
         parsed = json.dumps(sample.get("parsed"), ensure_ascii=False, indent=1)[:4000]
+        cut = " [truncated at the token limit]" if sample.get("truncated") else ""
         items.append(
-            f"<details><summary>{_e(sample['benchmark'])}.{_e(sample['task'])} {_e(sample['id'])}: {_e(verdict)}"
+            f"<details><summary>{_e(sample['benchmark'])}.{_e(sample['task'])} {_e(sample['id'])}{cut}: "
+            f"{_e(verdict)}"
             f"</summary><p>prompt</p><pre>{_e(prompt)}</pre><p>output</p><pre>{_e(sample.get('output') or '')}</pre>"
             f"<p>parsed answer and judge</p><pre>{_e(parsed)}</pre></details>"
         )
@@ -160,6 +175,12 @@ def _failed_items(samples: Iterable[dict]) -> str:
         else ""
     )
     return "\n".join(items) + more if items else "<p class='meta'>No failed items (or no samples given).</p>"
+
+
+def _judges(judge: dict) -> str:
+    """Every judge of the run (a jury lists several), else the judge's name."""
+    names = [entry["model"] for entry in judge.get("judges", [])]
+    return ", ".join(names) if len(names) > 1 else judge["model"]
 
 
 def render(runs: list[tuple[str, dict]], samples: Iterable[dict] = ()) -> str:
@@ -173,7 +194,7 @@ def render(runs: list[tuple[str, dict]], samples: Iterable[dict] = ()) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pytest-medbench leaderboard</title><style>{STYLE}</style></head>
 <body><h1>pytest-medbench leaderboard</h1>
-<p class="meta">judge {_e(current["run"]["judge"]["model"])}; scoring {_e(current["run"]["scoring"].get("meds_scoring"))};
+<p class="meta">judge {_e(_judges(current["run"]["judge"]))}; scoring {_e(current["run"]["scoring"].get("meds_scoring"))};
 finished {_e(current["run"]["finished"])}</p>
 <h2>Categories</h2><div class="legend">{legend}</div>{_bars(runs)}
 <h2>Tasks</h2>{_task_table(runs)}

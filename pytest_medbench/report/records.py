@@ -40,6 +40,8 @@ class ItemRecord:
     passed: bool = False
     unscorable: bool = False  # the released scorer could not score it: scored 0 and flagged
     error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
+    finish_reason: str | None = None  # of the model's last answer ("stop", "length", ...)
+    truncated: bool = False  # some answer of the model's stopped at the token limit; scored as given
     usage: Usage = field(default_factory=Usage)  # the evaluated model's calls
     judge_usage: Usage = field(default_factory=Usage)  # the judge's and the patient agent's calls
 

@@ -22,6 +22,8 @@ SAMPLE_FIELDS = (
     "scores",
     "passed",
     "error",
+    "finish_reason",
+    "truncated",
     "usage",
     "judge_usage",
 )
