@@ -131,7 +131,8 @@ def test_aliases_resolve_and_pyproject_extends_them(pytester, openai_server, mon
 def test_progress_lines_count_every_item(pytester, workers):
     result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-progress=on", *workers)
     lines = [line[line.index("[medbench]") :] for line in result.outlines if "[medbench]" in line]
-    assert lines[0].startswith("[medbench] 10/99 items (10%), 0 errors")
+    # a line every tenth of the run; a slow start (a loaded machine) may add a 30-second line before it
+    assert any(line.startswith("[medbench] 10/99 items (10%), 0 errors") for line in lines), lines
     assert lines[-1].startswith("[medbench] 99/99 items (100%)") and lines[-1].endswith("ETA 0m00s")
     quiet = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-k", "task57")  # auto: not a terminal
     assert not [line for line in quiet.outlines if "[medbench]" in line]
