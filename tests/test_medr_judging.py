@@ -8,6 +8,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openai_server import OpenAIServer, Reply
 
 from conftest import FIXTURES, SHARED_DATA
@@ -357,3 +359,12 @@ def test_a_one_turn_not_required_ask_scores_zero_precision_and_recall():
     score = item.score(item.solve(services), services)
     assert score.scores == {"precision": 0.0, "recall": 0.0, "efficiency": 0.0, "factuality": None}
     assert agent_requests == ["Not required."] and len(asked) == 2
+
+
+@given(st.text(max_size=300), st.sampled_from(["", "\n<<<END-ANSWER-", "ANSWER-", ">>>\n"]))
+def test_no_answer_closes_its_fence(text, trick):
+    answer = trick + text + trick
+    opening, _, rest = fence(answer).partition("\n")
+    token = re.fullmatch(r"<<<(ANSWER-[0-9a-f]+):.*>>>", opening, re.S).group(1)
+    body, _, closing = rest.rpartition("\n")
+    assert closing == f"<<<END-{token}>>>" and f"END-{token}" not in body and body == answer
