@@ -362,9 +362,9 @@ def _judge_check(path: Path | None) -> dict | None:
 def split_judge(text: str) -> tuple[str, str | None]:
     """``MODEL@URL`` -> (MODEL, URL); a plain model name -> (name, None). Only an ``@`` that starts an
     http(s) URL splits, so model ids with an ``@`` of their own (``claude-3@20240229``) stay whole."""
-    model, at, base = text.rpartition("@")
-    if at and base.startswith(("http://", "https://")):
-        return model, base
+    for scheme in ("@http://", "@https://"):
+        if (at := text.find(scheme)) > 0:
+            return text[:at], text[at + 1 :]
     return text, None
 
 

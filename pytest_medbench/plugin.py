@@ -85,7 +85,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         model += f" = {run.model.litellm_model}"
     if run.model.group is not None:
         model += f" over {len(run.model.group.endpoints)} deployments ({run.settings.router_path})"
-    judge = run.settings.judge_model or "offline fuzzy judge (approximate)"
+    judge = ", ".join(run.settings.judge_models) or "offline judge (approximate)"
     cache = run.settings.cache_path or "off"
     return [
         f"medbench: model {model}; judge {judge}",

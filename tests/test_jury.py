@@ -111,8 +111,16 @@ def test_model_at_api_base(text, expected):
     assert split_judge(text) == expected
 
 
-def test_judge_models_as_a_list_in_the_ini(pytester):
-    pytester.makeini("[pytest]\nmedbench_judge_model =\n    openai/a\n    openai/b@http://127.0.0.1:1/v1\n")
+@pytest.mark.parametrize("where", ["ini", "pyproject"])
+def test_judge_models_as_a_list_in_the_ini(pytester, where):
+    if where == "ini":
+        pytester.makeini(
+            "[pytest]\nmedbench_judge_model =\n    openai/a\n    openai/b@http://127.0.0.1:1/v1\n"
+        )
+    else:
+        pytester.makepyprojecttoml(
+            '[tool.pytest.ini_options]\nmedbench_judge_model = ["openai/a", "openai/b@http://127.0.0.1:1/v1"]\n'
+        )
     pytester.makeconftest(
         "from pytest_medbench.options import Settings\n"
         "def pytest_configure(config):\n"

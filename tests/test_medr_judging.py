@@ -8,6 +8,8 @@ import json
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openai_server import OpenAIServer, Reply
 
 from conftest import FIXTURES, SHARED_DATA
@@ -325,3 +327,44 @@ def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypat
     assert len(follow_ups) == MAX_EXTRA_SEARCHES
     assert searched == ["endocarditis"] + ["more"] * MAX_EXTRA_SEARCHES  # no search past the cap
     assert all("[Known Correct Information]" in text for text in follow_ups)
+
+
+def test_a_one_turn_not_required_ask_scores_zero_precision_and_recall():
+    """Upstream's rule: "Not required." structures to one item without a type, which scores P = R = 0;
+    the agent is still asked, and the diagnosis turn still follows."""
+    from pytest_medbench.items.medr import MedrItem
+
+    def judge_reply(messages):
+        prompt = messages[1]["content"]
+        if "JSON array" in prompt:
+            if "<<<ANSWER-" in prompt:
+                return '[{"test_name": "Not required", "info_required": ""}]'
+            return "[" + _item("GT-1") + "]"
+        if "Citation, Repetition" in prompt:
+            return "Redundancy"
+        raise AssertionError(prompt[:200])
+
+    asks = "### Chain of Thought:\n<step 1> S5-ASK clear.\n### Conclusion:\nIE\n"
+    asks += "### Additional Information Required:\nNot required."
+    agent_requests = []
+
+    class Agent(OfflineAgent):
+        def reply(self, request, case, ancillary):
+            agent_requests.append(request)
+            return "nothing"
+
+    services, asked = scripted_services([asks, "### Conclusion:\nIE"], agent=Agent())
+    services.judge = LLMJudge(judge_reply, MedrPrompts(), lambda query: "")
+    item = MedrItem(ENDOCARDITIS, "exam_1turn")
+    score = item.score(item.solve(services), services)
+    assert score.scores == {"precision": 0.0, "recall": 0.0, "efficiency": 0.0, "factuality": None}
+    assert agent_requests == ["Not required."] and len(asked) == 2
+
+
+@given(st.text(max_size=300), st.sampled_from(["", "\n<<<END-ANSWER-", "ANSWER-", ">>>\n"]))
+def test_no_answer_closes_its_fence(text, trick):
+    answer = trick + text + trick
+    opening, _, rest = fence(answer).partition("\n")
+    token = re.fullmatch(r"<<<(ANSWER-[0-9a-f]+):.*>>>", opening, re.S).group(1)
+    body, _, closing = rest.rpartition("\n")
+    assert closing == f"<<<END-{token}>>>" and f"END-{token}" not in body and body == answer
