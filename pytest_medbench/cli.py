@@ -6,6 +6,7 @@
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
     medbench fetch meds-bench|medrbench [--into DIR] [--revision REV] [--update] [--outputs]
     medbench fetch --verify [--into DIR]  the data directory against its lock file
+    medbench audit [DIR] [--scoring official|strict] [--json]   what each MedS-Bench task's score can mean
 
 Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, or ``fetch`` rejected
 or found changed files; 2 usage error (unreadable or incompatible files, bad arguments, the Hub
@@ -127,6 +128,31 @@ def _fetch(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from .data.files import bundled_fixtures
+    from .data.meds import load_meds
+    from .items.meds import meds_items
+    from .prompts.meds import MedsPromptConfig
+    from .report.audit import audit_by_task, audit_table
+
+    root = Path(args.dir or os.environ.get(DATA_ENV) or bundled_fixtures())
+    if not root.is_dir():
+        raise CompareError(f"audit: {root}: no such directory")
+    tasks, errors = load_meds(root)
+    items = list(meds_items(tasks, MedsPromptConfig(), args.scoring))
+    audits = audit_by_task(items, {("meds", task.task_id) for task in tasks})
+    if args.json:
+        print(json.dumps({task: audit for (_, task), audit in audits.items()}, indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"MedS-Bench tasks in {root} ({args.scoring} scoring; majority = the share of the commonest gold)"
+        )
+        print("\n".join(audit_table(audits)))
+    for error in errors:
+        print(f"medbench audit: not loaded: {error}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         "--verify", action="store_true", help="check the files against the lock; no download"
     )
     fetching.set_defaults(handler=_fetch)
+    auditing = commands.add_parser("audit", help="instances, duplicates, label balance and baseline per task")
+    auditing.add_argument("dir", nargs="?", help="data directory (default $MEDBENCH_DATA, else the fixtures)")
+    auditing.add_argument("--scoring", choices=("official", "strict"), default="official")
+    auditing.add_argument("--json", action="store_true", help="print the audits as JSON")
+    auditing.set_defaults(handler=_audit)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
