@@ -200,17 +200,21 @@ def collect(root: Path) -> tuple[float, float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="build into this folder and keep it")
+    parser.add_argument("--build-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="medbench-real-size-") as scratch:
-        root = args.keep or Path(scratch)
-        started = time.perf_counter()
-        items = build(root)
-        size = sum(p.stat().st_size for p in (root / "meds-bench").rglob("task*")) / 1e6
-        task130 = next((root / "meds-bench" / "Diagnosis").iterdir()).stat().st_size / 1e6
+    if args.build_only:
+        started, items = time.perf_counter(), build(args.build_only)
+        size = sum(p.stat().st_size for p in (args.build_only / "meds-bench").rglob("task*")) / 1e6
+        task130 = next((args.build_only / "meds-bench" / "Diagnosis").iterdir()).stat().st_size / 1e6
         print(
             f"built {items:,} instances, {size:.0f} MB (task130 {task130:.0f} MB) in "
             f"{time.perf_counter() - started:.0f} s"
         )
+        return
+    with tempfile.TemporaryDirectory(prefix="medbench-real-size-") as scratch:
+        root = args.keep or Path(scratch)
+        # built in a child, so this process stays small: a child forked from it starts with its pages
+        subprocess.run([sys.executable, __file__, "--build-only", str(root)], check=True)
         for label in ("without a lock", "with a lock (every file hashed)"):
             if label.startswith("with"):
                 lock(root)
