@@ -52,9 +52,9 @@ def _is_strings(value: object, min_items: int = 0) -> bool:
 def _plainly_valid(document: object) -> bool:
     """True when ``document`` certainly meets meds_task.schema.json, checked in plain Python.
 
-    jsonschema walks each instance at about 0.1 ms (seconds over the whole benchmark's 35,000,
-    bench/real_size.py), so it is asked only about a document this finds fault with, for the
-    precise message. Exact types, as the schema's: a bool is no integer id.
+    jsonschema walks every instance (0.92 s of CPU over the 35,000 of bench/real_size.py, against
+    0.006 s here), so it is asked only about a document this finds fault with, for the precise
+    message. Exact types, as the schema's: a bool is no integer id.
     """
     if type(document) is not dict or not _is_strings(document.get("Definition"), 1):
         return False
