@@ -71,6 +71,7 @@ def test_medbench_audit_reports_the_published_quirks(quirky_data, capsys):
     assert round(audits["task16"]["majority_share"], 1) == 50.4
     assert audits["task16"]["flags"] == ["unbalanced_golds"] and audits["task16"]["labels"] == 4
     assert round(audits["task123"]["majority_share"], 1) == 55.2
+    assert audits["task123"]["majority_label"] == "yes" and audits["task123"]["labels"] == 3
     assert round(audits["task131"]["majority_share"], 1) == 50.2
     assert audits["task131"]["majority_label"] == "surgery" and audits["task131"]["labels"] == 7
     task100 = audits["task100"]
