@@ -30,6 +30,7 @@ class FakeHub:
         self.truncate_once: set[str] = set()
         self.corrupt: dict[str, bytes] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.authorizations: dict[str, str | None] = {}  # path -> its Authorization header
         self._lock = threading.Lock()
         hub = self
 
@@ -69,6 +70,7 @@ class FakeHub:
         path = unquote(urlsplit(handler.path).path)
         with self._lock:
             self.requests.append(("HEAD" if head else "GET", path, handler.headers.get("Range")))
+            self.authorizations[path] = handler.headers.get("Authorization")
         for prefix, route in (("/api/datasets/", self._api), ("/datasets/", self._resolve)):
             if path.startswith(prefix):
                 route(handler, path[len(prefix) :], head)

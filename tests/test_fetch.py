@@ -192,6 +192,35 @@ def test_medrbench_full_files_found_by_name_and_the_missing_one_named(hub, tmp_p
     assert "CC BY-NC-SA" in out
 
 
+def test_released_outputs_are_fetched_and_locked_but_not_checked_by_a_run(hub, tmp_path, pytester):
+    outputs = {"oracle_diagnosis/o3-mini.json": b'{"PMC1": {"content": "x"}}', "README.md": b"# outputs\n"}
+    hub.add_commit("Henrychur/MedRbench-Inference-Results", COMMIT_D, outputs)
+    root = tmp_path / "data"
+    code, _, err = medbench(
+        hub.url, "fetch", "medrbench", "--outputs", "--into", str(root), tmp_path=tmp_path
+    )
+    assert code == 0, err
+    placed = root / "medrbench" / "released-outputs" / "oracle_diagnosis" / "o3-mini.json"
+    assert placed.read_bytes() == outputs["oracle_diagnosis/o3-mini.json"]
+    assert not (root / "medrbench" / "released-outputs" / "README.md").exists()
+    assert ("Henrychur/MedRbench-Inference-Results", COMMIT_D) in {
+        (r["repo"], r["commit"]) for r in read_lock(root)["repos"]
+    }
+    placed.write_text("edited")  # a run does not read the outputs, so it does not fail on them
+    result = run_on(pytester, root, tmp_path / "run.json", "-rf", suite="test_medr_bench.py")
+    assert "load_error" not in result.stdout.str()
+    code, _, err = medbench(hub.url, "fetch", "--verify", "--into", str(root), tmp_path=tmp_path)
+    assert code == 1 and str(placed) in err  # --verify does
+
+
+def test_a_revision_the_hub_lacks_is_named(hub, tmp_path):
+    code, _, err = medbench(
+        hub.url, "fetch", "medrbench", "--revision", "v9", "--into", str(tmp_path / "d"), tmp_path=tmp_path
+    )
+    assert code == 2
+    assert f"the Hugging Face Hub at {hub.url} has no {MEDR}@v9 (HTTP 404)" in err
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -218,15 +247,17 @@ def test_the_token_is_sent_but_never_printed(hub, tmp_path):
         hub.url, "fetch", "meds-bench", "--into", str(tmp_path / "data"), tmp_path=tmp_path, HF_TOKEN=secret
     )
     assert code == 0, err
+    dataset_requests = {p: auth for p, auth in hub.authorizations.items() if "datasets/" in p}
+    assert set(dataset_requests.values()) == {f"Bearer {secret}"}  # on every request, in the header
     assert secret not in out + err
 
 
 # -- the lock at run time ----------------------------------------------------------------------
 
 
-def run_on(pytester, root: Path, report: Path, *args: str):
+def run_on(pytester, root: Path, report: Path, *args: str, suite: str = "test_meds_bench.py"):
     return pytester.runpytest(
-        str(SUITES / "test_meds_bench.py"),
+        str(SUITES / suite),
         "-p",
         "no:cacheprovider",
         "--medbench-data",

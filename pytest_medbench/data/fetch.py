@@ -193,6 +193,10 @@ class Fetcher:
             ) from exc
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
+            if status == 404:
+                raise HubUnreachable(
+                    f"the Hugging Face Hub at {self._where()} has no {what} (HTTP 404)"
+                ) from exc
             raise HubUnreachable(
                 f"the Hugging Face Hub at {self._where()} refused {what} (HTTP {status}); "
                 "if the repo needs access, set HF_TOKEN"
