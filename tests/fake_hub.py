@@ -29,6 +29,7 @@ class FakeHub:
         self.lfs: set[str] = set()  # paths stored in LFS (the rest are small git files)
         self.truncate_once: set[str] = set()
         self.corrupt: dict[str, bytes] = {}
+        self.forbidden: set[str] = set()  # paths answered with 403
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         self.authorizations: dict[str, str | None] = {}  # path -> its Authorization header
         self._lock = threading.Lock()
@@ -120,6 +121,9 @@ class FakeHub:
         commit = self._commit(repo, revision) if repo in self.repos else None
         if resolve != "resolve" or commit is None or path not in self.repos[repo][commit]:
             self._send(handler, 404, b"not found", {"X-Error-Code": "EntryNotFound"})
+            return
+        if path in self.forbidden:
+            self._send(handler, 403, b"forbidden", {"X-Error-Message": "blocked"})
             return
         content = self.repos[repo][commit][path]
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}

@@ -164,6 +164,22 @@ def test_a_corrupted_file_of_the_right_size_is_rejected_by_its_hash(hub, tmp_pat
     assert "2 downloaded, 2 already in place" in out
 
 
+def test_a_fetch_cut_short_keeps_the_repos_it_completed(hub, tmp_path):
+    root = tmp_path / "data"
+    hub.forbidden.add(TASK114)  # in the second repo
+    code, out, err = medbench(hub.url, "fetch", "meds-bench", "--into", str(root), tmp_path=tmp_path)
+    assert code == 2 and f"cannot reach the Hugging Face Hub at {hub.url} ({SPLIT}/{TASK114}): " in err
+    assert "403 Forbidden" in err
+    lock = read_lock(root)
+    assert [r["repo"] for r in lock["repos"]] == [MEDS]
+    assert {f["path"] for f in lock["files"]} == {f"meds-bench/{p}" for p in (TASK16, TASK57, TASK130)}
+
+    hub.forbidden.clear()
+    code, out, err = medbench(hub.url, "fetch", "meds-bench", "--into", str(root), tmp_path=tmp_path)
+    assert code == 0, err
+    assert "1 downloaded, 3 already in place" in out
+
+
 def test_a_later_fetch_keeps_the_locked_commit_unless_told(hub, tmp_path):
     root = tmp_path / "data"
     assert medbench(hub.url, "fetch", "meds-bench", "--into", str(root), tmp_path=tmp_path)[0] == 0

@@ -169,13 +169,17 @@ class Fetcher:
     def fetch(self, sources: tuple[Source, ...]) -> FetchReport:
         self.root.mkdir(parents=True, exist_ok=True)
         old_lock = read_lock(self.root) or Lock((), ())
-        repos, files = [], []
-        for source in sources:
-            commit = self._resolve(source, old_lock)
-            self.say(f"{source.repo}: commit {commit}")
-            files += self._fetch_repo(source, commit)
-            repos.append(LockedRepo(source.repo, commit, source.dataset))
-        self.report.lock_path = write_lock(self.root, old_lock.replacing(repos, files))
+        repos: list[LockedRepo] = []
+        files: list[LockedFile] = []
+        try:
+            for source in sources:
+                commit = self._resolve(source, old_lock)
+                self.say(f"{source.repo}: commit {commit}")
+                files += self._fetch_repo(source, commit)
+                repos.append(LockedRepo(source.repo, commit, source.dataset))
+        finally:  # the repos fetched in full are locked even when a later one fails; files placed
+            # from a repo cut short are found in place (by their hash) by the next fetch
+            self.report.lock_path = write_lock(self.root, old_lock.replacing(repos, files))
         if not self.report.failed:
             shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
         return self.report
