@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _fetch(args: argparse.Namespace) -> int:
     from .data.fetch import LICENCES, MANUAL_LAYOUT, OUTPUTS_SOURCE, SOURCES, Fetcher, HubUnreachable
-    from .data.lock import lock_errors
+    from .data.lock import LockFileError, lock_errors
 
     root = Path(args.into)
     if args.verify:
@@ -114,6 +114,9 @@ def _fetch(args: argparse.Namespace) -> int:
             + MANUAL_LAYOUT.format(root=root),
             file=sys.stderr,
         )
+        return USAGE_ERROR
+    except (LockFileError, OSError) as exc:
+        print(f"medbench fetch: {exc}", file=sys.stderr)
         return USAGE_ERROR
     if report.gated_skipped:
         print(f"not requested (PhysioNet-gated MIMIC): {', '.join(report.gated_skipped)}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, meds_task_files
+from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, LoadError, meds_task_files
 from .items.base import BrokenFile, EvalItem, Services
 from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
@@ -114,7 +114,7 @@ class Run:
         return [*items, *(BrokenFile("medr", e) for e in errors)]
 
     @functools.cached_property
-    def _lock_errors(self) -> list[Any]:
+    def _lock_errors(self) -> list[LoadError]:
         from .data.lock import lock_errors
 
         return lock_errors(self.settings.data_dir)

@@ -237,6 +237,16 @@ def test_a_revision_the_hub_lacks_is_named(hub, tmp_path):
     assert f"the Hugging Face Hub at {hub.url} has no {MEDR}@v9 (HTTP 404)" in err
 
 
+def test_a_fetch_into_a_directory_with_a_broken_lock_names_it(hub, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "medbench-data.lock.json").write_text("[1, 2")
+    code, _, err = medbench(hub.url, "fetch", "meds-bench", "--into", str(root), tmp_path=tmp_path)
+    assert code == 2
+    assert f"medbench fetch: {root / 'medbench-data.lock.json'}: not a readable lock file" in err
+    assert "Traceback" not in err
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -37,14 +37,24 @@ MEDS_FOLDERS = frozenset(
     }
 )
 _TASK_FILE = re.compile(r"^(task\d+)_[^/]*\.jsonl?$")
-_MEDR_CASE_FILE = re.compile(
-    r"^(diagnosis_957_cases_with_rare_disease_491|treatment_496_cases_with_rare_disease_165)\.json$"
-)
 MEDR_CASE_FILES = (
     "diagnosis_957_cases_with_rare_disease_491.json",
     "treatment_496_cases_with_rare_disease_165.json",
 )
-GATED_IDS = "41, 42, 78, 83-94, 112, 117-119"
+
+
+def _id_ranges(task_ids: frozenset[str]) -> str:
+    """ "41, 42, 78, 83-94, ..." from {"task41", "task42", ...}: runs of three or more as a range."""
+    numbers, runs = sorted(int(task[4:]) for task in task_ids), []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
+GATED_IDS = _id_ranges(PHYSIONET_GATED)
 
 LICENCES = {
     "meds-bench": (
@@ -86,7 +96,7 @@ def _meds_file(folders: frozenset[str]) -> Callable[[str], str | None]:
 
 def _medr_case(path: str) -> str | None:
     name = path.rsplit("/", 1)[-1]
-    return f"{MEDR_DIR}/{name}" if _MEDR_CASE_FILE.match(name) else None
+    return f"{MEDR_DIR}/{name}" if name in MEDR_CASE_FILES else None
 
 
 def _released_output(path: str) -> str | None:
