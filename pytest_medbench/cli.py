@@ -5,20 +5,26 @@
     medbench html RUN.json [RUN2.json ...] [--samples FILE] [-o leaderboard.html]
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
     medbench judge-check --judge-model M [--judge-model M2 ...] [--labels FILE.jsonl] [--json PATH]
+    medbench fetch meds-bench|medrbench [--into DIR] [--revision REV] [--update] [--outputs]
+    medbench fetch --verify [--into DIR]  the data directory against its lock file
+    medbench audit [DIR] [--scoring official|strict] [--json]   what each MedS-Bench task's score can mean
 
-Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, or ``judge-check``
-found a rate above its limit; 2 usage error (unreadable or incompatible files, bad arguments).
+Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, ``judge-check`` found a
+rate above its limit, or ``fetch`` rejected or found changed files; 2 usage error (unreadable or
+incompatible files, bad arguments, the Hub unreachable).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from .data.files import DATA_ENV
 from .judge.check import CheckError
 from .report.compare import CompareError, compare, table
 from .report.terminal import summary_lines
@@ -108,6 +114,71 @@ def _add_judge_check(commands: Any) -> None:
     check.set_defaults(handler=run_check)
 
 
+def _fetch(args: argparse.Namespace) -> int:
+    from .data.fetch import LICENCES, MANUAL_LAYOUT, OUTPUTS_SOURCE, SOURCES, Fetcher, HubUnreachable
+    from .data.lock import LockFileError, lock_errors
+
+    root = Path(args.into)
+    if args.verify:
+        problems = lock_errors(root, include_outputs=True)
+        for problem in problems:
+            print(f"medbench fetch --verify: {problem}", file=sys.stderr)
+        print(f"medbench fetch --verify: {len(problems)} problems in {root}")
+        return 1 if problems else 0
+    if args.dataset is None:
+        raise CompareError("fetch needs a dataset (meds-bench or medrbench), or --verify")
+    print(LICENCES[args.dataset].format(root=root))
+    sources = SOURCES[args.dataset] + ((OUTPUTS_SOURCE,) if args.outputs else ())
+    try:
+        report = Fetcher(root, revision=args.revision, update=args.update).fetch(sources)
+    except HubUnreachable as exc:
+        print(
+            f"medbench fetch: {exc}; without the Hub, lay the files out by hand: "
+            + MANUAL_LAYOUT.format(root=root),
+            file=sys.stderr,
+        )
+        return USAGE_ERROR
+    except (LockFileError, OSError) as exc:
+        print(f"medbench fetch: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if report.gated_skipped:
+        print(f"not requested (PhysioNet-gated MIMIC): {', '.join(report.gated_skipped)}")
+    for missing in report.not_found:
+        print(f"not found on the Hub: {missing}; put your copy at {root}/medrbench/ by hand")
+    for failed in report.failed:
+        print(f"medbench fetch: REJECTED {failed}", file=sys.stderr)
+    print(
+        f"{len(report.downloaded)} downloaded, {len(report.reused)} already in place, "
+        f"{len(report.failed)} rejected; lock: {report.lock_path}"
+    )
+    return 1 if report.failed else 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from .data.files import bundled_fixtures
+    from .data.meds import load_meds
+    from .items.meds import meds_items
+    from .prompts.meds import MedsPromptConfig
+    from .report.audit import audit_by_task, audit_table
+
+    root = Path(args.dir or os.environ.get(DATA_ENV) or bundled_fixtures())
+    if not root.is_dir():
+        raise CompareError(f"audit: {root}: no such directory")
+    tasks, errors = load_meds(root)
+    items = list(meds_items(tasks, MedsPromptConfig(), args.scoring))
+    audits = audit_by_task(items, {("meds", task.task_id) for task in tasks})
+    if args.json:
+        print(json.dumps({task: audit for (_, task), audit in audits.items()}, indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"MedS-Bench tasks in {root} ({args.scoring} scoring; majority = the share of the commonest gold)"
+        )
+        print("\n".join(audit_table(audits)))
+    for error in errors:
+        print(f"medbench audit: not loaded: {error}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medbench", description="pytest-medbench leaderboard tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +205,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.set_defaults(handler=_serve)
     _add_judge_check(commands)
+    fetching = commands.add_parser("fetch", help="download benchmark data from the Hugging Face Hub, pinned")
+    fetching.add_argument("dataset", nargs="?", choices=("meds-bench", "medrbench"))
+    fetching.add_argument(
+        "--into",
+        default=os.environ.get(DATA_ENV) or "medbench-data",
+        help="data directory (default $MEDBENCH_DATA, else ./medbench-data)",
+    )
+    fetching.add_argument("--revision", help="branch, tag or commit (default: the lock's commit, else main)")
+    fetching.add_argument("--update", action="store_true", help="move to the newest commit of main")
+    fetching.add_argument("--outputs", action="store_true", help="also the released MedR-Bench model outputs")
+    fetching.add_argument(
+        "--verify", action="store_true", help="check the files against the lock; no download"
+    )
+    fetching.set_defaults(handler=_fetch)
+    auditing = commands.add_parser("audit", help="instances, duplicates, label balance and baseline per task")
+    auditing.add_argument("dir", nargs="?", help="data directory (default $MEDBENCH_DATA, else the fixtures)")
+    auditing.add_argument("--scoring", choices=("official", "strict"), default="official")
+    auditing.add_argument("--json", action="store_true", help="print the audits as JSON")
+    auditing.set_defaults(handler=_audit)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -62,6 +62,7 @@ def run_metadata(run: Run) -> dict[str, Any]:
         "data": {
             "dir": str(root),
             "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
+            "repos": _locked_repos(root),
         },
         "meds_tasks_absent": run.absent_meds_tasks(),
         "prompt_templates": template_hashes() | run.prompts.hashes(),
@@ -86,6 +87,19 @@ def run_metadata(run: Run) -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def _locked_repos(root: Path) -> list[dict[str, str]]:
+    """The Hub repos and commits the data directory's lock pins (none without a readable lock)."""
+    from dataclasses import asdict
+
+    from .data.lock import LockFileError, read_lock
+
+    try:
+        lock = read_lock(root)
+    except LockFileError:  # reported as a data error item already
+        return []
+    return [asdict(repo) for repo in lock.repos] if lock else []
 
 
 def now() -> str:

@@ -68,8 +68,22 @@ class Reporter:
             from .metadata import run_metadata
             from .report import leaderboard
 
-            self._leaderboard = leaderboard.build(run_metadata(self.run), list(self.run.records.values()))
+            records = list(self.run.records.values())
+            self._leaderboard = leaderboard.build(run_metadata(self.run), records, self._audits(records))
         return self._leaderboard
+
+    def _audits(self, records: list[ItemRecord]) -> dict[tuple[str, str], dict]:
+        """The data audit of every task the run scored, from the run's items (loaded here on an
+        xdist controller, which collects none)."""
+        from .report.audit import audit_by_task
+
+        wanted = {(record.benchmark, record.task) for record in records}
+        benchmarks = {benchmark for benchmark, _ in wanted}
+        items = [
+            *(self.run.meds_items if "meds" in benchmarks else ()),
+            *(self.run.medr_items if "medr" in benchmarks else ()),
+        ]
+        return audit_by_task(items, wanted, generation_baseline=False)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.run.settings

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, meds_task_files
+from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, LoadError, meds_task_files
 from .items.base import BrokenFile, EvalItem, Services
 from .judge.agent import LLMAgent
 from .judge.evidence import NO_EVIDENCE
@@ -93,7 +93,7 @@ class Run:
         from .items.meds import meds_items
         from .prompts.meds import MedsPromptConfig
 
-        tasks, errors = load_meds(self.settings.data_dir)
+        tasks, errors = self._checked_against_lock(MEDS_DIR, *load_meds(self.settings.data_dir))
         config = MedsPromptConfig(self.settings.protocol, self.settings.shots, self.settings.seed or 0)
         limited = [self._limit(task) for task in tasks]
         return [*meds_items(limited, config, self.settings.scoring), *(BrokenFile("meds", e) for e in errors)]
@@ -103,7 +103,7 @@ class Run:
         from .data.medr import load_medr
         from .items.medr import medr_items
 
-        cases, errors = load_medr(self.settings.data_dir)
+        cases, errors = self._checked_against_lock(MEDR_DIR, *load_medr(self.settings.data_dir))
         items: list[EvalItem] = list(medr_items(cases))
         if self.settings.limit is not None:
             per_setting: dict[str, int] = {}
@@ -114,6 +114,26 @@ class Run:
                     kept.append(item)
             items = kept
         return [*items, *(BrokenFile("medr", e) for e in errors)]
+
+    @functools.cached_property
+    def _lock_errors(self) -> list[LoadError]:
+        from .data.lock import lock_errors
+
+        return lock_errors(self.settings.data_dir)
+
+    def _checked_against_lock(self, folder: str, loaded: list[Any], errors: list[Any]) -> tuple[list, list]:
+        """Drop what was loaded from files that differ from the data directory's lock file, and add
+        one error per such file (and for an unreadable lock), under the benchmark that reads it."""
+        root = self.settings.data_dir
+        mine = [
+            error
+            for error in self._lock_errors
+            if error.path.is_relative_to(root / folder)
+            or (error.path.parent == root and (folder == MEDS_DIR or not (root / MEDS_DIR).is_dir()))
+        ]
+        bad = {error.path for error in mine}
+        kept = [entry for entry in loaded if entry.path not in bad]
+        return kept, [error for error in errors if error.path not in bad] + mine
 
     def _limit(self, task: Any) -> Any:
         if self.settings.limit is None:

@@ -12,6 +12,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from .audit import audit_note
+
 PRIMARY = ("accuracy", "f1", "rouge_l", "precision", "recall", "bleu_1", "efficiency")
 COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b0413e", "#7a5ba6", "#5b6770")
 FAILED_ITEMS_SHOWN = 500
@@ -89,6 +91,15 @@ def _bars(runs: list[tuple[str, dict]]) -> str:
     return "\n".join(svg)
 
 
+def _audit_mark(task: dict) -> str:
+    """The majority share beside a label task (what a constant answer scores), degenerate tasks in red."""
+    note = audit_note(task.get("audit"))
+    if not note:
+        return ""
+    tone = " neg" if "degenerate" in task["audit"]["flags"] else ""
+    return f" <span class='meta audit{tone}'>{_e(note)}</span>"
+
+
 def _task_table(runs: list[tuple[str, dict]]) -> str:
     first = runs[0][1]
     header = "".join(f"<th>{_e(name)}</th>" for name, _ in runs) + ("<th>delta</th>" if len(runs) > 1 else "")
@@ -119,7 +130,7 @@ def _task_table(runs: list[tuple[str, dict]]) -> str:
             cut = f" <span class='neg'>{task['truncated']} truncated</span>" if task.get("truncated") else ""
             rows.append(
                 f"<tr><td>{_e(task['benchmark'])}.{_e(task['task'])} <span class='meta'>({_e(task['category'])})"
-                f"</span>{cut}</td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
+                f"</span>{cut}{_audit_mark(task)}</td><td>{_e(metric)}</td><td>{task['n']}</td>{cells}</tr>"
             )
     rows.append("</table>")
     return "\n".join(rows)

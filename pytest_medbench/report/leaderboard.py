@@ -32,13 +32,20 @@ def validate(leaderboard: dict[str, Any]) -> None:
         raise LeaderboardError(f"leaderboard invalid at {where}: {errors[0].message}")
 
 
-def build(run: dict[str, Any], records: list[ItemRecord]) -> dict[str, Any]:
+def build(
+    run: dict[str, Any], records: list[ItemRecord], audits: dict[tuple[str, str], dict] | None = None
+) -> dict[str, Any]:
+    """``audits`` (``report.audit``) by (benchmark, task) go into the matching task entries."""
     leaderboard = {
         "schema_version": SCHEMA_VERSION,
         "run": run,
         **aggregate(records),
         "items": item_scores(records),
     }
+    for entry in leaderboard["tasks"]:
+        audit = (audits or {}).get((entry["benchmark"], entry["task"]))
+        if audit is not None:
+            entry["audit"] = audit
     validate(leaderboard)
     return leaderboard
 

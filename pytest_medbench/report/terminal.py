@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .audit import audit_note
+
 
 def _metrics(entry: dict[str, Any]) -> str:
     parts = []
@@ -20,7 +22,8 @@ def summary_lines(leaderboard: dict[str, Any]) -> list[str]:
         rows.append((label, category["n"], category["passed"], category["errors"], _metrics(category)))
         for task in leaderboard["tasks"]:
             if (task["benchmark"], task["category"]) == (category["benchmark"], category["category"]):
-                rows.append((f"  {task['task']}", task["n"], task["passed"], task["errors"], _metrics(task)))
+                metrics = "; ".join(part for part in (_metrics(task), audit_note(task.get("audit"))) if part)
+                rows.append((f"  {task['task']}", task["n"], task["passed"], task["errors"], metrics))
     for benchmark in leaderboard["benchmarks"]:
         rows.append(
             (
