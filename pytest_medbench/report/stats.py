@@ -223,8 +223,14 @@ def _bootstrap(parts: list[tuple[int, float, Callable[[np.ndarray], np.ndarray]]
     """Stratified percentile bootstrap: each part is (items, weight, item indices -> metric); items
     are resampled within each part and the weighted metrics summed. Returns (low, high, std error)."""
 
+    # a one-item part resamples to itself (and scipy needs two items a sample): a constant
+    constant = sum(weight * float(metric(np.zeros(1, dtype=int))) for n, weight, metric in parts if n < 2)
+    parts = [part for part in parts if part[0] >= 2]
+    if not parts:
+        return constant, constant, 0.0
+
     def statistic(*indices: np.ndarray, axis: int = -1) -> np.ndarray:
-        return sum(
+        return constant + sum(
             weight * metric(np.asarray(idx, dtype=int))
             for (_, weight, metric), idx in zip(parts, indices, strict=True)
         )
@@ -260,7 +266,7 @@ def change(pairs: list[tuple[Stratum, Stratum]], alpha: float) -> Change:
         noise = se**2
     else:
         low, high = _agresti_min(pairs)
-        noise = sum(o.weight**2 * _variance(nw.rows[:, 0] - o.rows[:, 0]) / o.n for o, nw in pairs)
+        noise = sum(o.weight**2 * _two_way_noise(nw.rows[:, 0] - o.rows[:, 0]) / o.n for o, nw in pairs)
     return Change(
         old,
         new,
@@ -274,8 +280,13 @@ def change(pairs: list[tuple[Stratum, Stratum]], alpha: float) -> Change:
     )
 
 
-def _variance(values: np.ndarray) -> float:
-    return float(np.var(values, ddof=1)) if len(values) > 1 else 0.0
+def _two_way_noise(differences: np.ndarray) -> float:
+    """Per-item variance of the changes that cancel out: twice the smaller of the squared gains and
+    the squared losses, a share (for 0/1 items, McNemar's balanced discordance). The one-way rest is
+    the drop itself, which must not count as noise against detecting it."""
+    gains = float(np.square(differences[differences > 0]).sum())
+    losses = float(np.square(differences[differences < 0]).sum())
+    return 2 * min(gains, losses) / len(differences)
 
 
 def _agresti_min(pairs: list[tuple[Stratum, Stratum]]) -> tuple[float, float]:
@@ -303,8 +314,8 @@ def _sign_flip(pairs: list[tuple[Stratum, Stratum]], how: str) -> tuple[float, s
     steps = [n.rows[mask] - o.rows[mask] for o, n, mask in changed]
     bounds = np.cumsum([0] + [len(step) for step in steps])
     m = int(bounds[-1])
-    if m == 0:
-        return 1.0, "sign-flip"
+    if m < 2:  # one changed item: its two sign patterns mirror each other
+        return 1.0, "sign-flip exact"
     base = [(o.totals(o.rows), n.totals(n.rows), 1.0 if o.corpus else 1 / o.n) for o, n, _ in changed]
 
     def statistic(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -334,15 +345,22 @@ def _sign_flip(pairs: list[tuple[Stratum, Stratum]], how: str) -> tuple[float, s
 def detectable_drop(pairs: list[tuple[Stratum, Stratum]], noise: float, alpha: float) -> float | None:
     """Smallest drop (0-1 scale) the test finds at ``alpha`` with 80% power on these items.
 
-    None when no drop can: the most extreme outcome of n items, all moving one way, has p = 2^(1-n).
-    Otherwise delta solves delta = (z_{1-alpha/2} + z_power) * se(delta), where se^2 is the observed
-    noise of the change plus the variance a drop of delta adds at most on a 0-1 metric,
-    delta (1 - delta) / n_eff (one-way flips of whole items): a quadratic in delta.
+    The sign-flip test needs at least k changed items, k the smallest with 2^(1-k) < alpha (6 at
+    0.05): None when there are fewer items. Otherwise delta solves
+    delta = (z_{1-alpha/2} + z_power) * se(delta), se^2 = noise + delta (1 - delta) / n_eff: the
+    changes that cancel out plus the most a drop of delta adds on a 0-1 metric (one-way flips of
+    whole items), a quadratic in delta. For 0/1 items a drop is whole items flipping, so it is at
+    least the weight of the k heaviest items.
     """
-    n = sum(old.n for old, _ in pairs)
-    if 2.0 ** (1 - n) >= alpha:
+    needed = math.floor(1 + math.log2(1 / alpha)) + 1  # smallest k with 2^(1-k) < alpha
+    olds = [old for old, _ in pairs]
+    if sum(old.n for old in olds) < needed:
         return None
     c2 = (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(POWER)) ** 2
-    k = 1 / effective_n([old for old, _ in pairs])
+    k = 1 / effective_n(olds)
     a = 1 + c2 * k
-    return float((c2 * k + math.sqrt((c2 * k) ** 2 + 4 * a * c2 * noise)) / (2 * a))
+    drop = (c2 * k + math.sqrt((c2 * k) ** 2 + 4 * a * c2 * noise)) / (2 * a)
+    if kind(olds + [new for _, new in pairs]) == "proportion":
+        item_weights = sorted((w for old in olds for w in [old.weight / old.n] * old.n), reverse=True)
+        drop = max(drop, sum(item_weights[:needed]))
+    return float(min(drop, 1.0))
