@@ -305,3 +305,44 @@ def test_compare_json_has_every_field_and_the_same_verdict_as_the_rule(tmp_path)
     }  # fmt: skip
     assert rows["meds.task130.accuracy"]["verdict"] == "cannot detect any drop on 4 items"
     assert rows["meds.task130.accuracy"]["detectable_drop"] is None
+
+
+def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fixtures(
+    run_suites, tmp_path, capsys
+):
+    """The issue's probe: oracle against the baseline model on the fixtures. Every one-task category
+    now has its task's value, interval and p-value, and the two ways of comparing agree line by line."""
+    selection = ("-k", "task130 or task57 or task58 or medr")
+    run_suites(*selection, "--model", "medbench/oracle", report="oracle.json")
+    result, current = run_suites(*selection, "--medbench-baseline", str(tmp_path / "oracle.json"))
+    oracle = json.loads((tmp_path / "oracle.json").read_text())
+    in_run = result.outlines[
+        result.outlines.index(next(x for x in result.outlines if "comparison with" in x)) + 1 :
+    ]
+    capsys.readouterr()  # drop the in-process runs' output
+    capsys.readouterr()  # drop the in-process runs' output
+    assert (
+        main(["compare", str(tmp_path / "oracle.json"), str(tmp_path / "leaderboard.json")])
+        == result.ret
+        == 1
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:-1] == in_run[: len(printed) - 1]  # the same table, row for row
+    failed = printed[-1].removeprefix("medbench compare: FAIL: ").split(" (max drop")[0].split("; ")
+    assert [part.split(" dropped")[0] for part in result.outlines[-1].split(": ", 2)[2].split("; ")] == failed
+
+    comparisons = by_path(compare(oracle, current))
+    task130 = comparisons[("task", "meds.task130.accuracy")]
+    diagnosis = comparisons[("category", "meds.diagnosis.accuracy")]
+    assert (task130.p_value, task130.ci95) == (diagnosis.p_value, diagnosis.ci95) == (0.25, diagnosis.ci95)
+    oracle_diagnosis = comparisons[("task", "medr.oracle_diagnosis.accuracy")]
+    assert oracle_diagnosis.p_value == 0.125 and oracle_diagnosis.detectable_drop is None  # 4 cases
+    tasks = {(t["benchmark"], t["task"]): t for t in current["tasks"]}
+    for category in current["categories"]:
+        members = [
+            t
+            for t in current["tasks"]
+            if (t["benchmark"], t["category"]) == (category["benchmark"], category["category"])
+        ]
+        if len(members) == 1:
+            assert category["metrics"] == tasks[(members[0]["benchmark"], members[0]["task"])]["metrics"]
