@@ -163,6 +163,14 @@ def test_detectable_drop_from_the_power_formula():
     assert task.detectable_drop == pytest.approx(100 * c2 * k / (1 + c2 * k), abs=1e-3)  # 7.28 points
     assert task.verdict(2, 0.05) == f"cannot detect a drop under {task.detectable_drop:.1f} points"
     assert task.verdict(8, 0.05) == "no regression"
+    # 3 answers lost and 3 gained on 100 items: the 6 changes cancel out, noise 2 * 3/100 per item
+    old = [1, 1, 1, 0, 0, 0] + [1] * 94
+    new = [0, 0, 0, 1, 1, 1] + [1] * 94
+    (task, *_) = compare(board({("mcqa", "task57"): old}), board({("mcqa", "task57"): new}))
+    noise = 2 * 3 / 100 / 100  # per-item variance over n
+    a = 1 + c2 * k
+    expected = (c2 * k + math.sqrt((c2 * k) ** 2 + 4 * a * c2 * noise)) / (2 * a)
+    assert task.detectable_drop == pytest.approx(100 * expected, abs=1e-3)  # 11.2 points
     small = board({("mcqa", "task57"): [1, 0, 1, 1, 0]})
     assert compare(small, small)[0].detectable_drop is None  # min p on 5 items is 2 / 2**5 > 0.05
 
