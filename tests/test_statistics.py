@@ -322,7 +322,8 @@ def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fix
     now has its task's value, interval and p-value, and the two ways of comparing agree line by line."""
     selection = ("-k", "task130 or task57 or task58 or medr")
     run_suites(*selection, "--model", "medbench/oracle", report="oracle.json")
-    result, current = run_suites(*selection, "--medbench-baseline", str(tmp_path / "oracle.json"))
+    baseline = ("--medbench-baseline", str(tmp_path / "oracle.json"), "--medbench-alpha", "0.1")
+    result, current = run_suites(*selection, *baseline)
     oracle = json.loads((tmp_path / "oracle.json").read_text())
     in_run = result.outlines[
         result.outlines.index(next(x for x in result.outlines if "comparison with" in x)) + 1 :
@@ -330,7 +331,7 @@ def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fix
     capsys.readouterr()  # drop the in-process runs' output
     capsys.readouterr()  # drop the in-process runs' output
     assert (
-        main(["compare", str(tmp_path / "oracle.json"), str(tmp_path / "leaderboard.json")])
+        main(["compare", str(tmp_path / "oracle.json"), str(tmp_path / "leaderboard.json"), "--alpha", "0.1"])
         == result.ret
         == 1
     )
