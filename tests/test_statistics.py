@@ -11,16 +11,19 @@ import json
 import math
 import random
 
+import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from scipy.stats import binomtest
+from scipy.stats import binomtest, permutation_test
 
 from conftest import FIXTURES
 from pytest_medbench.cli import main
+from pytest_medbench.metrics.sets import f1_from_counts
 from pytest_medbench.report import leaderboard
 from pytest_medbench.report.compare import compare, regressions
 from pytest_medbench.report.records import ItemRecord
+from pytest_medbench.report.stats import prf_arrays
 
 RUN = json.loads((FIXTURES.parent / "tests" / "run_metadata.json").read_text())
 Z975, Z80 = 1.959964, 0.841621  # normal quantiles from a printed table
@@ -133,13 +136,14 @@ def test_fractional_epoch_scores_are_seen():
     """The issue's probe: 20 items from 1.0 to 0.5 under --medbench-epochs 2 gave p = 1.0."""
     (task, *_) = compare(board({("mcqa", "task57"): [1.0] * 20}), board({("mcqa", "task57"): [0.5] * 20}))
     assert task.delta == -50.0
-    # exact p = 2 / 2**20; the Monte Carlo test (9,999 resamples) can say at most 2 / 10,000
-    assert task.p_value <= 2 / 10_000 + 1e-12 and task.regressed(2, 0.05)
+    # exact p = 2 / 2**20; no Monte Carlo resample is as extreme, so Hoeffding's bound for 20 signs of
+    # 0.5/20 each: 2 exp(-0.5**2 / (2 * 20 * (0.5/20)**2)) = 2 exp(-10)
+    assert task.p_value == pytest.approx(2 * math.exp(-10), rel=1e-3) and task.regressed(2, 0.05)
     fractional = board({("mcqa", "task57"): [0.5] * 20})["tasks"][0]["metrics"]["accuracy"]
     assert fractional["ci95"][0] < 50 < fractional["ci95"][1]  # a t interval, not Wilson's for 0/1
 
 
-def test_benjamini_hochberg_over_the_tasks():
+def test_benjamini_hochberg_over_the_tasks(tmp_path, capsys):
     baseline = board(
         {("mcqa", "task57"): [1] * 6 + [0] * 4, ("mcqa", "task58"): [1] * 10, ("mcqa", "task59"): [1] * 12}
     )
@@ -153,6 +157,11 @@ def test_benjamini_hochberg_over_the_tasks():
     adjusted = {"task59": 3 * 2 / 2**10, "task57": 1.5 * 2 / 2**6, "task58": 1.0}
     assert {name: c.p_adjusted for name, c in tasks.items()} == pytest.approx(adjusted, abs=1e-6)
     assert tasks["task57"].regressed(2, 0.05) and not tasks["task57"].regressed(2, 0.04)  # 0.0469
+    (tmp_path / "base.json").write_text(json.dumps(baseline))
+    (tmp_path / "current.json").write_text(json.dumps(current))
+    command = ["compare", str(tmp_path / "base.json"), str(tmp_path / "current.json"), "--alpha"]
+    assert main([*command, "0.04"]) == 1  # task59 (adjusted 0.0059) still regressed
+    assert "FAIL: meds.task59.accuracy; meds.mcqa.accuracy; meds.accuracy (max" in capsys.readouterr().out
 
 
 def test_detectable_drop_from_the_power_formula():
@@ -163,16 +172,42 @@ def test_detectable_drop_from_the_power_formula():
     assert task.detectable_drop == pytest.approx(100 * c2 * k / (1 + c2 * k), abs=1e-3)  # 7.28 points
     assert task.verdict(2, 0.05) == f"cannot detect a drop under {task.detectable_drop:.1f} points"
     assert task.verdict(8, 0.05) == "no regression"
-    # 3 answers lost and 3 gained on 100 items: the 6 changes cancel out, noise 2 * 3/100 per item
-    old = [1, 1, 1, 0, 0, 0] + [1] * 94
-    new = [0, 0, 0, 1, 1, 1] + [1] * 94
+    # 5 answers lost and 1 gained on 100 items: 1 loss and the gain cancel out, noise 2 * 1/100 per
+    # item; the other 4 losses are the drop, not noise
+    old = [1, 1, 1, 1, 1, 0] + [1] * 94
+    new = [0, 0, 0, 0, 0, 1] + [1] * 94
     (task, *_) = compare(board({("mcqa", "task57"): old}), board({("mcqa", "task57"): new}))
-    noise = 2 * 3 / 100 / 100  # per-item variance over n
+    noise = 2 * 1 / 100 / 100  # per-item variance over n
     a = 1 + c2 * k
     expected = (c2 * k + math.sqrt((c2 * k) ** 2 + 4 * a * c2 * noise)) / (2 * a)
-    assert task.detectable_drop == pytest.approx(100 * expected, abs=1e-3)  # 11.2 points
+    assert task.detectable_drop == pytest.approx(100 * expected, abs=1e-3)  # 8.9 points
     small = board({("mcqa", "task57"): [1, 0, 1, 1, 0]})
     assert compare(small, small)[0].detectable_drop is None  # min p on 5 items is 2 / 2**5 > 0.05
+
+
+def test_the_monte_carlo_sign_flip_agrees_with_scipys_permutation_test():
+    rng = random.Random(7)
+    old = [rng.random() for _ in range(40)]
+    new = [min(1.0, max(0.0, v + rng.gauss(-0.04, 0.15))) for v in old]
+    (task, *_) = compare(board({("mcqa", "task57"): old}), board({("mcqa", "task57"): new}))
+    reference = permutation_test(
+        (np.array(old), np.array(new)),
+        lambda x, y, axis: np.mean(y, axis=axis) - np.mean(x, axis=axis),
+        permutation_type="samples",
+        n_resamples=99_999,
+        vectorized=True,
+        random_state=12345,
+    )
+    assert task.test == "sign-flip" and 0.01 < reference.pvalue < 0.5
+    assert task.p_value == pytest.approx(reference.pvalue, abs=0.015)  # > 5 Monte Carlo standard errors
+
+
+@given(st.lists(st.tuples(*[st.integers(0, 5)] * 3), min_size=1, max_size=20))
+def test_the_array_f1_is_the_scalar_rule(counts):
+    tp, fp, fn = (np.array(column, dtype=float) for column in zip(*counts, strict=True))
+    arrays = prf_arrays(tp, fp, fn)
+    for i, row in enumerate(counts):
+        assert [float(a[i]) for a in arrays] == pytest.approx(f1_from_counts(*row))
 
 
 def test_corpus_f1_is_recomputed_on_each_sign_flip():
@@ -258,6 +293,9 @@ MIN_ITEMS = math.ceil(1 + math.log2(1 / 0.05))  # smallest n whose most extreme 
 
 @settings(max_examples=60)
 @given(st.integers(1, 40), st.integers(3, 60), st.booleans())
+@example(10, 50, True)  # 5 of 10 flipped: past the normal approximation's size, not the exact test's
+@example(6, 60, True)
+@example(5, 50, False)
 def test_a_uniform_drop_is_flagged_once_n_is_past_the_detectable_size(n, points, binary):
     """Every item drops by ``points`` (graded), or that share of the items flips from right to
     wrong (binary). It is flagged exactly when the test can reach alpha on that many changed items,

@@ -158,9 +158,9 @@ def _adjusted(changes: list[tuple[str, str, str, str, stats.Change]]) -> list[Co
             c.n,
             _percent(c.delta),
             (_percent(c.low), _percent(c.high)),
-            round(c.p_value, 6),
+            float(f"{c.p_value:.6g}"),  # significant digits: BH may need p far below 1e-6
             c.method,
-            round(float(p_adjusted), 6),
+            float(f"{p_adjusted:.6g}"),
             None if c.detectable_drop is None else _percent(c.detectable_drop),
         )
         for (benchmark, scope, name, metric, c), p_adjusted in zip(changes, adjusted, strict=True)
