@@ -122,8 +122,8 @@ def _first_column(totals: np.ndarray) -> np.ndarray:
 
 def prf_arrays(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarray, ...]:
     """``metrics.sets.f1_from_counts`` over arrays (0 where undefined). Resampling calls it for
-    every resample: np.vectorize of the scalar rule spent 5.9 of the 16.7 s a 15,000-item
-    comparison took; the tests check that both agree."""
+    every resample: np.vectorize of the scalar rule spent 5.9 of the 16.7 s that
+    `python bench/statistics.py` took to compare; the tests check that both agree."""
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
@@ -202,8 +202,8 @@ def interval(strata: list[Stratum]) -> Estimate:
         variance = sum(s.weight**2 * _padded_variance(s.rows[:, 0], (0.0, 1.0)) / s.n for s in strata)
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(n - len(strata), 1)) * math.sqrt(variance)
         return Estimate(value, max(0.0, float(value - half)), min(1.0, float(value + half)), n, "t")
-    parts = [(s.n, s.weight, partial(_resampled_value, s)) for s in strata]
-    low, high, _ = _bootstrap(parts, sum(s.rows.size for s in strata))
+    parts = [(s.n, s.weight, partial(_resampled, s)) for s in strata]
+    low, high, _ = _bootstrap(parts, sum(s.n for s in strata))
     if high - low <= 1e-12:  # every resample equal (e.g. F1 0 everywhere): no evidence of precision
         low, high = wilson(value, effective_n(strata))
     return Estimate(value, min(low, value), max(high, value), n, "bootstrap")
@@ -219,18 +219,33 @@ def _padded_variance(values: np.ndarray, pseudo: tuple[float, ...]) -> float:
     return float(np.sum(weights * (data - mean) ** 2) / (weights.sum() - 1 + 1e-300))
 
 
-def _resampled_value(stratum: Stratum, rows: np.ndarray) -> np.ndarray:
-    return stratum.reduce(stratum.totals(stratum.rows[rows]))
+def _multiplicities(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each of n items is drawn in each resample (..., n): the resampled totals are then
+    one matrix product, not a copy of every drawn row."""
+    flat = indices.reshape(-1, indices.shape[-1])
+    offsets = flat + n * np.arange(len(flat))[:, None]
+    counts = np.bincount(offsets.ravel(), minlength=len(flat) * n).reshape(len(flat), n)
+    return counts.reshape((*indices.shape[:-1], n)).astype(float)
 
 
-def _resampled_change(old: Stratum, new: Stratum, rows: np.ndarray) -> np.ndarray:
-    return _resampled_value(new, rows) - _resampled_value(old, rows)
+def _resampled_value(stratum: Stratum, counts: np.ndarray) -> np.ndarray:
+    totals = counts @ stratum.rows
+    return stratum.reduce(totals if stratum.corpus else totals / stratum.n)
+
+
+def _resampled_change(old: Stratum, new: Stratum, indices: np.ndarray) -> np.ndarray:
+    counts = _multiplicities(indices, old.n)
+    return _resampled_value(new, counts) - _resampled_value(old, counts)
+
+
+def _resampled(stratum: Stratum, indices: np.ndarray) -> np.ndarray:
+    return _resampled_value(stratum, _multiplicities(indices, stratum.n))
 
 
 def _bootstrap(parts: list[tuple[int, float, Callable[[np.ndarray], np.ndarray]]], cells: int):
     """Stratified percentile bootstrap: each part is (items, weight, item indices -> metric); items
-    are resampled within each part and the weighted metrics summed; ``cells`` is the size of the data
-    one resample copies. Returns (low, high, std error)."""
+    are resampled within each part and the weighted metrics summed; ``cells`` is the number of
+    items one resample counts. Returns (low, high, std error)."""
 
     # a one-item part resamples to itself (and scipy needs two items a sample): a constant
     constant = sum(weight * float(metric(np.zeros(1, dtype=int))) for n, weight, metric in parts if n < 2)
@@ -272,7 +287,7 @@ def change(pairs: list[tuple[Stratum, Stratum]], alpha: float) -> Change:
     p_value, test = _sign_flip(pairs, how)
     if how == "corpus":
         parts = [(o.n, o.weight, partial(_resampled_change, o, nw)) for o, nw in pairs]
-        low, high, se = _bootstrap(parts, 2 * sum(o.rows.size for o, _ in pairs))
+        low, high, se = _bootstrap(parts, sum(o.n for o, _ in pairs))
         noise = se**2
     else:
         low, high = _agresti_min(pairs)
@@ -338,8 +353,8 @@ def _sign_flip(pairs: list[tuple[Stratum, Stratum]], how: str) -> tuple[float, s
             result = result + old.weight * (new.reduce(new_totals - shift) - old.reduce(old_totals + shift))
         return result
 
-    # Not scipy.stats.permutation_test: its paired resampling (argsort per resample) took 68.9 s for
-    # the 51 tests of a 15,000-item run, this 1.0 s (python /tmp/i15/perf.py, see the report).
+    # Not scipy.stats.permutation_test: with its paired resampling (an argsort per resample) the
+    # comparison in `python bench/statistics.py` (15,000 items) took 68.9 s, with this loop 6.4 s.
     observed = statistic(np.zeros((1, m)))[0]
     tolerance = 1e-12 * max(1.0, abs(observed))
     exact = 2**m <= RESAMPLES
