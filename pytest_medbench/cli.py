@@ -1,7 +1,7 @@
 """``medbench``: look at and compare leaderboard files from the command line.
 
     medbench show RUN.json                 the summary table
-    medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05]
+    medbench compare BASELINE.json RUN.json [--max-drop 2] [--alpha 0.05] [--json PATH]
     medbench html RUN.json [RUN2.json ...] [--samples FILE] [-o leaderboard.html]
     medbench serve [--port 8080] [--model-file FILE.gguf]   a local model (needs the ``local`` extra)
     medbench judge-check --judge-model M [--judge-model M2 ...] [--labels FILE.jsonl] [--json PATH]
@@ -26,7 +26,7 @@ from typing import Any
 
 from .data.files import DATA_ENV
 from .judge.check import CheckError
-from .report.compare import CompareError, compare, table
+from .report.compare import CompareError, compare, regressions, table, write_json
 from .report.terminal import summary_lines
 
 USAGE_ERROR = 2
@@ -53,10 +53,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    comparisons = compare(_load(args.baseline), _load(args.run))
+    comparisons = compare(_load(args.baseline), _load(args.run), args.alpha)
     print("\n".join(table(comparisons, args.max_drop, args.alpha)))
-    regressed = [c for c in comparisons if c.regressed(args.max_drop, args.alpha)]
-    verdict = "FAIL: " + "; ".join(c.label for c in regressed) if regressed else "PASS"
+    if args.json:
+        write_json(Path(args.json), comparisons, args.max_drop, args.alpha)
+    regressed = regressions(comparisons, args.max_drop, args.alpha)
+    verdict = "FAIL: " + "; ".join(c.path for c in regressed) if regressed else "PASS"
     print(f"medbench compare: {verdict} (max drop {args.max_drop:g} points, alpha {args.alpha:g})")
     return 1 if regressed else 0
 
@@ -189,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     comparing.add_argument("baseline")
     comparing.add_argument("run")
     comparing.add_argument("--max-drop", type=float, default=2.0, help="points a metric may drop (default 2)")
-    comparing.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    comparing.add_argument(
+        "--alpha", type=float, default=0.05, help="false discovery rate of the drops flagged (default 0.05)"
+    )
+    comparing.add_argument("--json", metavar="PATH", help="also write every comparison as JSON")
     comparing.set_defaults(handler=_compare)
     page = commands.add_parser("html", help="write a self-contained HTML leaderboard of one or more runs")
     page.add_argument(

@@ -119,7 +119,7 @@ class Reporter:
                 raise GateError("no medbench item produced a result, so there is nothing to gate on")
             comparisons = []
             if settings.baseline_path:
-                comparisons = compare(_read_json(settings.baseline_path), board)
+                comparisons = compare(_read_json(settings.baseline_path), board, settings.alpha)
             self.verdict = Verdict(
                 check(list(settings.gates), board),
                 comparisons,

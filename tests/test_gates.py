@@ -119,7 +119,7 @@ def test_a_significant_drop_is_a_regression_and_a_noisy_one_is_not():
     baseline = synthetic_run([1] * 160 + [0] * 40)
     worse = synthetic_run([0] * 20 + [1] * 140 + [0] * 40)  # 20 of the right answers now wrong
     (task,) = [c for c in compare(baseline, worse) if c.scope == "task"]
-    assert (task.old, task.new, task.delta, task.test) == (80.0, 70.0, -10.0, "mcnemar")
+    assert (task.old, task.new, task.delta, task.test) == (80.0, 70.0, -10.0, "mcnemar exact")
     assert task.p_value < 1e-5 and task.regressed(2, 0.05)
     assert task.ci95[1] < 0
     small = synthetic_run([1] * 30 + [0] * 10)
@@ -138,17 +138,43 @@ def test_baselines_from_other_schema_versions_are_refused():
         compare(old, run)
 
 
+def copied_task57(tmp_path, copies: int):
+    """A data directory whose task57 holds the fixture's 5 questions ``copies`` times (the baseline
+    model gets the same 2 of each 5 wrong), and the fixture's HoC task."""
+    data = tmp_path / "data" / "meds-bench"
+    data.mkdir(parents=True)
+    task = json.loads((FIXTURES / "meds-bench/MCQA/task57_medqa_usmle.jsonl").read_text())
+    task["Instances"] = task["Instances"] * copies
+    (data / "task57_medqa_usmle.json").write_text(json.dumps(task))
+    hoc = FIXTURES / "meds-bench/Text_classification/task106_hoc.json"
+    (data / "task106_hoc.json").write_text(hoc.read_text())
+    return data.parent
+
+
 def test_baseline_regression_fails_the_run(run_suites, tmp_path):
-    _, _ = run_suites("--model", "medbench/oracle", "-k", "task57 or task106", report="baseline.json")
-    result, _ = run_suites("-k", "task57 or task106", "--medbench-baseline", str(tmp_path / "baseline.json"))
+    data = str(copied_task57(tmp_path, 5))
+    run_suites("--medbench-data", data, "--model", "medbench/oracle", report="baseline.json")
+    result, _ = run_suites("--medbench-data", data, "--medbench-baseline", str(tmp_path / "baseline.json"))
     assert result.ret == 1
-    verdict = result.outlines[-1]
-    # HoC official macro-F1 over the ten hallmark labels (issue 13; this used to average over the golds'
-    # six): the oracle scores 6 labels of 10 -> 60; the baseline answers "inducing angiogenesis" four
-    # times, 1 right -> that label's F1 0.4, macro 4 -> a drop of 56.00
-    assert verdict.startswith("medbench verdict: FAIL: meds.task106.f1 dropped 56.00 points (p=0.002)")
-    assert "task57" not in verdict  # 100 -> 60 on 5 items: two discordant pairs are no evidence
-    result.stdout.fnmatch_lines(["*medbench comparison with the baseline*", "*meds.task57.accuracy*mcnemar*"])
+    # 25 items, 10 right answers now wrong and none the other way: McNemar p = 2 / 2**10; four task
+    # metrics (task106's three have p = 2 / 2**4 on 4 items), so the BH-adjusted p is 4 times it.
+    assert result.outlines[-1] == (
+        "medbench verdict: FAIL: meds.task57.accuracy dropped 40.00 points (p=0.00195, BH-adjusted 0.00781); "
+        "meds.mcqa.accuracy dropped 40.00 points (p=0.00195, BH-adjusted 0.00781); "
+        "meds.accuracy dropped 40.00 points (p=0.00195, BH-adjusted 0.00781)"
+    )
+    result.stdout.fnmatch_lines(
+        ["*medbench comparison with the baseline*", "meds.task106.f1 *cannot detect any drop on 4 items"]
+    )
+
+
+def test_a_four_item_task_cannot_detect_a_drop_rather_than_passing_it(run_suites, tmp_path):
+    """The HoC fixture has 4 items: the old paired bootstrap gave p = 0.002 for its drop; no test on 4
+    paired items can go below 2 / 2**4."""
+    run_suites("-k", "task106", "--model", "medbench/oracle", report="baseline.json")
+    result, _ = run_suites("-k", "task106", "--medbench-baseline", str(tmp_path / "baseline.json"))
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["meds.task106.f1 * 0.2500 *none*4*cannot detect any drop on 4 items"])
 
 
 def test_the_medbench_command(tmp_path, capsys):

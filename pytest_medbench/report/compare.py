@@ -1,26 +1,24 @@
 """Paired comparison of two runs on the items both scored: has a metric dropped, significantly?
 
-- Task accuracy (0/1 per item): McNemar's exact test on the discordant pairs. Both runs answered the
-  same items, so the pairs are what carries the information; McNemar is exact at any sample size
-  and ignores the items both runs got right (or wrong), which say nothing about a change.
-- Everything else (graded means such as ROUGE-L, corpus metrics such as NER micro-F1 and HoC macro
-  F1, and category averages): a paired bootstrap over the shared items (1,000 resamples, fixed
-  seed), recomputing the metric on both runs for each resample; the p-value is two-sided.
-The delta's 95% interval is the bootstrap percentile interval in every case.
+Every task, category and benchmark metric both runs report is compared by ``report.stats`` on the
+shared items, a category or benchmark pooling its tasks' items stratified by task and weighted as
+its value is (the method per kind of metric is in that module and docs/ci.md). The p-values of each
+level are adjusted together (Benjamini-Hochberg), and a metric regressed when it dropped by
+more than the allowed points with an adjusted p below alpha: the same rule for ``medbench compare``
+and an in-run ``--medbench-baseline``.
 """
 
 from __future__ import annotations
 
-import math
+import json
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..data.meds_tasks import averaged_tasks
-from ..metrics.sets import f1_from_counts as _prf
+from . import stats
 
-RESAMPLES = 1000
 SUPPORTED_MAJOR = "1"
 
 
@@ -31,7 +29,7 @@ class CompareError(ValueError):
 @dataclass(frozen=True)
 class Comparison:
     benchmark: str
-    scope: str  # "task" or "category"
+    scope: str  # "task", "category" or "benchmark"
     name: str
     metric: str
     old: float  # percent, on the shared items
@@ -40,14 +38,29 @@ class Comparison:
     delta: float
     ci95: tuple[float, float]
     p_value: float
-    test: str  # "mcnemar" or "paired bootstrap"
+    test: str  # "mcnemar exact", "sign-flip exact" or "sign-flip" (Monte Carlo)
+    p_adjusted: float = 1.0  # Benjamini-Hochberg over the comparisons of the same scope
+    detectable_drop: float | None = None  # points; None: no drop is detectable on these items
 
     def regressed(self, max_drop: float, alpha: float) -> bool:
-        return self.delta < -max_drop and self.p_value < alpha
+        return self.delta < -max_drop and self.p_adjusted < alpha
+
+    def verdict(self, max_drop: float, alpha: float) -> str:
+        if self.regressed(max_drop, alpha):
+            return "regressed"
+        if self.detectable_drop is None:
+            return f"cannot detect any drop on {self.n_shared} items"
+        if self.detectable_drop > max_drop:
+            return f"cannot detect a drop under {self.detectable_drop:.1f} points"
+        return "no regression"
 
     @property
     def label(self) -> str:
-        return f"{self.benchmark}.{self.name}.{self.metric}"
+        return self.benchmark if self.scope == "benchmark" else f"{self.benchmark}.{self.name}"
+
+    @property
+    def path(self) -> str:
+        return f"{self.label}.{self.metric}"
 
 
 def check_comparable(baseline: dict[str, Any]) -> None:
@@ -61,188 +74,162 @@ def check_comparable(baseline: dict[str, Any]) -> None:
         )
 
 
-# -- one metric of one task as item components and a reducer ------------------------------------
+Pair = tuple[stats.Stratum, stats.Stratum]
 
 
-def _reducer(metric: str, items: list[dict]) -> tuple[Callable[[dict], list[float]], Callable[[Any], float]]:
-    """(item -> component row, column totals -> metric on a 0-1 scale) for one task's metric."""
-    counts = items[0].get("counts") or {}
-    if metric in ("precision", "recall", "f1") and counts:
-        keys = sorted(counts)
-        position = ("precision", "recall", "f1").index(metric)
-        if any("|" in key for key in keys):  # macro over labels
-            labels = sorted({key.rsplit("|", 1)[0] for key in keys})
-
-            def macro(totals: Any) -> float:
-                values = [
-                    _prf(*(totals[keys.index(f"{label}|{k}")] for k in ("tp", "fp", "fn")))
-                    for label in labels
-                ]
-                return sum(v[position] for v in values) / len(values) if values else 0.0
-
-            return (lambda item: [item.get("counts", {}).get(k, 0.0) for k in keys]), macro
-        return (lambda item: [item.get("counts", {}).get(k, 0.0) for k in ("tp", "fp", "fn")]), (
-            lambda totals: _prf(*totals)[position]
-        )
-    return (lambda item: [item["scores"][metric]]), (lambda totals: totals[0])
-
-
-@dataclass
-class _Paired:
-    old: Any  # numpy array, items x components
-    new: Any
-    reduce: Callable[[Any], float]
-    mean: bool  # True: the reducer takes column means, else column sums
-
-    def value(self, rows: Any, which: str) -> float:
-        matrix = self.old if which == "old" else self.new
-        picked = matrix[rows]
-        return self.reduce(picked.mean(axis=0) if self.mean else picked.sum(axis=0))
-
-
-def _paired(metric: str, old_items: dict[str, dict], new_items: dict[str, dict]) -> _Paired | None:
-    import numpy as np
-
-    shared = sorted(
-        key
-        for key in old_items.keys() & new_items.keys()
-        if not old_items[key].get("error") and not new_items[key].get("error")
-    )
-    has = [k for k in shared if _has(old_items[k], metric) and _has(new_items[k], metric)]
-    if not has:
-        return None
-    row, reduce = _reducer(metric, [old_items[has[0]]])
-    old = np.array([row(old_items[k]) for k in has], dtype=float)
-    new = np.array([row(new_items[k]) for k in has], dtype=float)
-    return _Paired(
-        old,
-        new,
-        reduce,
-        mean=not old_items[has[0]].get("counts") or metric not in ("precision", "recall", "f1"),
-    )
-
-
-def _has(item: dict, metric: str) -> bool:
-    return item["scores"].get(metric) is not None or (
-        metric in ("precision", "recall", "f1") and bool(item.get("counts"))
-    )
-
-
-def _mcnemar(old: Any, new: Any) -> float:
-    """Two-sided exact McNemar p-value from paired 0/1 outcomes."""
-    worse = int(((old == 1) & (new == 0)).sum())
-    better = int(((old == 0) & (new == 1)).sum())
-    discordant = worse + better
-    if discordant == 0:
-        return 1.0
-    tail = sum(math.comb(discordant, k) for k in range(min(worse, better) + 1)) / 2**discordant
-    return min(1.0, 2 * tail)
-
-
-def _group_comparison(pairs: list[_Paired]) -> tuple[float, float, tuple[float, float], float]:
-    """(old, new, delta CI, bootstrap p) for the unweighted mean of the tasks' metric values."""
-    import numpy as np
-
-    def mean_value(rows: list[Any], which: str) -> float:
-        return sum(pair.value(r, which) for pair, r in zip(pairs, rows, strict=True)) / len(pairs)
-
-    full = [np.arange(len(pair.old)) for pair in pairs]
-    old, new = mean_value(full, "old"), mean_value(full, "new")
-    rng = np.random.default_rng(0)
-    deltas = []
-    for _ in range(RESAMPLES):
-        rows = [rng.integers(0, len(pair.old), len(pair.old)) for pair in pairs]
-        deltas.append(mean_value(rows, "new") - mean_value(rows, "old"))
-    deltas_array = np.array(deltas)
-    low, high = np.percentile(deltas_array, [2.5, 97.5]).tolist()
-    if np.allclose(deltas_array, 0):
-        p = 1.0
-    else:
-        p = float(min(1.0, 2 * min((deltas_array <= 0).mean(), (deltas_array >= 0).mean())))
-    return old, new, (low, high), p
-
-
-def compare(baseline: dict[str, Any], current: dict[str, Any]) -> list[Comparison]:
-    """Every task and category metric both runs report, compared on their shared items."""
-    check_comparable(baseline)
-    check_comparable(current)
-    results: list[Comparison] = []
-    by_category: dict[tuple[str, str, str], list[tuple[str, _Paired]]] = defaultdict(list)
+def _task_pairs(baseline: dict[str, Any], current: dict[str, Any]) -> dict[tuple[str, str, str], dict]:
+    """(benchmark, category, task) -> {metric: (old stratum, new stratum)} on the shared scored items."""
     old_tasks = {(t["benchmark"], t["task"]): t for t in baseline["tasks"]}
+    result: dict[tuple[str, str, str], dict] = {}
     for task in current["tasks"]:
         key = (task["benchmark"], task["task"])
         if key not in old_tasks:
             continue
         old_items = baseline["items"].get(f"{key[0]}/{key[1]}", {})
         new_items = current["items"].get(f"{key[0]}/{key[1]}", {})
-        for metric in sorted(set(task["metrics"]) & set(old_tasks[key]["metrics"])):
-            pair = _paired(metric, old_items, new_items)
-            if pair is None:
-                continue
-            by_category[(task["benchmark"], task["category"], metric)].append((task["task"], pair))
-            old, new, ci, p = _group_comparison([pair])
-            test = "paired bootstrap"
-            if metric == "accuracy" and pair.mean:
-                p, test = _mcnemar(pair.old[:, 0], pair.new[:, 0]), "mcnemar"
-            results.append(
-                _comparison(
-                    task["benchmark"], "task", task["task"], metric, old, new, len(pair.old), ci, p, test
-                )
-            )
-    for (benchmark, category, metric), members in sorted(by_category.items()):
-        included = averaged_tasks(benchmark, category, [name for name, _ in members])
-        members = [member for member in members if member[0] in included]
-        pairs = [pair for _, pair in members]
-        old, new, ci, p = _group_comparison(pairs)
-        n = sum(len(pair.old) for pair in pairs)
-        results.append(
-            _comparison(benchmark, "category", category, metric, old, new, n, ci, p, "paired bootstrap")
+        shared = sorted(
+            k
+            for k in old_items.keys() & new_items.keys()
+            if not old_items[k].get("error") and not new_items[k].get("error")
         )
-    return results
+        olds, news = [old_items[k] for k in shared], [new_items[k] for k in shared]
+        metrics = {}
+        for metric in sorted(set(task["metrics"]) & set(old_tasks[key]["metrics"])):
+            pair = stats.paired_strata(olds, news, metric)
+            if pair is not None:
+                metrics[metric] = pair
+        result[(task["benchmark"], task["category"], task["task"])] = metrics
+    return result
 
 
-def _comparison(
-    benchmark: str,
-    scope: str,
-    name: str,
-    metric: str,
-    old: float,
-    new: float,
-    n: int,
-    ci: tuple[float, float],
-    p: float,
-    test: str,
-) -> Comparison:
-    return Comparison(
-        benchmark,
-        scope,
-        name,
-        metric,
-        round(100 * old, 4),
-        round(100 * new, 4),
-        n,
-        round(100 * (new - old), 4),
-        (round(100 * ci[0], 4), round(100 * ci[1], 4)),
-        round(p, 6),
-        test,
-    )
+def _weighted(groups: list[list[Pair]]) -> list[Pair]:
+    """Pairs weighted as the leaderboard averages them (groups alike, members of a group alike)."""
+    olds = stats.weigh([[old for old, _ in group] for group in groups])
+    news = stats.weigh([[new for _, new in group] for group in groups])
+    return list(zip(olds, news, strict=True))
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], alpha: float = 0.05) -> list[Comparison]:
+    """Every task, category and benchmark metric both runs report, compared on their shared items."""
+    check_comparable(baseline)
+    check_comparable(current)
+    tasks = _task_pairs(baseline, current)
+    by_category: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for benchmark, category, task in tasks:
+        by_category[(benchmark, category)].append(task)
+    # (benchmark, metric) -> category -> the category's averaged tasks' pairs
+    groups: dict[tuple[str, str], dict[str, list[Pair]]] = defaultdict(lambda: defaultdict(list))
+    for (benchmark, category), names in sorted(by_category.items()):
+        for task in sorted(averaged_tasks(benchmark, category, names)):
+            for metric, pair in tasks[(benchmark, category, task)].items():
+                groups[(benchmark, metric)][category].append(pair)
+    measured: list[tuple[str, str, str, str, list[Pair]]] = []
+    for (benchmark, _, task), metrics in sorted(tasks.items()):
+        measured += [(benchmark, "task", task, metric, [pair]) for metric, pair in metrics.items()]
+    for (benchmark, metric), by_name in sorted(groups.items()):
+        measured += [
+            (benchmark, "category", category, metric, _weighted([pairs]))
+            for category, pairs in sorted(by_name.items())
+        ]
+        measured.append((benchmark, "benchmark", benchmark, metric, _weighted(list(by_name.values()))))
+    return _adjusted([(*where, stats.change(pairs, alpha)) for *where, pairs in measured])
+
+
+def _adjusted(changes: list[tuple[str, str, str, str, stats.Change]]) -> list[Comparison]:
+    """Comparisons in percent, with Benjamini-Hochberg adjusted p-values within each level (all task
+    metrics together, all category metrics, all benchmark metrics): a level's entries summarise
+    the same items as the level below, so pooling the levels would count that evidence twice."""
+    from scipy.stats import false_discovery_control
+
+    adjusted = [1.0] * len(changes)
+    for scope in ("task", "category", "benchmark"):
+        at = [i for i, (_, level, *_) in enumerate(changes) if level == scope]
+        if at:
+            for i, p in zip(at, false_discovery_control([changes[i][4].p_value for i in at]), strict=True):
+                adjusted[i] = float(p)
+    return [
+        Comparison(
+            benchmark,
+            scope,
+            name,
+            metric,
+            _percent(c.old),
+            _percent(c.new),
+            c.n,
+            _percent(c.delta),
+            (_percent(c.low), _percent(c.high)),
+            float(f"{c.p_value:.6g}"),  # significant digits: BH may need p far below 1e-6
+            c.method,
+            float(f"{p_adjusted:.6g}"),
+            None if c.detectable_drop is None else _percent(c.detectable_drop),
+        )
+        for (benchmark, scope, name, metric, c), p_adjusted in zip(changes, adjusted, strict=True)
+    ]
+
+
+def _percent(value: float) -> float:
+    return round(100 * value, 4)
+
+
+def regressions(comparisons: list[Comparison], max_drop: float, alpha: float) -> list[Comparison]:
+    """The comparisons that fail a deployment: the one rule for the command and the in-run baseline."""
+    return [c for c in comparisons if c.regressed(max_drop, alpha)]
+
+
+def write_json(path: Path, comparisons: list[Comparison], max_drop: float, alpha: float) -> None:
+    """Per compared metric: both values, the change with its interval, raw and adjusted p,
+    ``detectable_drop``, n and the verdict."""
+    rows = [
+        {
+            "metric": c.path,
+            "scope": c.scope,
+            "baseline": c.old,
+            "current": c.new,
+            "change": c.delta,
+            "change_ci95": list(c.ci95),
+            "p_value": c.p_value,
+            "p_adjusted": c.p_adjusted,
+            "detectable_drop": c.detectable_drop,
+            "n": c.n_shared,
+            "test": c.test,
+            "verdict": c.verdict(max_drop, alpha),
+        }
+        for c in comparisons
+    ]
+    document = {
+        "max_drop": max_drop,
+        "alpha": alpha,
+        "adjustment": "benjamini-hochberg",
+        "regressed": [c.path for c in regressions(comparisons, max_drop, alpha)],
+        "comparisons": rows,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def _detectable(c: Comparison) -> str:
+    return "none" if c.detectable_drop is None else f"{c.detectable_drop:.1f}"
 
 
 def table(comparisons: list[Comparison], max_drop: float, alpha: float) -> list[str]:
-    """Plain-text rows: what, both values, delta, CI, p, and a mark on each significant drop."""
-    rows = [("", "baseline", "current", "delta", "95% CI", "p", "test", "n")]
+    """Plain-text rows: what, both values, delta with its CI, raw and adjusted p, the smallest
+    detectable drop, n, and the verdict."""
+    rows = [("", "baseline", "current", "delta", "95% CI", "p", "p (BH)", "detectable", "n", "test", "")]
     for c in comparisons:
-        mark = "  REGRESSED" if c.regressed(max_drop, alpha) else ""
+        verdict = c.verdict(max_drop, alpha)
         rows.append(
             (
-                c.label + ("" if c.scope == "task" else " (category)"),
+                c.path + ("" if c.scope == "task" else f" ({c.scope})"),
                 f"{c.old:.2f}",
                 f"{c.new:.2f}",
                 f"{c.delta:+.2f}",
                 f"[{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}]",
                 f"{c.p_value:.4f}",
+                f"{c.p_adjusted:.4f}",
+                _detectable(c),
+                str(c.n_shared),
                 c.test,
-                f"{c.n_shared}{mark}",
+                "REGRESSED" if verdict == "regressed" else verdict,
             )
         )
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]

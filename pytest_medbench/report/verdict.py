@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .compare import Comparison
+from .compare import Comparison, regressions
 from .gates import GateResult
 
 
@@ -23,7 +23,7 @@ class Verdict:
 
     @property
     def regressions(self) -> list[Comparison]:
-        return [c for c in self.comparisons if c.regressed(self.max_drop, self.alpha)]
+        return regressions(self.comparisons, self.max_drop, self.alpha)
 
     @property
     def passed(self) -> bool:
@@ -40,7 +40,10 @@ class Verdict:
                 checks.append(f"no significant drop over {self.max_drop:g} points against {self.baseline}")
             return "medbench verdict: PASS (" + "; ".join(checks) + ")"
         reasons = [f"gate {result.describe()}" for result in self.failed_gates]
-        reasons += [f"{c.label} dropped {-c.delta:.2f} points (p={c.p_value:.3g})" for c in self.regressions]
+        reasons += [
+            f"{c.path} dropped {-c.delta:.2f} points (p={c.p_value:.3g}, BH-adjusted {c.p_adjusted:.3g})"
+            for c in self.regressions
+        ]
         reasons += self.problems
         return "medbench verdict: FAIL: " + "; ".join(reasons)
 
@@ -57,13 +60,18 @@ class Verdict:
                 f"Against `{self.baseline}` (max drop {self.max_drop:g} points, alpha {self.alpha:g}):",
                 "",
             ]
-            lines += ["| metric | baseline | current | delta | 95% CI | p |", "|---|---|---|---|---|---|"]
+            lines += [
+                "| metric | baseline | current | delta | 95% CI | p | p (BH) | n | verdict |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for c in self.comparisons:
-                flag = " **REGRESSED**" if c.regressed(self.max_drop, self.alpha) else ""
-                scope = " (category)" if c.scope == "category" else ""
+                verdict = c.verdict(self.max_drop, self.alpha)
+                verdict = "**REGRESSED**" if verdict == "regressed" else verdict
+                scope = "" if c.scope == "task" else f" ({c.scope})"
                 lines.append(
-                    f"| {c.label}{scope} | {c.old:.2f} | {c.new:.2f} | "
-                    f"{c.delta:+.2f}{flag} | [{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}] | {c.p_value:.4f} |"
+                    f"| {c.path}{scope} | {c.old:.2f} | {c.new:.2f} | {c.delta:+.2f} | "
+                    f"[{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}] | {c.p_value:.4f} | {c.p_adjusted:.4f} | "
+                    f"{c.n_shared} | {verdict} |"
                 )
             lines.append("")
         lines += ["| category | n | errors | metrics |", "|---|---|---|---|"]
