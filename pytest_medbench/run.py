@@ -313,6 +313,13 @@ class Run:
         if self._samples is not None:
             self._samples.write(record)
 
+    def note_missing(self, missing: list[ItemRecord]) -> None:
+        """List the selected items that produced no record in the samples file (``"missing": true``);
+        with no record at all, the earlier samples file is left as it was."""
+        if self._samples is not None and self.records:
+            for record in missing:
+                self._samples.write(record, missing=True)
+
     def close(self) -> None:
         if self._samples is not None:
             self._samples.close()

@@ -1,0 +1,124 @@
+"""Run integrity: a run never reports a number it did not compute, and never writes a secret.
+
+See docs/reliability.md; each test here is cited there for the behaviour it proves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import SUITES
+
+FIXTURE_ITEMS = 99  # README: the bundled fixtures are 99 items (MedS-Bench and MedR-Bench)
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture
+def plugin_dir(tmp_path, monkeypatch):
+    """A folder on PYTHONPATH (xdist workers inherit it) for a throwaway ``-p`` plugin."""
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
+    return folder
+
+
+def run_interrupted(pytester, tmp_path, *args: str) -> tuple[pytest.RunResult, dict | None]:
+    """The suites run in-process by a plugin that raises KeyboardInterrupt (pytester would re-raise it)."""
+    report = tmp_path / "leaderboard.json"
+    result = pytester.runpytest(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "--medbench-report",
+        str(report),
+        "--medbench-no-cache",
+        *args,
+        no_reraise_ctrlc=True,
+    )
+    return result, json.loads(report.read_text()) if report.exists() else None
+
+
+def test_a_run_stopped_by_maxfail_is_incomplete_and_fails_its_gate(run_suites, tmp_path):
+    samples = tmp_path / "samples.jsonl"
+    result, board = run_suites(
+        "--maxfail=1", "--medbench-gate", "meds.errors<=0", "--medbench-samples", str(samples)
+    )
+    lines = read_lines(samples)
+    done = [line for line in lines if not line.get("missing")]
+    missing = [line for line in lines if line.get("missing")]
+    assert len(done) >= 1 and len(done) + len(missing) == FIXTURE_ITEMS
+    assert board["run"]["complete"] is False and board["run"]["missing"] == len(missing)
+    assert {line["nodeid"] for line in missing}.isdisjoint(line["nodeid"] for line in done)
+    assert all(line["nodeid"] and line["id"] for line in missing)
+    result.stdout.fnmatch_lines([f"*INCOMPLETE: {len(done)} of {FIXTURE_ITEMS} items*"])
+    assert "medbench verdict: FAIL" in result.stdout.lines[-1] and "INCOMPLETE" in result.stdout.lines[-1]
+    assert result.ret == 1
+
+
+def test_a_complete_run_says_so(run_suites):
+    result, board = run_suites(
+        "-k", "task57", "--model", "medbench/oracle", "--medbench-gate", "meds.errors<=0"
+    )
+    assert board["run"]["complete"] is True and board["run"]["missing"] == 0
+    assert "INCOMPLETE" not in result.stdout.str() and result.ret == 0
+
+
+def test_ctrl_c_before_any_result_leaves_the_earlier_samples_file_whole(pytester, tmp_path, plugin_dir):
+    (plugin_dir / "interrupt_first.py").write_text(
+        "def pytest_runtest_setup(item):\n    raise KeyboardInterrupt\n"
+    )
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"earlier": "run"}\n')
+    result, board = run_interrupted(
+        pytester, tmp_path, "-p", "interrupt_first", "--medbench-samples", str(samples)
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert samples.read_text() == '{"earlier": "run"}\n' and board is None
+
+
+def test_ctrl_c_mid_run_marks_the_leaderboard_incomplete(pytester, tmp_path, plugin_dir):
+    (plugin_dir / "interrupt_later.py").write_text(
+        "seen = []\n"
+        "def pytest_runtest_setup(item):\n"
+        "    seen.append(item)\n"
+        "    if len(seen) == 11:\n"
+        "        raise KeyboardInterrupt\n"
+    )
+    result, board = run_interrupted(
+        pytester, tmp_path, "-p", "interrupt_later", "--medbench-gate", "medr.errors<=0"
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert board["run"]["complete"] is False and board["run"]["missing"] == FIXTURE_ITEMS - 10
+    assert sum(task["n"] for task in board["tasks"]) == 10
+    result.stdout.fnmatch_lines([f"*INCOMPLETE: 10 of {FIXTURE_ITEMS} items*", "medbench verdict: FAIL*"])
+
+
+def test_a_crashed_workers_item_is_an_error_of_kind_crash(pytester, tmp_path, plugin_dir):
+    (plugin_dir / "crash_one.py").write_text(
+        "import os\n"
+        "def pytest_runtest_call(item):\n"
+        "    if item.nodeid.endswith('[mcqa-task57_medqa_usmle-3]'):\n"
+        "        os._exit(1)\n"
+    )
+    samples, report = tmp_path / "samples.jsonl", tmp_path / "leaderboard.json"
+    # a subprocess: xdist hands its workers the sys.path the outer pytest started with
+    pytester.runpytest_subprocess(
+        str(SUITES),
+        *("-p", "no:cacheprovider", "-p", "crash_one", "-n", "2", "-k", "task57", "--medbench-no-cache"),
+        *("--medbench-samples", str(samples), "--medbench-report", str(report)),
+    )
+    (crashed,) = [line for line in read_lines(samples) if line["error"]]
+    assert crashed["id"] == "3" and crashed["error"]["kind"] == "crash"
+    assert "crashed" in crashed["error"]["message"]
+    board = json.loads(report.read_text())
+    (task,) = board["tasks"]
+    assert task["errors"] == 1 and task["n"] == 5
+    assert board["run"]["complete"] is True
