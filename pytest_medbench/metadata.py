@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .data.files import data_files, sha256_file
+from .models.secrets import without_userinfo
 from .prompts.templates import template_hashes
 
 if TYPE_CHECKING:
@@ -36,12 +37,13 @@ def run_metadata(run: Run) -> dict[str, Any]:
     model: dict[str, Any] = {
         "name": run.model.name,
         "litellm_model": run.model.litellm_model,
-        "api_base": None if run.model.name.startswith("replay:") else run.model.api_base,
+        "api_base": None if run.model.name.startswith("replay:") else without_userinfo(run.model.api_base),
         "builtin": run.model.builtin,
     }
     if run.model.group is not None:
         model["deployments"] = [
-            {"model": endpoint.model, "api_base": endpoint.api_base} for endpoint in run.model.group.endpoints
+            {"model": endpoint.model, "api_base": without_userinfo(endpoint.api_base)}
+            for endpoint in run.model.group.endpoints
         ]
     return {
         "model": model,

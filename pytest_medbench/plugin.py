@@ -169,6 +169,12 @@ def medbench(request: pytest.FixtureRequest) -> Evaluator:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
+    if report.failed:
+        from .models.secrets import mask
+
+        text = str(report.longrepr)
+        if mask(text) != text:  # a traceback or message that shows a key: terminal and junit get it masked
+            report.longrepr = mask(text)
     if call.when == "call":
         from .report.records import USER_PROPERTY
         from .run import RECORD_KEY

@@ -93,7 +93,7 @@ class Reporter:
         return self._leaderboard
 
     def incomplete_line(self) -> str | None:
-        """"INCOMPLETE: 43 of 99 items" when selected items produced no record, else None."""
+        """ "INCOMPLETE: 43 of 99 items" when selected items produced no record, else None."""
         if not self.missing:
             return None
         done = len(self.run.records)
@@ -111,11 +111,13 @@ class Reporter:
 
             leaderboard.write(settings.report_path, board)
         if settings.html_path is not None and board is not None:
+            from .models.secrets import mask
             from .report.html import render
 
             samples = [record.to_dict() for record in self.run.records.values()]
             settings.html_path.parent.mkdir(parents=True, exist_ok=True)
-            settings.html_path.write_text(render([("this run", board)], samples), encoding="utf-8")
+            page = mask(render([("this run", board)], samples))
+            settings.html_path.write_text(page, encoding="utf-8")
         if settings.judged_by_verdict:
             session.exitstatus = self._judge(session.exitstatus, board)
 

@@ -24,6 +24,7 @@ from .metadata import now
 from .models.cache import Cache, MemoryCache, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
+from .models.secrets import mask
 from .options import DEFAULT_MODEL, Settings
 from .prompts.medr import MedrPrompts
 from .report.records import ItemRecord, Usage
@@ -42,6 +43,7 @@ class Run:
         self.rootdir = Path(str(config.rootpath))
         self.is_controller = is_controller
         self.groups = _router_groups(settings)
+        _register_secrets(settings, self.groups)
         self.model = self._spec(_routed_model(settings, self.groups), settings.api_base)
         self.started = now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
@@ -296,7 +298,7 @@ class Run:
             record.error = {"kind": "data", "message": str(exc)}
             raise ItemFailed(f"data error: {exc}") from None
         except Exception as exc:
-            record.error = {"kind": "harness", "message": f"{type(exc).__name__}: {exc}"}
+            record.error = {"kind": "harness", "message": mask(f"{type(exc).__name__}: {exc}")}
             raise
         record.output, record.epoch_outputs = outputs[0], outputs if len(outputs) > 1 else []
         record.parsed = scores[-1].parsed
@@ -355,6 +357,18 @@ def _router_groups(settings: Settings) -> dict:
         return load_router(settings.router_path)
     except RouterFileError as exc:
         raise pytest.UsageError(f"--model-router: {exc}") from None
+
+
+def _register_secrets(settings: Settings, groups: dict) -> None:
+    """Every key and URL password the run resolves, so that no output ever shows one."""
+    from .models import secrets
+
+    for url in (settings.api_base, settings.judge_api_base):
+        secrets.register_url(url)
+    for group in groups.values():
+        for endpoint in group.endpoints:
+            secrets.register(endpoint.api_key)
+            secrets.register_url(endpoint.api_base)
 
 
 def _routed_model(settings: Settings, groups: dict) -> str:

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from openai_server import OpenAIServer, Reply
 
 from conftest import SUITES
 
@@ -122,3 +123,50 @@ def test_a_crashed_workers_item_is_an_error_of_kind_crash(pytester, tmp_path, pl
     (task,) = board["tasks"]
     assert task["errors"] == 1 and task["n"] == 5
     assert board["run"]["complete"] is True
+
+
+ROUTER_LITERAL = "rk-literal-4b1d9e77c2"
+ROUTER_ENV = "gw-cred-8a6f0c3d51"  # in a variable whose name says nothing of a key
+URL_PASSWORD = "pw-9e2c7a41f0"
+
+
+@pytest.mark.parametrize("source", ["router_literal", "router_env", "url_userinfo"])
+def test_every_secret_the_run_resolves_is_masked_in_every_output(run_suites, tmp_path, monkeypatch, source):
+    monkeypatch.setenv("GATEWAY_ROUTE", ROUTER_ENV)
+    secret = {"router_literal": ROUTER_LITERAL, "router_env": ROUTER_ENV, "url_userinfo": URL_PASSWORD}[
+        source
+    ]
+
+    def leaky(request, number):
+        if source == "url_userinfo":
+            return Reply(drop=True)  # the transport's error names the URL it could not reach
+        return Reply(status=401, content=f"Incorrect API key provided: {secret}")
+
+    outputs = {name: tmp_path / name for name in ("board.json", "samples.jsonl", "page.html", "junit.xml")}
+    with OpenAIServer(leaky) as server:
+        if source == "url_userinfo":
+            base = server.api_base.replace("http://", f"http://alice:{URL_PASSWORD}@")
+            target = ["--model", "openai/m", "--api-base", base]
+        else:
+            key = ROUTER_LITERAL if source == "router_literal" else "os.environ/GATEWAY_ROUTE"
+            router = tmp_path / "router.yaml"
+            router.write_text(
+                "model_list:\n  - model_name: m\n    litellm_params:\n"
+                f"      {{model: openai/m, api_base: '{server.api_base}', api_key: '{key}'}}\n"
+            )
+            target = ["--model-router", str(router), "--model", "m"]
+        result, board = run_suites(
+            *("-k", "task57", *target, "--medbench-retries", "0", "--medbench-samples"),
+            *(str(outputs["samples.jsonl"]), "--medbench-html", str(outputs["page.html"])),
+            *("--junitxml", str(outputs["junit.xml"])),
+            report="board.json",
+        )
+    assert server.requests  # the model was asked, and failed
+    terminal = result.stdout.str() + result.stderr.str()
+    for name, path in outputs.items():
+        text = path.read_text(encoding="utf-8")
+        assert "error" in text, name  # the error is reported...
+        assert secret not in text, name  # ...with the secret masked
+    assert "***" in outputs["samples.jsonl"].read_text() and secret not in terminal
+    if source == "url_userinfo":
+        assert board["run"]["model"]["api_base"] == server.api_base

@@ -18,6 +18,7 @@ from .aliases import resolve
 from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
+from .secrets import mask
 from .transport import Answer, Endpoint, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -311,10 +312,7 @@ def _builtin_error(exc: BaseException | None) -> ModelCallError | None:
 
 
 def _clean_message(exc: Exception) -> str:
-    """The error text, first line only, with any API key from the environment masked."""
+    """The error text, first line only, with every secret the run knows masked."""
     text = str(getattr(exc, "message", None) or exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and ("KEY" in name or "TOKEN" in name or "SECRET" in name):
-            message = message.replace(value, "***")
-    return message[:500]
+    return mask(message)[:500]

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
+from ..models.secrets import mask
 from .records import ItemRecord
 
 SAMPLE_FIELDS = (
@@ -41,7 +42,7 @@ class SamplesWriter:
             self._handle = self.path.open("w", encoding="utf-8")
         data = record.to_dict()
         line = {**{name: data[name] for name in SAMPLE_FIELDS}, **extra}
-        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._handle.write(mask(json.dumps(line, ensure_ascii=False)) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
