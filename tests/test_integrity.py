@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer, Reply
 
-from conftest import SUITES
+from conftest import FIXTURES, SUITES
 
 FIXTURE_ITEMS = 99  # README: the bundled fixtures are 99 items (MedS-Bench and MedR-Bench)
 
@@ -170,3 +170,44 @@ def test_every_secret_the_run_resolves_is_masked_in_every_output(run_suites, tmp
     assert "***" in outputs["samples.jsonl"].read_text() and secret not in terminal
     if source == "url_userinfo":
         assert board["run"]["model"]["api_base"] == server.api_base
+
+
+def test_one_task_id_in_two_files_is_one_data_error_naming_both(run_suites, tmp_path):
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    task57 = (FIXTURES / "meds-bench" / "MCQA" / "task57_medqa_usmle.jsonl").read_text(encoding="utf-8")
+    (folder / "task57_medqa_usmle.jsonl").write_text(task57, encoding="utf-8")
+    (folder / "task57_medqa_usmle_v2.json").write_text(task57, encoding="utf-8")
+    pubmedqa = FIXTURES / "meds-bench" / "MCQA" / "task123_pubmedqa.json"
+    (folder / pubmedqa.name).write_bytes(pubmedqa.read_bytes())
+    result, board = run_suites("--medbench-data", str(tmp_path / "data"), "--model", "medbench/oracle")
+    first, second = folder / "task57_medqa_usmle.jsonl", folder / "task57_medqa_usmle_v2.json"
+    result.stdout.fnmatch_lines([f"*data error: {first}*task id task57 is also in {second}*"])
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert "task57" not in tasks  # neither copy is scored: which one is right is the user's call
+    assert tasks["task57_medqa_usmle"]["errors"] == 1 and tasks["task57_medqa_usmle"]["n"] == 1
+    assert tasks["task123"]["n"] == len(json.loads(pubmedqa.read_text(encoding="utf-8"))["Instances"])
+
+
+@pytest.mark.parametrize("suite", ["meds", "medr"])
+def test_a_file_nested_5000_levels_deep_is_a_load_error_naming_it(run_suites, tmp_path, suite):
+    data = tmp_path / "data"
+    deep = "[" * 5000 + "]" * 5000
+    if suite == "meds":
+        path = data / "meds-bench" / "MCQA" / "task122_deep.json"
+        good = FIXTURES / "meds-bench" / "MCQA" / "task123_pubmedqa.json"
+        document = '{"Definition": ["x"], "Instances": ' + deep + "}"
+    else:
+        path = data / "medrbench" / "diagnosis_deep.json"
+        good = FIXTURES / "medrbench" / "diagnosis_fixture_cases.json"
+        document = '{"PMC1": {"generate_case": {"case_summary": ' + deep + "}}}"
+    path.parent.mkdir(parents=True)
+    path.write_text(document)
+    (path.parent / good.name).write_bytes(good.read_bytes())
+    result, _ = run_suites(
+        "--medbench-data", str(data), "--model", "medbench/oracle", "--medbench-scoring", "strict"
+    )
+    result.stdout.fnmatch_lines([f"*{path}*nested too deeply*"])
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == 1 and outcomes["passed"] >= 1  # the valid file still ran
+    assert f"{path.stem}-load_error" in result.stdout.str()
