@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,26 @@ def test_a_file_nested_5000_levels_deep_is_a_load_error_naming_it(run_suites, tm
     outcomes = result.parseoutcomes()
     assert outcomes["failed"] == 1 and outcomes["passed"] >= 1  # the valid file still ran
     assert f"{path.stem}-load_error" in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "mode", [["--medbench-cache", "CACHE"], ["--medbench-no-cache"], ["-n", "2", "--medbench-cache", "CACHE"]]
+)
+def test_a_lone_surrogate_from_the_model_is_replaced_and_the_answer_kept(run_suites, tmp_path, mode):
+    def half_emoji(request, number):
+        return Reply(content="The answer is A \ud83d")  # sent as the JSON escape "\ud83d", half a pair
+
+    samples = tmp_path / "samples.jsonl"
+    options = [str(tmp_path / "cache.sqlite3") if arg == "CACHE" else arg for arg in mode]
+    with OpenAIServer(half_emoji) as server:
+        result, board = run_suites(
+            *("-k", "task57", "--model", "openai/m", "--api-base", server.api_base),
+            *("--medbench-samples", str(samples), *options),
+        )
+    lines = read_lines(samples)
+    assert len(lines) == 5 and all(line["error"] is None for line in lines)
+    assert {line["output"] for line in lines} == {"The answer is A \ufffd"}
+    assert board["tasks"][0]["errors"] == 0 and "INTERNALERROR" not in result.stdout.str()
+    if "--medbench-no-cache" not in options:
+        with sqlite3.connect(tmp_path / "cache.sqlite3") as db:
+            assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -219,13 +220,22 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
             raise _Refused("the provider's content filter withheld the answer")
         raise _Empty("the model returned no content")
     return Completion(
-        text=answer.text,
-        reasoning=answer.reasoning,
+        text=valid_unicode(answer.text),
+        reasoning=None if answer.reasoning is None else valid_unicode(answer.reasoning),
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
         cost_usd=answer.cost_usd,
         latency_s=round(latency_s, 4),
     )
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (a JSON ``"\\ud83d"`` half an emoji) replaced by U+FFFD: they
+    cannot be encoded as UTF-8, so the cache, the samples file and the report would all fail on them."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _Empty(Exception):
