@@ -51,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.check_data_dir()
     if is_controller:
         run.check_models()
+        run.check_cache()
     if settings.prompts == "upstream":
         try:
             run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing

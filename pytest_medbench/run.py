@@ -77,6 +77,21 @@ class Run:
                 except UnknownModel as exc:
                     raise pytest.UsageError(str(exc)) from None
 
+    def check_cache(self) -> None:
+        """Fail before any item runs when the cache file exists but cannot be used, saying both ways out."""
+        from .models.cache import CacheUnusable, check_usable
+
+        path = self.settings.cache_path
+        if path is None:
+            return
+        try:
+            check_usable(path)
+        except CacheUnusable as exc:
+            raise pytest.UsageError(
+                f"--medbench-cache {path}: not a usable SQLite cache ({exc}). Delete the file (its answers "
+                "are then asked again) or run with --medbench-no-cache"
+            ) from None
+
     def _spec(self, name: str, api_base: str | None) -> ModelSpec:
         return ModelSpec.parse(name, api_base, self.settings.model_aliases, self.groups)
 

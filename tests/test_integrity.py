@@ -14,6 +14,7 @@ import pytest
 from openai_server import OpenAIServer, Reply
 
 from conftest import FIXTURES, SUITES
+from pytest_medbench.models.cache import CacheReadOnlyWarning, ResponseCache
 
 FIXTURE_ITEMS = 99  # README: the bundled fixtures are 99 items (MedS-Bench and MedR-Bench)
 
@@ -235,3 +236,47 @@ def test_a_lone_surrogate_from_the_model_is_replaced_and_the_answer_kept(run_sui
     if "--medbench-no-cache" not in options:
         with sqlite3.connect(tmp_path / "cache.sqlite3") as db:
             assert db.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 5
+
+
+def _truncated(path: Path) -> None:
+    cache = ResponseCache(path)
+    for number in range(300):
+        cache.put(f"k{number}", "m", {"text": "x" * 200})
+    cache.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+CORRUPT_CACHES = {
+    "truncated": _truncated,
+    "garbage": lambda path: path.write_bytes(b"this is not a database at all" * 100),
+    "directory": lambda path: path.mkdir(),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(CORRUPT_CACHES))
+def test_an_unusable_cache_is_one_usage_error_naming_the_file_and_the_ways_out(pytester, tmp_path, damage):
+    cache = tmp_path / "cache.sqlite3"
+    CORRUPT_CACHES[damage](cache)
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-cache", str(cache))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--medbench-cache {cache}: not a usable SQLite cache*"])
+    assert "Delete the file" in result.stderr.str() and "--medbench-no-cache" in result.stderr.str()
+    assert "passed" not in result.stdout.str() and "failed" not in result.stdout.str()
+
+
+def test_a_read_only_cache_warns_once_and_keeps_answers_in_memory(tmp_path):
+    path = tmp_path / "cache.sqlite3"
+    writable = ResponseCache(path, claims=True)
+    writable.put("old", "m", {"text": "earlier"})
+    writable.close()
+    cache = ResponseCache(path, claims=True)
+    cache._db.execute("PRAGMA query_only = ON")  # stands for a file this process may not write
+    with pytest.warns(CacheReadOnlyWarning, match=str(path)) as caught:
+        assert cache.acquire("new", ttl_s=60) is None  # no claim can be taken: the caller asks
+        cache.put("new", "m", {"text": "paid for"})
+        cache.put("newer", "m", {"text": "paid for too"})
+        cache.release("new")
+    assert len(caught) == 1
+    assert cache.get("new") == {"text": "paid for"} and cache.get("newer") == {"text": "paid for too"}
+    assert cache.get("old") == {"text": "earlier"}
