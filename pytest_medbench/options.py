@@ -286,6 +286,8 @@ class Settings:
             raise pytest.UsageError("--medbench-epochs must be at least 1")
         if values["medbench_retries"] < 0:
             raise pytest.UsageError("--medbench-retries must not be negative")
+        for flag in ("--medbench-report", "--medbench-samples", "--medbench-html"):
+            _check_output_path(flag, path(Option(flag, "").dest))
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
@@ -322,6 +324,21 @@ class Settings:
             max_drop=values["medbench_max_drop"],
             alpha=values["medbench_alpha"],
         )
+
+
+def _check_output_path(flag: str, path: Path | None) -> None:
+    """A usage error now, not a traceback after every item has run, when ``path`` cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise pytest.UsageError(f"{flag} {path}: is a directory; give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise pytest.UsageError(f"{flag} {path}: {folder} is a file, not a directory")
+    if not os.access(folder, os.W_OK):
+        raise pytest.UsageError(f"{flag} {path}: cannot write in {folder}")
 
 
 def _parse_gates(texts: list[str]) -> list[Gate]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,19 @@ def test_a_read_only_cache_warns_once_and_keeps_answers_in_memory(tmp_path):
     assert len(caught) == 1
     assert cache.get("new") == {"text": "paid for"} and cache.get("newer") == {"text": "paid for too"}
     assert cache.get("old") == {"text": "earlier"}
+
+
+@pytest.mark.parametrize("flag", ["--medbench-report", "--medbench-html", "--medbench-samples"])
+@pytest.mark.parametrize("where", ["directory", "under_a_file"])
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_once(pytester, tmp_path, flag, where):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    target = tmp_path if where == "directory" else blocker / "out" / "board.json"
+    started = time.perf_counter()
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "--medbench-no-cache", flag, str(target)
+    )
+    assert time.perf_counter() - started < 1.0
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    reason = "is a directory" if where == "directory" else f"{blocker} is a file, not a directory"
+    result.stderr.fnmatch_lines([f"*{flag} {target}: {reason}*"])
