@@ -156,3 +156,18 @@ def test_only_a_directly_reached_openai_compatible_endpoint_takes_the_lean_path(
     assert not Endpoint("openai/llama", "http://gpu1:8000/v1").lean  # litellm honours the proxy
     monkeypatch.setenv("no_proxy", "gpu1")
     assert Endpoint("openai/llama", "http://gpu1:8000/v1").lean
+
+
+def test_a_403_is_that_items_error_and_later_calls_still_go_out(client_for):
+    def gateway(request, number):
+        if "blocked" in request["messages"][-1]["content"]:
+            return Reply(status=403, content="blocked by the gateway's policy")
+        return echo_last_user(request, number)
+
+    with OpenAIServer(gateway) as server:
+        client = client_for(server)
+        with pytest.raises(ModelCallError) as caught:
+            client.complete([{"role": "user", "content": "a blocked question"}])
+        assert client.complete(MESSAGES).text == "echo: What causes scurvy?"
+    assert caught.value.kind == "forbidden" and not caught.value.fatal
+    assert len(server.requests) == 2  # not retried, and the next item was still sent

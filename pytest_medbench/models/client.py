@@ -270,7 +270,9 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 _FILTER_MARKS = ("content management policy", "content_filter", "content_policy_violation")
-_FAIL_FAST = {401: "auth", 403: "auth", 404: "not_found", 400: "bad_request", 422: "bad_request"}
+# 403 is "forbidden", not "auth": a gateway blocking one prompt says nothing of the key, so later
+# calls still go out (only auth and quota stop them: ModelCallError.fatal)
+_FAIL_FAST = {401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request", 422: "bad_request"}
 
 
 def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError, bool, float | None]:
@@ -293,7 +295,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "quota", False
     elif name == "ContentPolicyViolationError" or any(m in message.lower() for m in _FILTER_MARKS):
         kind, retryable = "content_filter", False
-    elif name in ("AuthenticationError", "PermissionDeniedError") or "Missing credentials" in message:
+    elif name == "AuthenticationError" or status == 401 or "Missing credentials" in message:
         kind, retryable = "auth", False
     elif name == "RateLimitError" or status == 429:
         kind, retryable = "rate_limit", True
