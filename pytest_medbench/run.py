@@ -149,12 +149,13 @@ class Run:
     def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
         """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
         (or the controller's scratch file, under -n) carries the prefetched answers to the tests.
-        xdist workers claim each request in the shared file, so none is asked twice at once.
+        Every process claims each request in the file before asking it (xdist workers, and separate
+        runs sharing one cache), so none is asked twice at once.
         Built-in models are never cached."""
         if self._cache is None and not spec.builtin:
             path = self.settings.cache_path or self._worker_input.get("medbench_cache")
             if path:
-                self._cache = ResponseCache(path, claims=bool(self._worker_input))
+                self._cache = ResponseCache(path, claims=True)
             elif self.settings.concurrency > 1:
                 self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)

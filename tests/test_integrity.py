@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from openai_server import OpenAIServer, Reply
+from openai_server import OpenAIServer, Reply, echo_last_user
 
 from conftest import FIXTURES, SUITES
 from pytest_medbench.models.cache import CacheReadOnlyWarning, ResponseCache
@@ -297,3 +301,50 @@ def test_an_output_path_that_cannot_be_written_is_a_usage_error_at_once(pytester
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     reason = "is a directory" if where == "directory" else f"{blocker} is a file, not a directory"
     result.stderr.fnmatch_lines([f"*{flag} {target}: {reason}*"])
+
+
+def test_a_zombie_workers_claim_is_taken_over_within_seconds(tmp_path):
+    """A killed xdist worker stays a zombie while the controller lives: kill(pid, 0) still finds it."""
+    host = socket.gethostname()
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    stat = Path(f"/proc/{killed.pid}/stat")
+    while stat.read_text().rpartition(")")[2].split()[0] != "Z":  # see proc(5): the state after "(comm)"
+        time.sleep(0.01)  # exited, not yet reaped (no wait() until the end): a zombie
+    try:
+        crashed = ResponseCache(tmp_path / "cache.sqlite3", claims=True)
+        crashed.owner = f"{host}:{killed.pid}"
+        assert crashed.acquire("k", ttl_s=600) is None
+        got: list = []
+        waiter = ResponseCache(tmp_path / "cache.sqlite3", claims=True)
+        thread = threading.Thread(target=lambda: got.append(waiter.acquire("k", ttl_s=600)), daemon=True)
+        thread.start()
+        thread.join(3)
+        assert not thread.is_alive() and got == [None]  # the claim is the waiter's now
+    finally:
+        killed.wait()
+
+
+def test_two_runs_sharing_a_cache_ask_each_request_once(tmp_path):
+    def slow(request, number):
+        time.sleep(0.5)
+        return echo_last_user(request, number)
+
+    cache = tmp_path / "cache.sqlite3"
+    with OpenAIServer(slow) as server:
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITES),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-k",
+            "task57",
+        ]
+        command += ["--model", "openai/m", "--api-base", server.api_base, "--medbench-cache", str(cache)]
+        runs = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL) for _ in range(2)]
+        codes = [run.wait(timeout=120) for run in runs]
+    assert codes == [1, 1]  # echo answers are wrong answers: each run ran, nothing else failed
+    prompts = [request["messages"][-1]["content"] for request in server.requests]
+    assert len(prompts) == len(set(prompts)) == 5  # task57's five questions, each asked once

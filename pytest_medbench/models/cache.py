@@ -101,9 +101,9 @@ class MemoryCache:
 
 
 class ResponseCache:
-    """The answers on disk. With ``claims`` (xdist workers sharing the file), a process about to ask
-    the model first claims the request, and one that finds it claimed waits for the answer instead
-    of asking again: a request prefetched by one worker is never paid for twice."""
+    """The answers on disk. With ``claims`` (xdist workers, or separate runs sharing the file), a
+    process about to ask the model first claims the request, and one that finds it claimed waits for
+    the answer instead of asking again: a request is never paid for twice."""
 
     def __init__(self, path: Path | str, *, claims: bool = False) -> None:
         self.path = path
@@ -199,7 +199,10 @@ def _switch_to_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
 
 
 def _alive(owner: str) -> bool:
-    """False only for a process on this host that no longer exists; other hosts' claims expire."""
+    """False only for a process on this host that no longer runs; other hosts' claims expire.
+
+    A killed xdist worker stays a zombie until the controller reaps it, which it does only at the
+    end: ``kill(pid, 0)`` still finds it, so its state in ``/proc`` (Linux) decides."""
     host, _, pid = owner.rpartition(":")
     if host != socket.gethostname():
         return True
@@ -209,4 +212,12 @@ def _alive(owner: str) -> bool:
         return False
     except (PermissionError, ValueError):
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # not Linux, or gone this instant: kill() above has the last word
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")  # the state follows "(command name)"
