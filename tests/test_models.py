@@ -5,6 +5,8 @@ Each test runs over both transports (the lean HTTP path and litellm): they must 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from openai_server import CONTENT_FILTERED, OpenAIServer, Reply, echo_last_user
 
@@ -171,3 +173,15 @@ def test_a_403_is_that_items_error_and_later_calls_still_go_out(client_for):
         assert client.complete(MESSAGES).text == "echo: What causes scurvy?"
     assert caught.value.kind == "forbidden" and not caught.value.fatal
     assert len(server.requests) == 2  # not retried, and the next item was still sent
+
+
+def test_the_timeout_bounds_the_whole_call_even_when_the_body_trickles(client_for):
+    """Each byte arrives well within the timeout; the whole answer does not."""
+    with OpenAIServer(lambda request, number: Reply(trickle_s=0.05)) as server:
+        client = client_for(server)
+        client.timeout_s, client.retry = 1.0, RetryPolicy(max_retries=0)
+        started = time.perf_counter()
+        with pytest.raises(ModelCallError) as caught:
+            client.complete(MESSAGES)
+    assert caught.value.kind == "timeout"
+    assert time.perf_counter() - started < 2.0  # the body alone would take ~8 s

@@ -13,11 +13,13 @@ from __future__ import annotations
 import functools
 import http.client
 import importlib.util
+import io
 import json
 import os
 import select
 import socket
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -129,7 +131,9 @@ class HTTPTransport:
         return connection
 
     def _post(self, body: bytes, timeout_s: float) -> tuple[int, Any, bytes]:
+        deadline = time.monotonic() + timeout_s
         connection = self._connection(timeout_s)
+        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
         try:
             connection.request("POST", self._path, body, self.headers)
             response = connection.getresponse()
@@ -169,6 +173,34 @@ class HTTPTransport:
         )
 
 
+class _DeadlineSocket:
+    """The reading side of a socket, every read bounded by what is left until ``deadline``: a
+    socket timeout alone bounds each read, so a body trickling a byte a second never times out."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the whole answer did not arrive in time")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        """Called when the reader closes; this wrapper holds no reference count on the socket."""
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """An HTTPResponse that reads status, headers and body by ``deadline``."""
+
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(_DeadlineSocket(sock, deadline), *args, **kwargs)  # type: ignore[arg-type]
+
+
 class LitellmTransport:
     """``litellm.completion`` for every provider, and for the built-in models."""
 
@@ -197,7 +229,9 @@ class LitellmTransport:
             kwargs["api_key"] = self.endpoint.key()  # the SDK insists on one, local servers need none
         if self.builtin:
             kwargs["metadata"] = {"medbench": context or {}}
-        response = self._litellm.completion(**kwargs)
+            response = self._litellm.completion(**kwargs)
+        else:
+            response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
         choice = response.choices[0]
         message = choice.message
         usage = getattr(response, "usage", None)
@@ -219,6 +253,28 @@ class LitellmTransport:
             except Exception:  # a local model has no price: it cost nothing we can know
                 cost = 0.0
         return float(cost or 0.0)
+
+
+def _within(timeout_s: float, call: Any) -> Any:
+    """``call()``, or Timeout once ``timeout_s`` has passed without its result. litellm's timeout
+    (httpx's) bounds each read, not the call, so a trickling body would never end it; the call runs
+    in a daemon thread (about 0.1 ms to start, against litellm's 4 ms a call), left behind when late."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # re-raised in the caller's thread, as it was
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise Timeout(f"no complete answer within {timeout_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def transport_for(endpoint: Endpoint, *, builtin: bool = False) -> Transport:
