@@ -46,6 +46,11 @@ OPTIONS = (
     ),
     Option("--api-base", "base URL of the model's API, e.g. a local OpenAI-compatible server"),
     Option(
+        "--model-revision",
+        "a tag naming the model's revision (weights, deployment); it joins the cache key, so answers "
+        "cached for another revision are never reused",
+    ),
+    Option(
         "--model-router",
         "YAML file in litellm's Router format (model_list): --model names a model_name in it, and calls "
         "are spread over its deployments, failing over past dead ones",
@@ -226,6 +231,7 @@ class Settings:
 
     model: str
     api_base: str | None
+    model_revision: str | None
     router_path: Path | None
     judge_model: str | None
     judge_api_base: str | None
@@ -291,6 +297,7 @@ class Settings:
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
+            model_revision=values["medbench_model_revision"],
             router_path=path("medbench_model_router"),
             judge_model=values["medbench_judge_model"],
             judge_api_base=values["medbench_judge_api_base"],

@@ -87,8 +87,14 @@ class Reporter:
         if self._leaderboard is None and self.run.records:
             from .metadata import run_metadata
             from .report import leaderboard
+            from .report.provenance import cache_section
 
-            metadata = {**run_metadata(self.run), "complete": not self.missing, "missing": len(self.missing)}
+            metadata = {
+                **run_metadata(self.run),
+                "complete": not self.missing,
+                "missing": len(self.missing),
+                "cache": cache_section(self.run.records.values(), self.run.run_id),
+            }
             self._leaderboard = leaderboard.build(metadata, list(self.run.records.values()))
         return self._leaderboard
 
@@ -173,6 +179,8 @@ class Reporter:
         terminalreporter.section("medbench summary")
         if (incomplete := self.incomplete_line()) is not None:
             terminalreporter.write_line(incomplete, red=True, bold=True)
+        for line in self._reuse_warnings(board):
+            terminalreporter.write_line(line, yellow=True, bold=True)
         self._write_data_notes(terminalreporter)
         for line in summary_lines(board):
             terminalreporter.write_line(line)
@@ -192,6 +200,14 @@ class Reporter:
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(self.verdict_line, bold=True, red=not self.verdict_line.endswith(")"))
+
+    def _reuse_warnings(self, board: dict) -> list[str]:
+        from .models.secrets import without_userinfo
+        from .report.provenance import reuse_warnings
+
+        model = self.run.model
+        endpoints = model.group.endpoints if model.group is not None else [model]
+        return reuse_warnings(board["run"]["cache"], {without_userinfo(e.api_base) for e in endpoints})
 
     def _write_data_notes(self, terminalreporter: Any) -> None:
         """Say which benchmark data the run did not find, so nothing is silently absent."""

@@ -146,7 +146,9 @@ class Run:
             self._scratch = Path(tempfile.mkdtemp(prefix="medbench-"))
         return self._scratch / "responses.sqlite3"
 
-    def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
+    def _new_client(
+        self, spec: ModelSpec, params: GenerationParams, revision: str | None = None
+    ) -> ModelClient:
         """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
         (or the controller's scratch file, under -n) carries the prefetched answers to the tests.
         Every process claims each request in the file before asking it (xdist workers, and separate
@@ -159,12 +161,20 @@ class Run:
             elif self.settings.concurrency > 1:
                 self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
-        return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
+        return ModelClient(
+            spec,
+            params,
+            cache=self._cache,
+            timeout_s=self.settings.timeout_s,
+            retry=retry,
+            run_id=self.run_id,
+            revision=revision,
+        )
 
     @functools.cached_property
     def client(self) -> ModelClient:
         params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
-        client = self._new_client(self.model, params)
+        client = self._new_client(self.model, params, self.settings.model_revision)
         if (self.settings.rpm or self.settings.tpm) and not self.model.builtin:
             from .models.ratelimit import SharedRateLimit
 
@@ -221,6 +231,8 @@ class Run:
             record.messages = list(messages)  # kept even when the call fails, for the samples file
             completion = self.client.complete(messages, epoch=epoch, context=context, paid_by=payer)
             meter("model", completion)
+            if not self.model.builtin and (origin := completion.provenance()) not in record.provenance:
+                record.provenance.append(origin)
             return completion
 
         def metered(client: ModelClient) -> Any:
@@ -304,7 +316,7 @@ class Run:
             if (done := self._prefetched.pop(record.key, None)) is not None:
                 prefetched, outputs, scores = done
                 record.messages, record.usage = prefetched.messages, prefetched.usage
-                record.judge_usage = prefetched.judge_usage
+                record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
             else:
                 outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:

@@ -348,3 +348,58 @@ def test_two_runs_sharing_a_cache_ask_each_request_once(tmp_path):
     assert codes == [1, 1]  # echo answers are wrong answers: each run ran, nothing else failed
     prompts = [request["messages"][-1]["content"] for request in server.requests]
     assert len(prompts) == len(set(prompts)) == 5  # task57's five questions, each asked once
+
+
+def serving(model: str, fingerprint: str):
+    """A responder that reports serving ``model`` (the ``model`` field of an OpenAI answer)."""
+
+    def respond(request, number):
+        body = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "system_fingerprint": fingerprint,
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "A"}}
+            ],
+        }
+        return Reply(body=body)
+
+    return respond
+
+
+def test_reused_answers_say_where_they_came_from_and_another_endpoint_is_warned_of(run_suites, tmp_path):
+    common = ("-k", "task57", "--model", "openai/m")
+    with OpenAIServer(serving("model-a", "fp_a")) as first:
+        _, before = run_suites(*common, "--api-base", first.api_base, report="first.json")
+    assert before["run"]["cache"]["reused"] == 0 and before["run"]["cache"]["served_models"] == ["model-a"]
+    with sqlite3.connect(tmp_path / "cache.sqlite3") as db:
+        stored = [json.loads(row[0]) for row in db.execute("SELECT response FROM responses")]
+    assert len(stored) == 5
+    assert all(
+        (answer["run_id"], answer["served_model"], answer["system_fingerprint"], answer["api_base"])
+        == (before["run"]["cache"]["run"], "model-a", "fp_a", first.api_base)
+        for answer in stored
+    )
+
+    with OpenAIServer(serving("model-b", "fp_b")) as second:
+        result, after = run_suites(*common, "--api-base", second.api_base, report="second.json")
+    assert second.requests == []  # every answer came from the cache...
+    (origin,) = after["run"]["cache"]["runs"]  # ...and the leaderboard says from where
+    assert after["run"]["cache"]["reused"] == 5 and origin["answers"] == 5
+    assert (origin["id"], origin["api_base"], origin["served_model"]) == (
+        before["run"]["cache"]["run"],
+        first.api_base,
+        "model-a",
+    )
+    assert origin["date"][:10] == before["run"]["started"][:10]
+    result.stdout.fnmatch_lines(
+        [f"WARNING: 5 cached answers reused from run *came from another endpoint {first.api_base}*"]
+    )
+
+    with OpenAIServer(serving("model-b", "fp_b")) as third:
+        _, revised = run_suites(
+            *common, "--api-base", third.api_base, "--model-revision", "b", report="3.json"
+        )
+    assert len(third.requests) == 5 and revised["run"]["cache"]["reused"] == 0  # a revision is asked afresh

@@ -91,6 +91,12 @@ class Completion:
     # worker made it (a prefetch) and this one reads it from the cache: the run and the item's key
     paid_by: str = ""
     cached: bool = False
+    # provenance, stored with the answer: the run that asked it, when, where, and what served it
+    run_id: str = ""
+    created: float | None = None
+    api_base: str | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
 
     def to_cache(self) -> dict[str, Any]:
         record = asdict(self)
@@ -100,6 +106,16 @@ class Completion:
     @classmethod
     def from_cache(cls, record: dict[str, Any]) -> Completion:
         return cls(**record, cached=True)
+
+    def provenance(self) -> dict[str, Any]:
+        """Where this answer came from, as the item's record keeps it."""
+        return {
+            "run": self.run_id,
+            "created": self.created,
+            "api_base": self.api_base,
+            "served_model": self.served_model,
+            "system_fingerprint": self.system_fingerprint,
+        }
 
 
 @dataclass(frozen=True)
@@ -142,8 +158,12 @@ class ModelClient:
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        run_id: str = "",
+        revision: str | None = None,
     ) -> None:
         self.spec = spec
+        self.run_id = run_id
+        self.revision = revision
         self.limit = limit
         self.params = params
         self.cache = None if spec.builtin else cache
@@ -171,6 +191,8 @@ class ModelClient:
         # the resolved model id, not the alias (an alias may move); not the endpoint (a restarted local
         # server on a new port, or another replica, serves the same model)
         request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
+        if self.revision is not None:  # --model-revision: another revision of a model never shares answers
+            request["revision"] = self.revision
         key = cache_key({**request, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
@@ -180,7 +202,12 @@ class ModelClient:
             if (hit := self.cache.acquire(key, ttl_s)) is not None:
                 return Completion.from_cache(hit)
         try:
-            completion = replace(self._call_with_retries(messages, context), paid_by=paid_by)
+            completion = replace(
+                self._call_with_retries(messages, context),
+                paid_by=paid_by,
+                run_id=self.run_id,
+                created=time.time(),
+            )
             if self.cache is not None:
                 self.cache.put(key, self.spec.name, completion.to_cache())
         finally:
@@ -226,6 +253,9 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
         completion_tokens=answer.completion_tokens,
         cost_usd=answer.cost_usd,
         latency_s=round(latency_s, 4),
+        api_base=answer.api_base,
+        served_model=answer.served_model,
+        system_fingerprint=answer.system_fingerprint,
     )
 
 

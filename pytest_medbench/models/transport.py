@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .secrets import without_userinfo
+
 # provider prefix -> the environment variable litellm reads its key from
 LEAN_PROVIDERS = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
 
@@ -70,6 +72,11 @@ class Answer:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    # where the answer came from, kept with it in the cache: the endpoint asked (no userinfo), the
+    # model id the endpoint reported serving, and its system_fingerprint where it gives one
+    api_base: str | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
 
 
 class Transport(Protocol):
@@ -170,6 +177,9 @@ class HTTPTransport:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=prompt_tokens * self._prices[0] + completion_tokens * self._prices[1],
+            api_base=without_userinfo(self.endpoint.api_base),
+            served_model=payload.get("model"),
+            system_fingerprint=payload.get("system_fingerprint"),
         )
 
 
@@ -243,6 +253,9 @@ class LitellmTransport:
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             cost_usd=0.0 if self.builtin else self._cost(response),
+            api_base=without_userinfo(self.endpoint.api_base),
+            served_model=getattr(response, "model", None),
+            system_fingerprint=getattr(response, "system_fingerprint", None),
         )
 
     def _cost(self, response: Any) -> float:

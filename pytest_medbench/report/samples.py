@@ -27,6 +27,7 @@ SAMPLE_FIELDS = (
     "error",
     "usage",
     "judge_usage",
+    "provenance",
 )
 
 
