@@ -58,6 +58,9 @@ class Run:
         self._conversations: dict = {}
         # results prefetch computed, by item key: the test takes its item's (usage included) as is
         self._prefetched: dict[tuple[str, str, str], tuple[ItemRecord, list[str], list[Any]]] = {}
+        # model errors prefetch met after all its retries: the test reports them instead of asking
+        # again, so an item's attempts are one budget
+        self._prefetch_failed: dict[tuple[str, str, str], tuple[ItemRecord, ModelCallError]] = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
         )
@@ -288,6 +291,9 @@ class Run:
             record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
             try:
                 self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+            except ModelCallError as exc:
+                self._prefetch_failed[record.key] = (record, exc)
+                record.error = {"kind": exc.kind, "message": str(exc)}
             except Exception as exc:  # the test meets the same error again and reports it
                 record.error = {"kind": getattr(exc, "kind", "harness"), "message": str(exc)}
             if progress is not None:
@@ -317,6 +323,9 @@ class Run:
                 prefetched, outputs, scores = done
                 record.messages, record.usage = prefetched.messages, prefetched.usage
                 record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
+            elif (failed := self._prefetch_failed.pop(record.key, None)) is not None:
+                record.messages, record.usage = failed[0].messages, failed[0].usage
+                raise failed[1]
             else:
                 outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:

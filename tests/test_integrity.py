@@ -403,3 +403,13 @@ def test_reused_answers_say_where_they_came_from_and_another_endpoint_is_warned_
             *common, "--api-base", third.api_base, "--model-revision", "b", report="3.json"
         )
     assert len(third.requests) == 5 and revised["run"]["cache"]["reused"] == 0  # a revision is asked afresh
+
+
+def test_an_items_attempts_are_one_budget_across_prefetch_and_test(run_suites):
+    with OpenAIServer(lambda request, number: Reply(status=500, content="down")) as server:
+        _, board = run_suites(
+            *("-k", "task57", "--model", "openai/m", "--api-base", server.api_base),
+            *("--medbench-concurrency", "4", "--medbench-retries", "1", "--medbench-backoff", "0.01"),
+        )
+    assert board["tasks"][0]["errors"] == 5
+    assert len(server.requests) == 5 * 2  # each item: one try and one retry, in the prefetch only

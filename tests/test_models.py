@@ -11,7 +11,13 @@ import pytest
 from openai_server import CONTENT_FILTERED, OpenAIServer, Reply, echo_last_user
 
 from pytest_medbench.models.cache import ResponseCache
-from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
+from pytest_medbench.models.client import (
+    GenerationParams,
+    ModelClient,
+    ModelSpec,
+    RetryAfterCapped,
+    RetryPolicy,
+)
 from pytest_medbench.models.errors import ModelCallError
 from pytest_medbench.models.transport import Endpoint, HTTPTransport, LitellmTransport
 
@@ -185,3 +191,55 @@ def test_the_timeout_bounds_the_whole_call_even_when_the_body_trickles(client_fo
             client.complete(MESSAGES)
     assert caught.value.kind == "timeout"
     assert time.perf_counter() - started < 2.0  # the body alone would take ~8 s
+
+
+TOOL_CALL = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+
+
+def _chat(choices: list) -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "test-model", "choices": choices}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"error": {"message": "upstream overloaded", "type": "server_error"}},
+            "error body: upstream overloaded",
+        ),
+        (_chat([]), "a 200 with no choices"),
+        (
+            _chat(
+                [
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+                    }
+                ]
+            ),
+            "content null (finish_reason tool_calls, tool calls returned)",
+        ),
+    ],
+    ids=["error-body", "no-choices", "null-content-tool-calls"],
+)
+def test_a_200_with_no_answer_is_no_content_alike_on_both_paths(client_for, body, detail):
+    with (
+        OpenAIServer(lambda request, number: Reply(body=body)) as server,
+        pytest.raises(ModelCallError) as caught,
+    ):
+        client_for(server).complete(MESSAGES)
+    assert caught.value.kind == "no_content" and detail in str(caught.value)
+    assert len(server.requests) == 4  # retried like an empty answer: one try and three retries
+
+
+def test_a_retry_after_beyond_the_cap_is_said_once(client_for):
+    def responder(request, number):
+        if number <= 2:
+            return Reply(status=429, content="come back in an hour", headers={"Retry-After": "3600"})
+        return echo_last_user(request, number)
+
+    sleeps: list[float] = []
+    with OpenAIServer(responder) as server, pytest.warns(RetryAfterCapped, match="3600 s") as said:
+        assert client_for(server, sleeps=sleeps).complete(MESSAGES).text == "echo: What causes scurvy?"
+    assert sleeps == [120.0, 120.0] and len([w for w in said if w.category is RetryAfterCapped]) == 1

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -172,6 +173,7 @@ class ModelClient:
         self._sleep = sleep
         self.transport = spec.transport()
         self._fatal: ModelCallError | None = None
+        self._said_capped = False
 
     def complete(
         self,
@@ -233,6 +235,15 @@ class ModelClient:
                     if error.fatal:
                         self._fatal = error
                     raise error from exc
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_S and not self._said_capped:
+                    self._said_capped = True  # once per client: every item would say the same
+                    warnings.warn(
+                        RetryAfterCapped(
+                            f"{self.spec.name} asked to wait {retry_after:g} s (Retry-After); "
+                            f"each retry waits at most {MAX_RETRY_AFTER_S:g} s"
+                        ),
+                        stacklevel=2,
+                    )
                 delay = self.retry.delay(attempt, retry_after)
                 if self.limit and error.kind == "rate_limit":
                     self.limit.pause(delay)  # every worker backs off, not just this one
@@ -245,6 +256,8 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
     if not answer.text.strip():
         if answer.finish_reason == "content_filter" or answer.refused:
             raise _Refused("the provider's content filter withheld the answer")
+        if answer.no_content is not None:
+            raise _Empty(f"the model returned no content: {answer.no_content}", kind="no_content")
         raise _Empty("the model returned no content")
     return Completion(
         text=valid_unicode(answer.text),
@@ -268,8 +281,18 @@ def valid_unicode(text: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class RetryAfterCapped(UserWarning):
+    """A Retry-After longer than MAX_RETRY_AFTER_S: the wait is cut to it (said once)."""
+
+
 class _Empty(Exception):
-    """An answer with no content: retried, since it is usually transient."""
+    """An answer with no content: retried, since it is usually transient. ``kind`` is "empty" for
+    an empty text, "no_content" for a 200 with no answer in it (an error body, no choices, content
+    null): both take this one path."""
+
+    def __init__(self, message: str, kind: str = "empty") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class _Refused(Exception):
@@ -311,7 +334,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         builtin_error.model, builtin_error.attempts = model, attempts
         return builtin_error, False, None
     if isinstance(exc, _Empty):
-        return ModelCallError("empty", str(exc), model=model, attempts=attempts), True, None
+        return ModelCallError(exc.kind, str(exc), model=model, attempts=attempts), True, None
     if isinstance(exc, _Refused):
         return ModelCallError("content_filter", str(exc), model=model, attempts=attempts), False, None
     message = _clean_message(exc)

@@ -69,6 +69,8 @@ class Answer:
     reasoning: str | None = None
     finish_reason: str | None = None
     refused: bool = False
+    # why a 200 carried no answer at all (an error body, no choices, content null), else None
+    no_content: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -161,11 +163,21 @@ class HTTPTransport:
             raise HTTPStatusError(status, _error_text(status, data), headers)
         try:
             payload = json.loads(data)
-            choice = payload["choices"][0]
+            choices = payload.get("choices")
+            if not choices:  # an error body, or no choices: a 200 with no answer
+                return Answer(text="", no_content=_missing_answer(payload.get("error")))
+            choice = choices[0]
             message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:  # a server fault, as litellm has it
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # as litellm has it
             text = f"{self.url} sent something other than a chat completion"
             raise HTTPStatusError(502, text, headers) from exc
+        if message.get("content") is None:
+            return Answer(
+                text="",
+                finish_reason=choice.get("finish_reason"),
+                refused=bool(message.get("refusal")),
+                no_content=_null_content(choice.get("finish_reason"), message.get("tool_calls")),
+            )
         usage = payload.get("usage") or {}
         prompt_tokens = usage.get("prompt_tokens") or 0
         completion_tokens = usage.get("completion_tokens") or 0
@@ -241,9 +253,24 @@ class LitellmTransport:
             kwargs["metadata"] = {"medbench": context or {}}
             response = self._litellm.completion(**kwargs)
         else:
-            response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
+            try:
+                response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
+            except Exception as exc:
+                if (body_error := _error_body(exc)) is None:
+                    raise
+                return Answer(text="", no_content=_missing_answer(body_error))
+        if not response.choices:
+            return Answer(text="", no_content=_missing_answer(None))
         choice = response.choices[0]
         message = choice.message
+        if message.content is None:
+            finish_reason = getattr(choice, "finish_reason", None)
+            return Answer(
+                text="",
+                finish_reason=finish_reason,
+                refused=bool(getattr(message, "refusal", None)),
+                no_content=_null_content(finish_reason, getattr(message, "tool_calls", None)),
+            )
         usage = getattr(response, "usage", None)
         return Answer(
             text=message.content or "",
@@ -266,6 +293,30 @@ class LitellmTransport:
             except Exception:  # a local model has no price: it cost nothing we can know
                 cost = 0.0
         return float(cost or 0.0)
+
+
+def _missing_answer(error: Any) -> str:
+    """What a 200 without choices said: its error body's message, or that it had none."""
+    if isinstance(error, dict):
+        error = error.get("message") or error
+    return f"a 200 with an error body: {error}" if error else "a 200 with no choices"
+
+
+def _null_content(finish_reason: str | None, tool_calls: Any) -> str:
+    tools = "tool calls returned" if tool_calls else "no tool calls"
+    return f"content null (finish_reason {finish_reason}, {tools})"
+
+
+def _error_body(exc: BaseException) -> str | None:
+    """The message of a 200 whose body was an error, as litellm raises it: a bare Exception with a
+    ``status_code`` and ``message`` (``convert_to_model_response_object``), wrapped in its own."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if type(cause) is Exception and hasattr(cause, "status_code"):
+            return str(getattr(cause, "message", "") or "")
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
 
 
 def _within(timeout_s: float, call: Any) -> Any:
