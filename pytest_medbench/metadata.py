@@ -40,6 +40,8 @@ def run_metadata(run: Run) -> dict[str, Any]:
         "api_base": None if run.model.name.startswith("replay:") else without_userinfo(run.model.api_base),
         "builtin": run.model.builtin,
     }
+    if run.settings.model_revision is not None:
+        model["revision"] = run.settings.model_revision
     if run.model.group is not None:
         model["deployments"] = [
             {"model": endpoint.model, "api_base": without_userinfo(endpoint.api_base)}

@@ -403,6 +403,7 @@ def test_reused_answers_say_where_they_came_from_and_another_endpoint_is_warned_
             *common, "--api-base", third.api_base, "--model-revision", "b", report="3.json"
         )
     assert len(third.requests) == 5 and revised["run"]["cache"]["reused"] == 0  # a revision is asked afresh
+    assert revised["run"]["model"]["revision"] == "b"
 
 
 def test_an_items_attempts_are_one_budget_across_prefetch_and_test(run_suites):
