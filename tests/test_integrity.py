@@ -54,11 +54,10 @@ def run_interrupted(pytester, tmp_path, *args: str) -> tuple[pytest.RunResult, d
     return result, json.loads(report.read_text()) if report.exists() else None
 
 
-def test_a_run_stopped_by_maxfail_is_incomplete_and_fails_its_gate(run_suites, tmp_path):
+@pytest.mark.parametrize("gate", ["medr.errors<=0", "meds.errors<=0"], ids=["holds", "never-computed"])
+def test_a_run_stopped_by_maxfail_is_incomplete_and_fails_its_gate(run_suites, tmp_path, gate):
     samples = tmp_path / "samples.jsonl"
-    result, board = run_suites(
-        "--maxfail=1", "--medbench-gate", "meds.errors<=0", "--medbench-samples", str(samples)
-    )
+    result, board = run_suites("--maxfail=1", "--medbench-gate", gate, "--medbench-samples", str(samples))
     lines = read_lines(samples)
     done = [line for line in lines if not line.get("missing")]
     missing = [line for line in lines if line.get("missing")]
