@@ -14,6 +14,7 @@ from . import __version__
 from .data.files import data_files, sha256_file
 from .judge.llm import JUDGE_TEMPERATURE
 from .metrics.overlap import TOKENIZER_PACKAGES, punkt_source
+from .models.secrets import without_userinfo
 from .prompts.templates import template_hashes
 
 if TYPE_CHECKING:
@@ -38,12 +39,15 @@ def run_metadata(run: Run) -> dict[str, Any]:
     model: dict[str, Any] = {
         "name": run.model.name,
         "litellm_model": run.model.litellm_model,
-        "api_base": None if run.model.name.startswith("replay:") else run.model.api_base,
+        "api_base": None if run.model.name.startswith("replay:") else without_userinfo(run.model.api_base),
         "builtin": run.model.builtin,
     }
+    if run.settings.model_revision is not None:
+        model["revision"] = run.settings.model_revision
     if run.model.group is not None:
         model["deployments"] = [
-            {"model": endpoint.model, "api_base": endpoint.api_base} for endpoint in run.model.group.endpoints
+            {"model": endpoint.model, "api_base": without_userinfo(endpoint.api_base)}
+            for endpoint in run.model.group.endpoints
         ]
     return {
         "model": model,

@@ -47,6 +47,11 @@ OPTIONS = (
     ),
     Option("--api-base", "base URL of the model's API, e.g. a local OpenAI-compatible server"),
     Option(
+        "--model-revision",
+        "a tag naming the model's revision (weights, deployment); it joins the cache key, so answers "
+        "cached for another revision are never reused",
+    ),
+    Option(
         "--model-router",
         "YAML file in litellm's Router format (model_list): --model names a model_name in it, and calls "
         "are spread over its deployments, failing over past dead ones",
@@ -240,6 +245,7 @@ class Settings:
 
     model: str
     api_base: str | None
+    model_revision: str | None
     router_path: Path | None
     judge_model: str | None  # the first judge (the default patient agent), None for the offline judge
     judge_api_base: str | None
@@ -304,9 +310,12 @@ class Settings:
             raise pytest.UsageError("--medbench-retries must not be negative")
         judges = values["medbench_judge_model"] or ()
         first_judge = split_judge(judges[0])[0] if judges else None
+        for flag in ("--medbench-report", "--medbench-samples", "--medbench-html"):
+            _check_output_path(flag, path(Option(flag, "").dest))
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
+            model_revision=values["medbench_model_revision"],
             router_path=path("medbench_model_router"),
             judge_model=first_judge,
             judge_models=tuple(judges),
@@ -366,6 +375,21 @@ def split_judge(text: str) -> tuple[str, str | None]:
         if (at := text.find(scheme)) > 0:
             return text[:at], text[at + 1 :]
     return text, None
+
+
+def _check_output_path(flag: str, path: Path | None) -> None:
+    """A usage error now, not a traceback after every item has run, when ``path`` cannot be written."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise pytest.UsageError(f"{flag} {path}: is a directory; give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise pytest.UsageError(f"{flag} {path}: {folder} is a file, not a directory")
+    if not os.access(folder, os.W_OK):
+        raise pytest.UsageError(f"{flag} {path}: cannot write in {folder}")
 
 
 def _parse_gates(texts: list[str]) -> list[Gate]:

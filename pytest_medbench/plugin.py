@@ -51,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.check_data_dir()
     if is_controller:
         run.check_models()
+        run.check_cache()
     if settings.prompts == "upstream":
         try:
             run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing
@@ -185,6 +186,12 @@ def medbench(request: pytest.FixtureRequest) -> Evaluator:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield
+    if report.failed:
+        from .models.secrets import mask
+
+        text = str(report.longrepr)
+        if mask(text) != text:  # a traceback or message that shows a key: terminal and junit get it masked
+            report.longrepr = mask(text)
     if call.when == "call":
         from .report.records import USER_PROPERTY
         from .run import RECORD_KEY

@@ -3,6 +3,7 @@ table, and, when gates or a baseline are given, the deployment verdict that sets
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from .report.completeness import Completeness
 from .report.records import USER_PROPERTY, ItemRecord
 
-HARNESS_ERRORS = ("data", "harness")  # failures that are not the model's: they always fail a gated run
+# failures that are not the model's (a crash: the worker died on the item): they always fail a gated run
+HARNESS_ERRORS = ("data", "harness", "crash")
 
 
 class Reporter:
@@ -24,6 +27,11 @@ class Reporter:
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
         self.progress: Any = None
         self.progress_write: Any = None  # writes one progress line; None when progress is off
+        self.completeness = Completeness(functools.cache(self._items_by_param))
+        self.missing: list[ItemRecord] = []  # selected items that produced no record
+
+    def _items_by_param(self) -> dict[str, Any]:
+        return {item.param_id: item for item in (*self.run.meds_items, *self.run.medr_items)}
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -43,15 +51,27 @@ class Reporter:
             self.progress, self.progress_write = Progress(write), write
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.completeness.select(item.nodeid for item in session.items)
         if self.progress is not None:
             self.progress.total = len(session.items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.completeness.select(ids)
         if self.progress is not None:
             self.progress.total = len(ids)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_handlecrashitem(self, crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+        """xdist, on the controller: the item a worker died on is that item's error, never missing."""
+        error = {"kind": "crash", "message": str(report.longrepr)}
+        record = self.completeness.record_for(crashitem, error=error)
+        if record is not None:
+            report.user_properties.append((USER_PROPERTY, record.to_dict()))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when in ("teardown", "???"):  # "???": xdist's report of an item its worker died on
+            self.completeness.finish(report.nodeid)
         records = [value for name, value in report.user_properties if name == USER_PROPERTY]
         if report.failed and not records:
             self.other_failures += 1
@@ -67,9 +87,16 @@ class Reporter:
         if self._leaderboard is None and self.run.records:
             from .metadata import run_metadata
             from .report import leaderboard
+            from .report.provenance import cache_section
 
+            metadata = {
+                **run_metadata(self.run),
+                "complete": not self.missing,
+                "missing": len(self.missing),
+                "cache": cache_section(self.run.records.values(), self.run.run_id),
+            }
             records = list(self.run.records.values())
-            self._leaderboard = leaderboard.build(run_metadata(self.run), records, self._audits(records))
+            self._leaderboard = leaderboard.build(metadata, records, self._audits(records))
         return self._leaderboard
 
     def _audits(self, records: list[ItemRecord]) -> dict[tuple[str, str], dict]:
@@ -85,19 +112,32 @@ class Reporter:
         ]
         return audit_by_task(items, wanted, generation_baseline=False)
 
+    def incomplete_line(self) -> str | None:
+        """ "INCOMPLETE: 43 of 99 items" when selected items produced no record, else None."""
+        if not self.missing:
+            return None
+        done = len(self.run.records)
+        total = done + len(self.missing)
+        return f"INCOMPLETE: {done} of {total} items (the samples file lists the missing ids)"
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.run.settings
+        if not session.config.option.collectonly:
+            self.missing = self.completeness.missing()
+            self.run.note_missing(self.missing)
         board = self.leaderboard()
         if settings.report_path is not None and board is not None:
             from .report import leaderboard
 
             leaderboard.write(settings.report_path, board)
         if settings.html_path is not None and board is not None:
+            from .models.secrets import mask
             from .report.html import render
 
             samples = [record.to_dict() for record in self.run.records.values()]
             settings.html_path.parent.mkdir(parents=True, exist_ok=True)
-            settings.html_path.write_text(render([("this run", board)], samples), encoding="utf-8")
+            page = mask(render([("this run", board)], samples))
+            settings.html_path.write_text(page, encoding="utf-8")
         if settings.judged_by_verdict:
             session.exitstatus = self._judge(session.exitstatus, board)
 
@@ -107,12 +147,12 @@ class Reporter:
         from .report.gates import GateError, check
         from .report.verdict import Verdict
 
-        if exitstatus in (
+        # pytest's own failure to run wins the exit code, but the verdict line still says what happened
+        broken_run = exitstatus in (
             pytest.ExitCode.INTERRUPTED,
             pytest.ExitCode.INTERNAL_ERROR,
             pytest.ExitCode.USAGE_ERROR,
-        ):
-            return exitstatus
+        )
         settings = self.run.settings
         try:
             if board is None:
@@ -128,16 +168,21 @@ class Reporter:
                 str(settings.baseline_path or "") or None,
             )
         except (GateError, CompareError) as exc:
+            if (incomplete := self.incomplete_line()) is not None:  # a gate on what never ran
+                self.verdict_line = f"medbench verdict: FAIL: {incomplete}; {exc}"
+                return exitstatus if broken_run else pytest.ExitCode.TESTS_FAILED
             self.verdict_line = f"medbench verdict: ERROR: {exc}"
-            return pytest.ExitCode.USAGE_ERROR
+            return exitstatus if broken_run else pytest.ExitCode.USAGE_ERROR
         broken = [r for r in self.run.records.values() if r.error and r.error["kind"] in HARNESS_ERRORS]
         if broken:
             self.verdict.problems.append(f"{len(broken)} items failed on data or harness errors")
         if self.other_failures:
             self.verdict.problems.append(f"{self.other_failures} failures outside the benchmark items")
+        if (incomplete := self.incomplete_line()) is not None:
+            self.verdict.problems.append(incomplete)
         self.verdict_line = self.verdict.line()
         _github_summary(self.verdict.markdown(board["categories"]))
-        return self.verdict.exit_code
+        return exitstatus if broken_run else self.verdict.exit_code
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         board = self.leaderboard()
@@ -146,6 +191,10 @@ class Reporter:
         from .report.terminal import summary_lines
 
         terminalreporter.section("medbench summary")
+        if (incomplete := self.incomplete_line()) is not None:
+            terminalreporter.write_line(incomplete, red=True, bold=True)
+        for line in self._reuse_warnings(board):
+            terminalreporter.write_line(line, yellow=True, bold=True)
         self._write_data_notes(terminalreporter)
         for line in summary_lines(board):
             terminalreporter.write_line(line)
@@ -165,6 +214,14 @@ class Reporter:
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.write_line(self.verdict_line, bold=True, red=not self.verdict_line.endswith(")"))
+
+    def _reuse_warnings(self, board: dict) -> list[str]:
+        from .models.secrets import without_userinfo
+        from .report.provenance import reuse_warnings
+
+        model = self.run.model
+        endpoints = model.group.endpoints if model.group is not None else [model]
+        return reuse_warnings(board["run"]["cache"], {without_userinfo(e.api_base) for e in endpoints})
 
     def _write_data_notes(self, terminalreporter: Any) -> None:
         """Say which benchmark data the run did not find, so nothing is silently absent."""

@@ -25,6 +25,7 @@ from .metadata import now
 from .models.cache import Cache, MemoryCache, ResponseCache
 from .models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from .models.errors import ModelCallError
+from .models.secrets import mask
 from .options import DEFAULT_MODEL, Settings, split_judge
 from .prompts.medr import MedrPrompts
 from .report.records import ItemRecord, Usage
@@ -43,6 +44,7 @@ class Run:
         self.rootdir = Path(str(config.rootpath))
         self.is_controller = is_controller
         self.groups = _router_groups(settings)
+        _register_secrets(settings, self.groups)
         self.model = self._spec(_routed_model(settings, self.groups), settings.api_base)
         self.started = now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
@@ -57,6 +59,9 @@ class Run:
         self._conversations: dict = {}
         # results prefetch computed, by item key: the test takes its item's (usage included) as is
         self._prefetched: dict[tuple[str, str, str], tuple[ItemRecord, list[str], list[Any]]] = {}
+        # model errors prefetch met after all its retries: the test reports them instead of asking
+        # again, so an item's attempts are one budget
+        self._prefetch_failed: dict[tuple[str, str, str], tuple[ItemRecord, ModelCallError]] = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
         )
@@ -76,6 +81,21 @@ class Run:
                     check_routable(name, spec.litellm_model, self.settings.model_aliases)
                 except UnknownModel as exc:
                     raise pytest.UsageError(str(exc)) from None
+
+    def check_cache(self) -> None:
+        """Fail before any item runs when the cache file exists but cannot be used, saying both ways out."""
+        from .models.cache import CacheUnusable, check_usable
+
+        path = self.settings.cache_path
+        if path is None:
+            return
+        try:
+            check_usable(path)
+        except CacheUnusable as exc:
+            raise pytest.UsageError(
+                f"--medbench-cache {path}: not a usable SQLite cache ({exc}). Delete the file (its answers "
+                "are then asked again) or run with --medbench-no-cache"
+            ) from None
 
     def _spec(self, name: str, api_base: str | None) -> ModelSpec:
         return ModelSpec.parse(name, api_base, self.settings.model_aliases, self.groups)
@@ -151,24 +171,35 @@ class Run:
             self._scratch = Path(tempfile.mkdtemp(prefix="medbench-"))
         return self._scratch / "responses.sqlite3"
 
-    def _new_client(self, spec: ModelSpec, params: GenerationParams) -> ModelClient:
+    def _new_client(
+        self, spec: ModelSpec, params: GenerationParams, revision: str | None = None
+    ) -> ModelClient:
         """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
         (or the controller's scratch file, under -n) carries the prefetched answers to the tests.
-        xdist workers claim each request in the shared file, so none is asked twice at once.
+        Every process claims each request in the file before asking it (xdist workers, and separate
+        runs sharing one cache), so none is asked twice at once.
         Built-in models are never cached."""
         if self._cache is None and not spec.builtin:
             path = self.settings.cache_path or self._worker_input.get("medbench_cache")
             if path:
-                self._cache = ResponseCache(path, claims=bool(self._worker_input))
+                self._cache = ResponseCache(path, claims=True)
             elif self.settings.concurrency > 1:
                 self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
-        return ModelClient(spec, params, cache=self._cache, timeout_s=self.settings.timeout_s, retry=retry)
+        return ModelClient(
+            spec,
+            params,
+            cache=self._cache,
+            timeout_s=self.settings.timeout_s,
+            retry=retry,
+            run_id=self.run_id,
+            revision=revision,
+        )
 
     @functools.cached_property
     def client(self) -> ModelClient:
         params = GenerationParams(self.settings.temperature, self.settings.max_tokens, self.settings.seed)
-        client = self._new_client(self.model, params)
+        client = self._new_client(self.model, params, self.settings.model_revision)
         if (self.settings.rpm or self.settings.tpm) and not self.model.builtin:
             from .models.ratelimit import SharedRateLimit
 
@@ -234,6 +265,8 @@ class Run:
             record.messages = list(messages)  # kept even when the call fails, for the samples file
             completion = self.client.complete(messages, epoch=epoch, context=context, paid_by=payer)
             meter("model", completion)
+            if not self.model.builtin and (origin := completion.provenance()) not in record.provenance:
+                record.provenance.append(origin)
             return completion
 
         def metered(client: ModelClient) -> Any:
@@ -288,6 +321,9 @@ class Run:
             record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
             try:
                 self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+            except ModelCallError as exc:
+                self._prefetch_failed[record.key] = (record, exc)
+                record.error = {"kind": exc.kind, "message": str(exc)}
             except Exception as exc:  # the test meets the same error again and reports it
                 record.error = {"kind": getattr(exc, "kind", "harness"), "message": str(exc)}
             if progress is not None:
@@ -316,8 +352,11 @@ class Run:
             if (done := self._prefetched.pop(record.key, None)) is not None:
                 prefetched, outputs, scores = done
                 record.messages, record.usage = prefetched.messages, prefetched.usage
-                record.judge_usage = prefetched.judge_usage
+                record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
                 record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
+            elif (failed := self._prefetch_failed.pop(record.key, None)) is not None:
+                record.messages, record.usage = failed[0].messages, failed[0].usage
+                raise failed[1]
             else:
                 outputs, scores = self._solve_and_score(item, record)
         except ModelCallError as exc:
@@ -327,7 +366,7 @@ class Run:
             record.error = {"kind": "data", "message": str(exc)}
             raise ItemFailed(f"data error: {exc}") from None
         except Exception as exc:
-            record.error = {"kind": "harness", "message": f"{type(exc).__name__}: {exc}"}
+            record.error = {"kind": "harness", "message": mask(f"{type(exc).__name__}: {exc}")}
             raise
         record.output, record.epoch_outputs = outputs[0], outputs if len(outputs) > 1 else []
         record.parsed = scores[-1].parsed
@@ -344,6 +383,13 @@ class Run:
         self.records[record.key] = record
         if self._samples is not None:
             self._samples.write(record)
+
+    def note_missing(self, missing: list[ItemRecord]) -> None:
+        """List the selected items that produced no record in the samples file (``"missing": true``);
+        with no record at all, the earlier samples file is left as it was."""
+        if self._samples is not None and self.records:
+            for record in missing:
+                self._samples.write(record, missing=True)
 
     def close(self) -> None:
         if self._samples is not None:
@@ -380,6 +426,18 @@ def _router_groups(settings: Settings) -> dict:
         return load_router(settings.router_path)
     except RouterFileError as exc:
         raise pytest.UsageError(f"--model-router: {exc}") from None
+
+
+def _register_secrets(settings: Settings, groups: dict) -> None:
+    """Every key and URL password the run resolves, so that no output ever shows one."""
+    from .models import secrets
+
+    for url in (settings.api_base, settings.judge_api_base):
+        secrets.register_url(url)
+    for group in groups.values():
+        for endpoint in group.endpoints:
+            secrets.register(endpoint.api_key)
+            secrets.register_url(endpoint.api_base)
 
 
 def _routed_model(settings: Settings, groups: dict) -> str:

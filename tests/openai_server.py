@@ -21,6 +21,7 @@ class Reply:
     raw: bytes | None = None  # bytes sent as they are (malformed JSON)
     hang_s: float = 0.0  # wait this long before answering
     drop: bool = False  # close the connection without any answer
+    trickle_s: float = 0.0  # send the body one byte at a time, this long apart
     finish_reason: str = "stop"
 
 
@@ -70,7 +71,12 @@ class OpenAIServer:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if not reply.trickle_s:
+                    self.wfile.write(payload)
+                for byte in payload if reply.trickle_s else b"":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(reply.trickle_s)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

@@ -5,11 +5,19 @@ Each test runs over both transports (the lean HTTP path and litellm): they must 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from openai_server import CONTENT_FILTERED, OpenAIServer, Reply, echo_last_user
 
 from pytest_medbench.models.cache import ResponseCache
-from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
+from pytest_medbench.models.client import (
+    GenerationParams,
+    ModelClient,
+    ModelSpec,
+    RetryAfterCapped,
+    RetryPolicy,
+)
 from pytest_medbench.models.errors import ModelCallError
 from pytest_medbench.models.transport import Endpoint, HTTPTransport, LitellmTransport
 
@@ -172,3 +180,82 @@ def test_only_a_directly_reached_openai_compatible_endpoint_takes_the_lean_path(
     assert not Endpoint("openai/llama", "http://gpu1:8000/v1").lean  # litellm honours the proxy
     monkeypatch.setenv("no_proxy", "gpu1")
     assert Endpoint("openai/llama", "http://gpu1:8000/v1").lean
+
+
+def test_a_403_is_that_items_error_and_later_calls_still_go_out(client_for):
+    def gateway(request, number):
+        if "blocked" in request["messages"][-1]["content"]:
+            return Reply(status=403, content="blocked by the gateway's policy")
+        return echo_last_user(request, number)
+
+    with OpenAIServer(gateway) as server:
+        client = client_for(server)
+        with pytest.raises(ModelCallError) as caught:
+            client.complete([{"role": "user", "content": "a blocked question"}])
+        assert client.complete(MESSAGES).text == "echo: What causes scurvy?"
+    assert caught.value.kind == "forbidden" and not caught.value.fatal
+    assert len(server.requests) == 2  # not retried, and the next item was still sent
+
+
+def test_the_timeout_bounds_the_whole_call_even_when_the_body_trickles(client_for):
+    """Each byte arrives well within the timeout; the whole answer does not."""
+    with OpenAIServer(lambda request, number: Reply(trickle_s=0.05)) as server:
+        client = client_for(server)
+        client.timeout_s, client.retry = 1.0, RetryPolicy(max_retries=0)
+        started = time.perf_counter()
+        with pytest.raises(ModelCallError) as caught:
+            client.complete(MESSAGES)
+    assert caught.value.kind == "timeout"
+    assert time.perf_counter() - started < 2.0  # the body alone would take ~8 s
+
+
+TOOL_CALL = {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+
+
+def _chat(choices: list) -> dict:
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "test-model", "choices": choices}
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (
+            {"error": {"message": "upstream overloaded", "type": "server_error"}},
+            "error body: upstream overloaded",
+        ),
+        (_chat([]), "a 200 with no choices"),
+        (
+            _chat(
+                [
+                    {
+                        "index": 0,
+                        "finish_reason": "tool_calls",
+                        "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+                    }
+                ]
+            ),
+            "content null (finish_reason tool_calls, tool calls returned)",
+        ),
+    ],
+    ids=["error-body", "no-choices", "null-content-tool-calls"],
+)
+def test_a_200_with_no_answer_is_no_content_alike_on_both_paths(client_for, body, detail):
+    with (
+        OpenAIServer(lambda request, number: Reply(body=body)) as server,
+        pytest.raises(ModelCallError) as caught,
+    ):
+        client_for(server).complete(MESSAGES)
+    assert caught.value.kind == "no_content" and detail in str(caught.value)
+    assert len(server.requests) == 4  # retried like an empty answer: one try and three retries
+
+
+def test_a_retry_after_beyond_the_cap_is_said_once(client_for):
+    def responder(request, number):
+        if number <= 2:
+            return Reply(status=429, content="come back in an hour", headers={"Retry-After": "3600"})
+        return echo_last_user(request, number)
+
+    sleeps: list[float] = []
+    with OpenAIServer(responder) as server, pytest.warns(RetryAfterCapped, match="3600 s") as said:
+        assert client_for(server, sleeps=sleeps).complete(MESSAGES).text == "echo: What causes scurvy?"
+    assert sleeps == [120.0, 120.0] and len([w for w in said if w.category is RetryAfterCapped]) == 1

@@ -34,6 +34,12 @@ class DataFileError(Exception):
         self.error = error
 
 
+def unreadable(path: Path, exc: Exception) -> LoadError:
+    """The LoadError of a file a loader failed on in a way it did not foresee: still one named
+    failing item, never a crash of the collection (a file is data, however malformed)."""
+    return LoadError(path, "", f"cannot be read ({type(exc).__name__}: {str(exc)[:200]})")
+
+
 def bundled_fixtures() -> Path:
     """The sample data shipped with the plugin (inside the wheel, or beside the package in a checkout)."""
     package = Path(__file__).resolve().parent.parent
@@ -94,6 +100,8 @@ def read_json(path: Path, *, jsonl_fallback: bool = False) -> Any:
         raise DataFileError(LoadError(path, "", "the file is empty"))
     try:
         return json.loads(text)
+    except RecursionError as exc:
+        raise DataFileError(LoadError(path, "", "nested too deeply to read as JSON")) from exc
     except json.JSONDecodeError as exc:
         if jsonl_fallback:
             lines = [line for line in text.splitlines() if line.strip()]

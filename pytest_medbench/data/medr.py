@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import DataFileError, LoadError, medr_case_files, read_json, schema_error
+from .files import DataFileError, LoadError, medr_case_files, read_json, schema_error, unreadable
 
 ANCILLARY_MARKER = "Ancillary Tests"
 _ENTRY = re.compile(r"^\s*[-*]?\s*\**([^:*]+?)\**\s*:\**\s*(.*)$")
@@ -127,6 +127,9 @@ def load_medr(root: Path) -> tuple[list[Case], list[LoadError]]:
                 file_cases, file_errors = load_case_file(path, kind)
             except DataFileError as exc:
                 errors.append(exc.error)
+                continue
+            except Exception as exc:  # any fault of the file is its load_error item
+                errors.append(unreadable(path, exc))
                 continue
             errors.extend(file_errors)
             for case in file_cases:

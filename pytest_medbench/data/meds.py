@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error
+from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error, unreadable
 from .meds_tasks import TaskSpec, task_spec
 
 _TASK_ID = re.compile(r"^(task\d+)")
@@ -102,7 +102,10 @@ def load_task(path: Path) -> Task:
 
 
 def load_meds(root: Path) -> tuple[list[Task], list[LoadError]]:
-    """Every valid task under ``root``, and one error per file that could not be used."""
+    """Every valid task under ``root``, and one error per file that could not be used.
+
+    Two files with one task id (``task57_a.json``, ``task57_b.json``) would pool their instances
+    under one task and overwrite each other's items: neither runs, and one error names both."""
     tasks: list[Task] = []
     errors: list[LoadError] = []
     for path in meds_task_files(root):
@@ -110,4 +113,14 @@ def load_meds(root: Path) -> tuple[list[Task], list[LoadError]]:
             tasks.append(load_task(path))
         except DataFileError as exc:
             errors.append(exc.error)
-    return tasks, errors
+        except Exception as exc:  # any fault of the file is its load_error item
+            errors.append(unreadable(path, exc))
+    by_id: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_id.setdefault(task.task_id, []).append(task)
+    for task_id, same in by_id.items():
+        if len(same) > 1:
+            others = ", ".join(str(task.path) for task in same[1:])
+            message = f"task id {task_id} is also in {others}: keep one file per task (none of them ran)"
+            errors.append(LoadError(same[0].path, "", message))
+    return [task for task in tasks if len(by_id[task.task_id]) == 1], errors

@@ -9,7 +9,9 @@ from __future__ import annotations
 import email.utils
 import os
 import random
+import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from .aliases import resolve
 from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
+from .secrets import mask
 from .transport import Answer, Endpoint, Transport, transport_for
 
 if TYPE_CHECKING:
@@ -90,6 +93,12 @@ class Completion:
     paid_by: str = ""
     cached: bool = False
     finish_reason: str | None = None  # "length": the answer was cut at the token limit
+    # provenance, stored with the answer: the run that asked it, when, where, and what served it
+    run_id: str = ""
+    created: float | None = None
+    api_base: str | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
 
     def to_cache(self) -> dict[str, Any]:
         record = asdict(self)
@@ -99,6 +108,16 @@ class Completion:
     @classmethod
     def from_cache(cls, record: dict[str, Any]) -> Completion:
         return cls(**record, cached=True)
+
+    def provenance(self) -> dict[str, Any]:
+        """Where this answer came from, as the item's record keeps it."""
+        return {
+            "run": self.run_id,
+            "created": self.created,
+            "api_base": self.api_base,
+            "served_model": self.served_model,
+            "system_fingerprint": self.system_fingerprint,
+        }
 
 
 @dataclass(frozen=True)
@@ -141,8 +160,12 @@ class ModelClient:
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        run_id: str = "",
+        revision: str | None = None,
     ) -> None:
         self.spec = spec
+        self.run_id = run_id
+        self.revision = revision
         self.limit = limit
         self.params = params
         self.cache = None if spec.builtin else cache
@@ -151,6 +174,7 @@ class ModelClient:
         self._sleep = sleep
         self.transport = spec.transport()
         self._fatal: ModelCallError | None = None
+        self._said_capped = False
 
     def complete(
         self,
@@ -170,6 +194,8 @@ class ModelClient:
         # the resolved model id, not the alias (an alias may move); not the endpoint (a restarted local
         # server on a new port, or another replica, serves the same model)
         request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
+        if self.revision is not None:  # --model-revision: another revision of a model never shares answers
+            request["revision"] = self.revision
         key = cache_key({**request, "epoch": epoch})
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
@@ -179,7 +205,12 @@ class ModelClient:
             if (hit := self.cache.acquire(key, ttl_s)) is not None:
                 return Completion.from_cache(hit)
         try:
-            completion = replace(self._call_with_retries(messages, context), paid_by=paid_by)
+            completion = replace(
+                self._call_with_retries(messages, context),
+                paid_by=paid_by,
+                run_id=self.run_id,
+                created=time.time(),
+            )
             if self.cache is not None:
                 self.cache.put(key, self.spec.name, completion.to_cache())
         finally:
@@ -207,6 +238,15 @@ class ModelClient:
                     if error.fatal:
                         self._fatal = error
                     raise error from exc
+                if retry_after is not None and retry_after > MAX_RETRY_AFTER_S and not self._said_capped:
+                    self._said_capped = True  # once per client: every item would say the same
+                    warnings.warn(
+                        RetryAfterCapped(
+                            f"{self.spec.name} asked to wait {retry_after:g} s (Retry-After); "
+                            f"each retry waits at most {MAX_RETRY_AFTER_S:g} s"
+                        ),
+                        stacklevel=2,
+                    )
                 delay = self.retry.delay(attempt, retry_after)
                 if self.limit and error.kind == "rate_limit":
                     self.limit.pause(delay)  # every worker backs off, not just this one
@@ -215,30 +255,52 @@ class ModelClient:
 
 
 def _usable(answer: Answer, latency_s: float) -> Completion:
-    """The answer as a Completion; a withheld answer raises, an empty one raises to be retried."""
+    """The answer as a Completion; a withheld answer raises, an empty one (no text, or a 200 with no
+    answer in it) raises to be retried and is the model's answer once the retries are spent."""
     completion = Completion(
-        text=answer.text,
-        reasoning=answer.reasoning,
+        text=valid_unicode(answer.text),
+        reasoning=None if answer.reasoning is None else valid_unicode(answer.reasoning),
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
         cost_usd=answer.cost_usd,
         latency_s=round(latency_s, 4),
         finish_reason=answer.finish_reason,
+        api_base=answer.api_base,
+        served_model=answer.served_model,
+        system_fingerprint=answer.system_fingerprint,
     )
     if not answer.text.strip():
         if answer.finish_reason == "content_filter" or answer.refused:
             raise _Refused("the provider's content filter withheld the answer")
-        raise _Empty(completion)
+        if answer.no_content is not None:
+            raise _Empty(completion, f"the model returned no content: {answer.no_content}", kind="no_content")
+        raise _Empty(completion, "the model returned no content")
     return completion
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with lone surrogates (a JSON ``"\\ud83d"`` half an emoji) replaced by U+FFFD: they
+    cannot be encoded as UTF-8, so the cache, the samples file and the report would all fail on them."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class RetryAfterCapped(UserWarning):
+    """A Retry-After longer than MAX_RETRY_AFTER_S: the wait is cut to it (said once)."""
 
 
 class _Empty(Exception):
     """An answer with no content: retried, since it is usually transient; after the last retry the
-    empty ``completion`` is the answer, scored (and cached) like any other."""
+    empty ``completion`` is the answer, scored (and cached) like any other. ``kind`` is "empty" for an
+    empty text, "no_content" for a 200 with no answer in it (an error body, no choices, content null):
+    both take this one path."""
 
-    def __init__(self, completion: Completion) -> None:
-        super().__init__("the model returned no content")
+    def __init__(self, completion: Completion, message: str, kind: str = "empty") -> None:
+        super().__init__(message)
         self.completion = completion
+        self.kind = kind
 
 
 class _Refused(Exception):
@@ -269,7 +331,9 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 _FILTER_MARKS = ("content management policy", "content_filter", "content_policy_violation")
-_FAIL_FAST = {401: "auth", 403: "auth", 404: "not_found", 400: "bad_request", 422: "bad_request"}
+# 403 is "forbidden", not "auth": a gateway blocking one prompt says nothing of the key, so later
+# calls still go out (only auth and quota stop them: ModelCallError.fatal)
+_FAIL_FAST = {401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request", 422: "bad_request"}
 
 
 def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError, bool, float | None]:
@@ -278,7 +342,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         builtin_error.model, builtin_error.attempts = model, attempts
         return builtin_error, False, None
     if isinstance(exc, _Empty):
-        return ModelCallError("empty", str(exc), model=model, attempts=attempts), True, None
+        return ModelCallError(exc.kind, str(exc), model=model, attempts=attempts), True, None
     if isinstance(exc, _Refused):
         return ModelCallError("content_filter", str(exc), model=model, attempts=attempts), False, None
     message = _clean_message(exc)
@@ -292,7 +356,7 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "quota", False
     elif name == "ContentPolicyViolationError" or any(m in message.lower() for m in _FILTER_MARKS):
         kind, retryable = "content_filter", False
-    elif name in ("AuthenticationError", "PermissionDeniedError") or "Missing credentials" in message:
+    elif name == "AuthenticationError" or status == 401 or "Missing credentials" in message:
         kind, retryable = "auth", False
     elif name == "RateLimitError" or status == 429:
         kind, retryable = "rate_limit", True
@@ -321,10 +385,7 @@ def _builtin_error(exc: BaseException | None) -> ModelCallError | None:
 
 
 def _clean_message(exc: Exception) -> str:
-    """The error text, first line only, with any API key from the environment masked."""
+    """The error text, first line only, with every secret the run knows masked."""
     text = str(getattr(exc, "message", None) or exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and ("KEY" in name or "TOKEN" in name or "SECRET" in name):
-            message = message.replace(value, "***")
-    return message[:500]
+    return mask(message)[:500]

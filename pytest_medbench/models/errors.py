@@ -6,8 +6,9 @@ from __future__ import annotations
 class ModelCallError(Exception):
     """A call that failed after any retries; ``kind`` says why, in one word, for the report.
 
-    Kinds: auth, quota, rate_limit, timeout, server, connection, bad_request, not_found,
-    content_filter, empty, replay_missing, other.
+    Kinds: auth, quota, forbidden (403: this request only), rate_limit, timeout, server, connection,
+    bad_request, not_found, content_filter, empty, no_content (a 200 with no answer in it),
+    replay_missing, other.
     """
 
     def __init__(self, kind: str, message: str, *, model: str = "", attempts: int = 1) -> None:

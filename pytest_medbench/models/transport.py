@@ -13,16 +13,20 @@ from __future__ import annotations
 import functools
 import http.client
 import importlib.util
+import io
 import json
 import os
 import select
 import socket
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from .secrets import without_userinfo
 
 # provider prefix -> the environment variable litellm reads its key from
 LEAN_PROVIDERS = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
@@ -65,9 +69,16 @@ class Answer:
     reasoning: str | None = None
     finish_reason: str | None = None
     refused: bool = False
+    # why a 200 carried no answer at all (an error body, no choices, content null), else None
+    no_content: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    # where the answer came from, kept with it in the cache: the endpoint asked (no userinfo), the
+    # model id the endpoint reported serving, and its system_fingerprint where it gives one
+    api_base: str | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
 
 
 class Transport(Protocol):
@@ -129,7 +140,9 @@ class HTTPTransport:
         return connection
 
     def _post(self, body: bytes, timeout_s: float) -> tuple[int, Any, bytes]:
+        deadline = time.monotonic() + timeout_s
         connection = self._connection(timeout_s)
+        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
         try:
             connection.request("POST", self._path, body, self.headers)
             response = connection.getresponse()
@@ -150,11 +163,21 @@ class HTTPTransport:
             raise HTTPStatusError(status, _error_text(status, data), headers)
         try:
             payload = json.loads(data)
-            choice = payload["choices"][0]
+            choices = payload.get("choices")
+            if not choices:  # an error body, or no choices: a 200 with no answer
+                return Answer(text="", no_content=_missing_answer(payload.get("error")))
+            choice = choices[0]
             message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError) as exc:  # a server fault, as litellm has it
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # as litellm has it
             text = f"{self.url} sent something other than a chat completion"
             raise HTTPStatusError(502, text, headers) from exc
+        if message.get("content") is None:
+            return Answer(
+                text="",
+                finish_reason=choice.get("finish_reason"),
+                refused=bool(message.get("refusal")),
+                no_content=_null_content(choice.get("finish_reason"), message.get("tool_calls")),
+            )
         usage = payload.get("usage") or {}
         prompt_tokens = usage.get("prompt_tokens") or 0
         completion_tokens = usage.get("completion_tokens") or 0
@@ -166,7 +189,38 @@ class HTTPTransport:
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             cost_usd=prompt_tokens * self._prices[0] + completion_tokens * self._prices[1],
+            api_base=without_userinfo(self.endpoint.api_base),
+            served_model=payload.get("model"),
+            system_fingerprint=payload.get("system_fingerprint"),
         )
+
+
+class _DeadlineSocket:
+    """The reading side of a socket, every read bounded by what is left until ``deadline``: a
+    socket timeout alone bounds each read, so a body trickling a byte a second never times out."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock, self._deadline = sock, deadline
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the whole answer did not arrive in time")
+        self._sock.settimeout(left)
+        return self._sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:
+        """Called when the reader closes; this wrapper holds no reference count on the socket."""
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """An HTTPResponse that reads status, headers and body by ``deadline``."""
+
+    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
+        super().__init__(_DeadlineSocket(sock, deadline), *args, **kwargs)  # type: ignore[arg-type]
 
 
 class LitellmTransport:
@@ -197,9 +251,26 @@ class LitellmTransport:
             kwargs["api_key"] = self.endpoint.key()  # the SDK insists on one, local servers need none
         if self.builtin:
             kwargs["metadata"] = {"medbench": context or {}}
-        response = self._litellm.completion(**kwargs)
+            response = self._litellm.completion(**kwargs)
+        else:
+            try:
+                response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
+            except Exception as exc:
+                if (body_error := _error_body(exc)) is None:
+                    raise
+                return Answer(text="", no_content=_missing_answer(body_error))
+        if not response.choices:
+            return Answer(text="", no_content=_missing_answer(None))
         choice = response.choices[0]
         message = choice.message
+        if message.content is None:
+            finish_reason = getattr(choice, "finish_reason", None)
+            return Answer(
+                text="",
+                finish_reason=finish_reason,
+                refused=bool(getattr(message, "refusal", None)),
+                no_content=_null_content(finish_reason, getattr(message, "tool_calls", None)),
+            )
         usage = getattr(response, "usage", None)
         return Answer(
             text=message.content or "",
@@ -209,6 +280,9 @@ class LitellmTransport:
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             cost_usd=0.0 if self.builtin else self._cost(response),
+            api_base=without_userinfo(self.endpoint.api_base),
+            served_model=getattr(response, "model", None),
+            system_fingerprint=getattr(response, "system_fingerprint", None),
         )
 
     def _cost(self, response: Any) -> float:
@@ -219,6 +293,52 @@ class LitellmTransport:
             except Exception:  # a local model has no price: it cost nothing we can know
                 cost = 0.0
         return float(cost or 0.0)
+
+
+def _missing_answer(error: Any) -> str:
+    """What a 200 without choices said: its error body's message, or that it had none."""
+    if isinstance(error, dict):
+        error = error.get("message") or error
+    return f"a 200 with an error body: {error}" if error else "a 200 with no choices"
+
+
+def _null_content(finish_reason: str | None, tool_calls: Any) -> str:
+    tools = "tool calls returned" if tool_calls else "no tool calls"
+    return f"content null (finish_reason {finish_reason}, {tools})"
+
+
+def _error_body(exc: BaseException) -> str | None:
+    """The message of a 200 whose body was an error, as litellm raises it: a bare Exception with a
+    ``status_code`` and ``message`` (``convert_to_model_response_object``), wrapped in its own."""
+    seen = 0
+    cause: BaseException | None = exc
+    while cause is not None and seen < 10:
+        if type(cause) is Exception and hasattr(cause, "status_code"):
+            return str(getattr(cause, "message", "") or "")
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
+    return None
+
+
+def _within(timeout_s: float, call: Any) -> Any:
+    """``call()``, or Timeout once ``timeout_s`` has passed without its result. litellm's timeout
+    (httpx's) bounds each read, not the call, so a trickling body would never end it; the call runs
+    in a daemon thread (about 0.1 ms to start, against litellm's 4 ms a call), left behind when late."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # re-raised in the caller's thread, as it was
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise Timeout(f"no complete answer within {timeout_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def transport_for(endpoint: Endpoint, *, builtin: bool = False) -> Transport:

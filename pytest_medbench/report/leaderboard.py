@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..models.secrets import mask
 from .aggregate import aggregate
 from .records import ItemRecord
 
@@ -69,5 +70,5 @@ def write(path: Path, leaderboard: dict[str, Any]) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(leaderboard, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.write_text(mask(json.dumps(leaderboard, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
     partial.replace(path)

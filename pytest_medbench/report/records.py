@@ -44,6 +44,8 @@ class ItemRecord:
     truncated: bool = False  # some answer of the model's stopped at the token limit; scored as given
     usage: Usage = field(default_factory=Usage)  # the evaluated model's calls
     judge_usage: Usage = field(default_factory=Usage)  # the judge's and the patient agent's calls
+    # where the model's answers came from (run id, date, api_base, served model id), one entry per origin
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str]:

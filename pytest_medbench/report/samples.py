@@ -1,11 +1,14 @@
 """The samples file: one JSON line per item, appended and flushed as each result arrives, so a run
-that dies part-way keeps every line it had."""
+that dies part-way keeps every line it had. The file is opened (and an earlier one replaced) only
+when the first line arrives, so a run stopped before any result leaves the previous file whole."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO, Any
 
+from ..models.secrets import mask
 from .records import ItemRecord
 
 SAMPLE_FIELDS = (
@@ -26,19 +29,25 @@ SAMPLE_FIELDS = (
     "truncated",
     "usage",
     "judge_usage",
+    "provenance",
 )
 
 
 class SamplesWriter:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("w", encoding="utf-8")
+        self.path = path
+        self._handle: IO[str] | None = None
 
-    def write(self, record: ItemRecord) -> None:
+    def write(self, record: ItemRecord, **extra: Any) -> None:
+        """One line for ``record``; ``extra`` fields (``missing``) are added to it."""
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = self.path.open("w", encoding="utf-8")
         data = record.to_dict()
-        line = {name: data[name] for name in SAMPLE_FIELDS}
-        self._handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        line = {**{name: data[name] for name in SAMPLE_FIELDS}, **extra}
+        self._handle.write(mask(json.dumps(line, ensure_ascii=False)) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        if self._handle is not None:
+            self._handle.close()
