@@ -55,7 +55,10 @@ def run_metadata(run: Run) -> dict[str, Any]:
             "model": run.settings.judge_model or "offline",
             "approximate": not run.settings.judge_model,
             "agent_model": run.settings.agent_model or "offline",
-            "judges": [{"model": spec.name, "api_base": spec.api_base} for spec in run.judge_specs()],
+            "judges": [
+                {"model": spec.name, "api_base": without_userinfo(spec.api_base)}
+                for spec in run.judge_specs()
+            ],
             "temperature": JUDGE_TEMPERATURE if run.settings.judge_models else None,
             "prompts": run.settings.prompts,
             "evidence": run.evidence_source(),

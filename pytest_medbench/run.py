@@ -432,7 +432,8 @@ def _register_secrets(settings: Settings, groups: dict) -> None:
     """Every key and URL password the run resolves, so that no output ever shows one."""
     from .models import secrets
 
-    for url in (settings.api_base, settings.judge_api_base):
+    judge_urls = [split_judge(judge)[1] for judge in settings.judge_models]  # MODEL@URL of a jury
+    for url in (settings.api_base, settings.judge_api_base, *judge_urls):
         secrets.register_url(url)
     for group in groups.values():
         for endpoint in group.endpoints:

@@ -131,5 +131,26 @@ def schema_error(document: Any, schema_name: str) -> tuple[str, str] | None:
     error = jsonschema.exceptions.best_match(_validator(schema_name).iter_errors(document))
     if error is None:
         return None
+    if _nested_deeper_than(document, MAX_NESTING):  # json reads it when the recursion limit is raised
+        return "", "nested too deeply to read as JSON"
     pointer = "/" + "/".join(str(part) for part in error.absolute_path)
-    return pointer, error.message
+    message = error.message  # it quotes the offending value, which may be a whole file
+    return pointer, message if len(message) <= MAX_MESSAGE else f"{message[:MAX_MESSAGE]}..."
+
+
+MAX_NESTING = 64  # real task and case files nest 4-6 levels
+MAX_MESSAGE = 300
+
+
+def _nested_deeper_than(document: Any, limit: int) -> bool:
+    """Whether any value sits more than ``limit`` containers deep (iterative: no recursion to overflow)."""
+    stack = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            stack.extend((child, depth + 1) for child in value)
+    return False

@@ -99,6 +99,8 @@ class Completion:
     api_base: str | None = None
     served_model: str | None = None
     system_fingerprint: str | None = None
+    # why a 200 carried no answer (error body, no choices, content null): kept on the empty answer
+    no_content: str | None = None
 
     def to_cache(self) -> dict[str, Any]:
         record = asdict(self)
@@ -268,6 +270,7 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
         api_base=answer.api_base,
         served_model=answer.served_model,
         system_fingerprint=answer.system_fingerprint,
+        no_content=answer.no_content,
     )
     if not answer.text.strip():
         if answer.finish_reason == "content_filter" or answer.refused:
