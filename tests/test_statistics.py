@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from scipy.stats import binomtest, permutation_test
+from scipy.stats import binomtest, bootstrap, permutation_test
 
 from conftest import FIXTURES
 from pytest_medbench.cli import main
@@ -208,6 +208,35 @@ def test_the_array_f1_is_the_scalar_rule(counts):
     arrays = prf_arrays(tp, fp, fn)
     for i, row in enumerate(counts):
         assert [float(a[i]) for a in arrays] == pytest.approx(f1_from_counts(*row))
+
+
+def test_corpus_intervals_agree_with_an_independent_bootstrap():
+    rng = random.Random(3)
+    old = [{"tp": rng.randint(0, 3), "fp": rng.randint(0, 2), "fn": rng.randint(0, 2)} for _ in range(40)]
+    new = [{k: max(0, v + rng.choice((-1, 0, 0, 1))) for k, v in c.items()} for c in old]
+    columns = np.array([[c["tp"], c["fp"], c["fn"]] for c in old], dtype=float)
+    changed = np.array([[c["tp"], c["fp"], c["fn"]] for c in new], dtype=float)
+
+    def micro_f1(rows, axis=-1):
+        tp, fp, fn = (rows[..., k].sum(axis=-1) for k in range(3))
+        return 2 * tp / (2 * tp + fp + fn)
+
+    def f1_of(indices, axis=-1):
+        return micro_f1(columns[indices.astype(int)])
+
+    def change_of(indices, axis=-1):
+        rows = indices.astype(int)
+        return micro_f1(changed[rows]) - micro_f1(columns[rows])
+
+    items = (np.arange(40.0),)
+    common = {"vectorized": True, "method": "percentile", "n_resamples": 20_000, "random_state": 11}
+    reference = bootstrap(items, f1_of, **common).confidence_interval
+    metric = corpus_board(old)["tasks"][0]["metrics"]["f1"]
+    assert metric["ci95"] == pytest.approx([100 * reference.low, 100 * reference.high], abs=2.5)
+    assert metric["ci95"][1] - metric["ci95"][0] > 10
+    reference = bootstrap(items, change_of, **common).confidence_interval
+    f1 = by_path(compare(corpus_board(old), corpus_board(new)))[("task", "meds.task125.f1")]
+    assert f1.ci95 == pytest.approx((100 * reference.low, 100 * reference.high), abs=2.5)
 
 
 def test_corpus_f1_is_recomputed_on_each_sign_flip():

@@ -64,7 +64,6 @@ class Estimate:
     low: float
     high: float
     n: int
-    method: str
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,9 @@ def stratum(items: list[dict], metric: str, weight: float = 1.0) -> Stratum | No
     return Stratum(weight, np.array(values, dtype=float)[:, None], _first_column, False)
 
 
-def paired_strata(old_items: list[dict], new_items: list[dict], metric: str, weight: float = 1.0):
+def paired_strata(
+    old_items: list[dict], new_items: list[dict], metric: str, weight: float = 1.0
+) -> tuple[Stratum, Stratum] | None:
     """(old, new) strata on the items both runs could score for ``metric``, in the same order."""
     both = [(o, n) for o, n in zip(old_items, new_items, strict=True) if _has(o, metric) and _has(n, metric)]
     if not both:
@@ -197,16 +198,16 @@ def interval(strata: list[Stratum]) -> Estimate:
     value, n, how = pooled(strata), sum(s.n for s in strata), kind(strata)
     if how == "proportion":
         low, high = wilson(value, effective_n(strata))
-        return Estimate(value, low, high, n, "wilson")
+        return Estimate(value, low, high, n)
     if how == "mean":
         variance = sum(s.weight**2 * _padded_variance(s.rows[:, 0], (0.0, 1.0)) / s.n for s in strata)
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(n - len(strata), 1)) * math.sqrt(variance)
-        return Estimate(value, max(0.0, float(value - half)), min(1.0, float(value + half)), n, "t")
+        return Estimate(value, max(0.0, float(value - half)), min(1.0, float(value + half)), n)
     parts = [(s.n, s.weight, partial(_resampled, s)) for s in strata]
     low, high, _ = _bootstrap(parts, sum(s.n for s in strata))
     if high - low <= 1e-12:  # every resample equal (e.g. F1 0 everywhere): no evidence of precision
         low, high = wilson(value, effective_n(strata))
-    return Estimate(value, min(low, value), max(high, value), n, "bootstrap")
+    return Estimate(value, min(low, value), max(high, value), n)
 
 
 def _padded_variance(values: np.ndarray, pseudo: tuple[float, ...]) -> float:
