@@ -21,7 +21,7 @@ from conftest import FIXTURES
 from pytest_medbench.cli import main
 from pytest_medbench.metrics.sets import f1_from_counts
 from pytest_medbench.report import leaderboard
-from pytest_medbench.report.compare import compare, regressions
+from pytest_medbench.report.compare import CompareError, compare, regressions
 from pytest_medbench.report.records import ItemRecord
 from pytest_medbench.report.stats import prf_arrays
 
@@ -422,3 +422,30 @@ def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fix
         ]
         if len(members) == 1:
             assert category["metrics"] == tasks[(members[0]["benchmark"], members[0]["task"])]["metrics"]
+
+
+def test_label_sets_that_differ_between_runs_are_compared_on_their_union():
+    def hoc(counts: list[dict]) -> dict:
+        records = [
+            ItemRecord("meds", "task106", "text_classification", str(i), counts=c, aggregation="macro_f1")
+            for i, c in enumerate(counts)
+        ]
+        return leaderboard.build(RUN, records)
+
+    old = [{"a|tp": 1, "a|fp": 0, "a|fn": 0}] * 2
+    new = [{"a|tp": 1, "a|fp": 0, "a|fn": 0, "b|tp": 0, "b|fp": 1, "b|fn": 0}] * 2
+    f1 = by_path(compare(hoc(old), hoc(new)))[("task", "meds.task106.f1")]
+    # new: label a F1 1, label b F1 0 -> macro 0.5; old: label b has no counts, F1 0 -> macro 0.5 too
+    assert (f1.old, f1.new) == (50.0, 50.0)
+
+
+def test_a_metric_scored_as_corpus_in_one_run_only_is_a_clear_error():
+    plain = board({("ner", "task125"): [1.0, 0.0]})
+    plain["tasks"][0]["metrics"]["f1"] = plain["tasks"][0]["metrics"].pop("accuracy")
+    for item in plain["items"]["meds/task125"].values():
+        item["scores"] = {"f1": item["scores"]["accuracy"]}
+    counted = corpus_board([{"tp": 1, "fp": 0, "fn": 0}, {"tp": 0, "fp": 1, "fn": 1}])
+    with pytest.raises(
+        CompareError, match=r"meds\.task125: f1 is a corpus metric \(item counts\) in one run only"
+    ):
+        compare(plain, counted)
