@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from scipy.stats import binomtest, permutation_test
+from scipy.stats import binomtest, bootstrap, permutation_test
 
 from conftest import FIXTURES
 from pytest_medbench.cli import main
 from pytest_medbench.metrics.sets import f1_from_counts
 from pytest_medbench.report import leaderboard
-from pytest_medbench.report.compare import compare, regressions
+from pytest_medbench.report.compare import CompareError, compare, regressions
 from pytest_medbench.report.records import ItemRecord
 from pytest_medbench.report.stats import prf_arrays
 
@@ -210,6 +210,35 @@ def test_the_array_f1_is_the_scalar_rule(counts):
         assert [float(a[i]) for a in arrays] == pytest.approx(f1_from_counts(*row))
 
 
+def test_corpus_intervals_agree_with_an_independent_bootstrap():
+    rng = random.Random(3)
+    old = [{"tp": rng.randint(0, 3), "fp": rng.randint(0, 2), "fn": rng.randint(0, 2)} for _ in range(40)]
+    new = [{k: max(0, v + rng.choice((-1, 0, 0, 1))) for k, v in c.items()} for c in old]
+    columns = np.array([[c["tp"], c["fp"], c["fn"]] for c in old], dtype=float)
+    changed = np.array([[c["tp"], c["fp"], c["fn"]] for c in new], dtype=float)
+
+    def micro_f1(rows, axis=-1):
+        tp, fp, fn = (rows[..., k].sum(axis=-1) for k in range(3))
+        return 2 * tp / (2 * tp + fp + fn)
+
+    def f1_of(indices, axis=-1):
+        return micro_f1(columns[indices.astype(int)])
+
+    def change_of(indices, axis=-1):
+        rows = indices.astype(int)
+        return micro_f1(changed[rows]) - micro_f1(columns[rows])
+
+    items = (np.arange(40.0),)
+    common = {"vectorized": True, "method": "percentile", "n_resamples": 20_000, "random_state": 11}
+    reference = bootstrap(items, f1_of, **common).confidence_interval
+    metric = corpus_board(old)["tasks"][0]["metrics"]["f1"]
+    assert metric["ci95"] == pytest.approx([100 * reference.low, 100 * reference.high], abs=2.5)
+    assert metric["ci95"][1] - metric["ci95"][0] > 10
+    reference = bootstrap(items, change_of, **common).confidence_interval
+    f1 = by_path(compare(corpus_board(old), corpus_board(new)))[("task", "meds.task125.f1")]
+    assert f1.ci95 == pytest.approx((100 * reference.low, 100 * reference.high), abs=2.5)
+
+
 def test_corpus_f1_is_recomputed_on_each_sign_flip():
     old = [{"tp": 2, "fp": 0, "fn": 0}] * 3 + [{"tp": 1, "fp": 1, "fn": 0}] * 2
     new = [{"tp": 0, "fp": 1, "fn": 2}] * 3 + [{"tp": 1, "fp": 1, "fn": 0}] * 2
@@ -393,3 +422,30 @@ def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fix
         ]
         if len(members) == 1:
             assert category["metrics"] == tasks[(members[0]["benchmark"], members[0]["task"])]["metrics"]
+
+
+def test_label_sets_that_differ_between_runs_are_compared_on_their_union():
+    def hoc(counts: list[dict]) -> dict:
+        records = [
+            ItemRecord("meds", "task106", "text_classification", str(i), counts=c, aggregation="macro_f1")
+            for i, c in enumerate(counts)
+        ]
+        return leaderboard.build(RUN, records)
+
+    old = [{"a|tp": 1, "a|fp": 0, "a|fn": 0}] * 2
+    new = [{"a|tp": 1, "a|fp": 0, "a|fn": 0, "b|tp": 0, "b|fp": 1, "b|fn": 0}] * 2
+    f1 = by_path(compare(hoc(old), hoc(new)))[("task", "meds.task106.f1")]
+    # new: label a F1 1, label b F1 0 -> macro 0.5; old: label b has no counts, F1 0 -> macro 0.5 too
+    assert (f1.old, f1.new) == (50.0, 50.0)
+
+
+def test_a_metric_scored_as_corpus_in_one_run_only_is_a_clear_error():
+    plain = board({("ner", "task125"): [1.0, 0.0]})
+    plain["tasks"][0]["metrics"]["f1"] = plain["tasks"][0]["metrics"].pop("accuracy")
+    for item in plain["items"]["meds/task125"].values():
+        item["scores"] = {"f1": item["scores"]["accuracy"]}
+    counted = corpus_board([{"tp": 1, "fp": 0, "fn": 0}, {"tp": 0, "fp": 1, "fn": 1}])
+    with pytest.raises(
+        CompareError, match=r"meds\.task125: f1 is a corpus metric \(item counts\) in one run only"
+    ):
+        compare(plain, counted)

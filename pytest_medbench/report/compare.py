@@ -95,7 +95,10 @@ def _task_pairs(baseline: dict[str, Any], current: dict[str, Any]) -> dict[tuple
         olds, news = [old_items[k] for k in shared], [new_items[k] for k in shared]
         metrics = {}
         for metric in sorted(set(task["metrics"]) & set(old_tasks[key]["metrics"])):
-            pair = stats.paired_strata(olds, news, metric)
+            try:
+                pair = stats.paired_strata(olds, news, metric)
+            except ValueError as exc:
+                raise CompareError(f"{key[0]}.{key[1]}: {exc}; the runs were scored differently") from exc
             if pair is not None:
                 metrics[metric] = pair
         result[(task["benchmark"], task["category"], task["task"])] = metrics

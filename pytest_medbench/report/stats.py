@@ -64,7 +64,6 @@ class Estimate:
     low: float
     high: float
     n: int
-    method: str
 
 
 @dataclass(frozen=True)
@@ -90,10 +89,13 @@ def metric_names(items: list[dict]) -> list[str]:
     return sorted({name for item in items for name, value in item["scores"].items() if value is not None})
 
 
-def stratum(items: list[dict], metric: str, weight: float = 1.0) -> Stratum | None:
-    """The stratum of one task's scored items (dicts with ``scores`` and ``counts``) for ``metric``."""
+def stratum(
+    items: list[dict], metric: str, weight: float = 1.0, keys: list[str] | None = None
+) -> Stratum | None:
+    """The stratum of one task's scored items (dicts with ``scores`` and ``counts``) for ``metric``;
+    a corpus metric's columns are ``keys`` (default: every count key the items have)."""
     if metric in CORPUS_NAMES and any(item.get("counts") for item in items):
-        keys = sorted({key for item in items for key in item.get("counts", {})})
+        keys = keys or _count_keys(items)
         rows = np.array([[item.get("counts", {}).get(k, 0.0) for k in keys] for item in items], dtype=float)
         return Stratum(weight, rows.reshape(len(items), len(keys)), _corpus_reducer(keys, metric), True)
     values = [v for item in items if (v := item["scores"].get(metric)) is not None]
@@ -102,14 +104,26 @@ def stratum(items: list[dict], metric: str, weight: float = 1.0) -> Stratum | No
     return Stratum(weight, np.array(values, dtype=float)[:, None], _first_column, False)
 
 
-def paired_strata(old_items: list[dict], new_items: list[dict], metric: str, weight: float = 1.0):
-    """(old, new) strata on the items both runs could score for ``metric``, in the same order."""
+def paired_strata(
+    old_items: list[dict], new_items: list[dict], metric: str, weight: float = 1.0
+) -> tuple[Stratum, Stratum] | None:
+    """(old, new) strata on the items both runs could score for ``metric``, in the same order.
+    Raises ValueError when one run has corpus counts for it and the other has not."""
     both = [(o, n) for o, n in zip(old_items, new_items, strict=True) if _has(o, metric) and _has(n, metric)]
     if not both:
         return None
-    old = stratum([o for o, _ in both], metric, weight)
-    new = stratum([n for _, n in both], metric, weight)
-    return None if old is None or new is None or old.rows.shape != new.rows.shape else (old, new)
+    olds, news = [o for o, _ in both], [n for _, n in both]
+    keys = _count_keys(olds + news)
+    old, new = stratum(olds, metric, weight, keys), stratum(news, metric, weight, keys)
+    if old is None or new is None:
+        return None
+    if old.corpus != new.corpus:
+        raise ValueError(f"{metric} is a corpus metric (item counts) in one run only")
+    return old, new
+
+
+def _count_keys(items: list[dict]) -> list[str]:
+    return sorted({key for item in items for key in item.get("counts", {})})
 
 
 def _has(item: dict, metric: str) -> bool:
@@ -197,16 +211,16 @@ def interval(strata: list[Stratum]) -> Estimate:
     value, n, how = pooled(strata), sum(s.n for s in strata), kind(strata)
     if how == "proportion":
         low, high = wilson(value, effective_n(strata))
-        return Estimate(value, low, high, n, "wilson")
+        return Estimate(value, low, high, n)
     if how == "mean":
         variance = sum(s.weight**2 * _padded_variance(s.rows[:, 0], (0.0, 1.0)) / s.n for s in strata)
         half = stats.t.ppf(0.5 + CONFIDENCE / 2, max(n - len(strata), 1)) * math.sqrt(variance)
-        return Estimate(value, max(0.0, float(value - half)), min(1.0, float(value + half)), n, "t")
+        return Estimate(value, max(0.0, float(value - half)), min(1.0, float(value + half)), n)
     parts = [(s.n, s.weight, partial(_resampled, s)) for s in strata]
     low, high, _ = _bootstrap(parts, sum(s.n for s in strata))
     if high - low <= 1e-12:  # every resample equal (e.g. F1 0 everywhere): no evidence of precision
         low, high = wilson(value, effective_n(strata))
-    return Estimate(value, min(low, value), max(high, value), n, "bootstrap")
+    return Estimate(value, min(low, value), max(high, value), n)
 
 
 def _padded_variance(values: np.ndarray, pseudo: tuple[float, ...]) -> float:
