@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .declared import Declarations, declared_task_files, how_to_declare
 from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error
 from .meds_tasks import TaskSpec, task_spec
 
@@ -45,12 +46,17 @@ class Task:
         return counts.most_common(1)[0][0] if counts else ""
 
 
-def load_task(path: Path) -> Task:
-    """Read and validate one task file; raises DataFileError naming the file and the fault."""
+def load_task(path: Path, declarations: Declarations | None = None) -> Task:
+    """Read and validate one task file; raises DataFileError naming the file and the fault.
+
+    A known MedS-Bench task id decides the scoring; any other file needs a declaration.
+    """
     match = _TASK_ID.match(path.name)
     spec = task_spec(match.group(1)) if match else None
+    if spec is None and declarations is not None:
+        spec = declarations.spec_for(path)
     if spec is None:
-        raise DataFileError(LoadError(path, "", "file name does not start with a known MedS-Bench task id"))
+        raise DataFileError(LoadError(path, "", how_to_declare(path)))
     document = read_json(path, jsonl_fallback=path.suffix == ".jsonl")
     problem = schema_error(document, "meds_task.schema.json")
     if problem:
@@ -70,13 +76,29 @@ def load_task(path: Path) -> Task:
     return Task(path.stem, path, spec, document["Definition"][0], tuple(instances))
 
 
-def load_meds(root: Path) -> tuple[list[Task], list[LoadError]]:
-    """Every valid task under ``root``, and one error per file that could not be used."""
+def load_meds(
+    root: Path, declarations: Declarations | None = None, tasks_dir: Path | None = None
+) -> tuple[list[Task], list[LoadError]]:
+    """Every valid task under ``root`` (declared ones included, see ``data.declared``), and one
+    error per file that could not be used; a declared task id used twice is an error too."""
     tasks: list[Task] = []
     errors: list[LoadError] = []
-    for path in meds_task_files(root):
+    paths = meds_task_files(root)
+    if declarations is not None:
+        paths += declared_task_files(root, tasks_dir)
+    declared_ids: set[tuple[str, str]] = set()
+    for path in paths:
         try:
-            tasks.append(load_task(path))
+            task = load_task(path, declarations)
         except DataFileError as exc:
             errors.append(exc.error)
+            continue
+        if task.spec.benchmark != "meds":
+            key = (task.spec.benchmark, task.task_id)
+            if key in declared_ids:
+                message = f"task id {task.task_id} is already declared by another file"
+                errors.append(LoadError(path, "", message))
+                continue
+            declared_ids.add(key)
+        tasks.append(task)
     return tasks, errors
