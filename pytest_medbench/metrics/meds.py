@@ -68,8 +68,7 @@ def score_meds(
         extract = sets.strict_entities if strict else sets.official_entities
         predicted, expected = extract(output), extract(gold)
         counts = sets.entity_counts(predicted, expected)
-        _, _, f1 = sets.f1_from_counts(counts["tp"], counts["fp"], counts["fn"])
-        item_f1 = 1.0 if not predicted and not expected else f1
+        item_f1 = sets.item_f1(predicted, expected)
         parsed = {"entities": sorted(predicted)}
         passed = item_f1 >= _pass_mark(spec, NER_PASS_F1)
         return ItemScore({"f1": item_f1}, passed, parsed, counts, "micro_f1")
