@@ -108,7 +108,11 @@ class ModelFixture:
         try:
             completion = self._test.services.ask_model(messages, context)
         except ModelCallError as exc:
-            pytest.fail(f"medbench_model {self._test.run.model.name}: {exc}", pytrace=False)
+            failure = f"medbench_model {self._test.run.model.name}: {exc}"
+        else:
+            failure = None
+        if failure is not None:  # outside the except: the report shows the cause once, not a chain
+            pytest.fail(failure, pytrace=False)
         self._test.record.output = completion.text  # the samples file and the empty-answer count
         usage = {
             "prompt_tokens": completion.prompt_tokens,
@@ -138,7 +142,8 @@ class JudgeFixture:
         try:
             return bool(self._test.services.judge.verdict(answer, reference, question, rubric))
         except ModelCallError as exc:
-            pytest.fail(f"medbench_judge: {exc}", pytrace=False)
+            failure = f"medbench_judge: {exc}"
+        pytest.fail(failure, pytrace=False)
 
 
 def record_scores(
