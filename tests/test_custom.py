@@ -186,6 +186,25 @@ def test_unparseable_judge_fails_the_test_never_guesses(pytester):
     assert "During handling" not in result.stdout.str()
 
 
+def test_a_split_jury_is_wrong(pytester):
+    yes_server = OpenAIServer(lambda request, number: Reply(content="Correct"))
+    no_server = OpenAIServer(lambda request, number: Reply(content="Wrong"))
+    with yes_server as yes, no_server as no:
+        pytester.makepyfile(OWN_TEST)
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/a@{yes.api_base}", f"--judge-model=openai/b@{no.api_base}",
+        )  # fmt: skip
+    result.assert_outcomes(failed=1)  # one vote of two is no strict majority
+
+
+def test_a_test_that_asks_no_model_has_no_empty_answer(pytester, tmp_path):
+    pytester.makepyfile('def test_rule(medbench):\n    medbench.record("dose_rule", {"accuracy": 1.0})\n')
+    pytester.runpytest("-p", "no:cacheprovider", f"--medbench-report={tmp_path / 'lb.json'}")
+    task = json.loads((tmp_path / "lb.json").read_text())["tasks"][0]
+    assert (task["task"], task["passed"], task["empty_answers"]) == ("dose_rule", 1, 0)
+
+
 @pytest.mark.parametrize(
     ("call", "fragment"),
     [
