@@ -63,6 +63,15 @@ def test_pyproject_and_sidecar_declarations_make_custom_tasks(tmp_path):
     assert by_id["triage"].benchmark == "custom" and by_id["triage"].labels == ("emergent", "routine")
 
 
+def test_one_task_id_in_two_files_is_an_error(tmp_path):
+    for folder in ("ward_a", "ward_b"):
+        _write(tmp_path / "custom" / folder / "triage.json", TASK)
+    declarations = Declarations({"triage": {"scorer": "label"}}, tmp_path / "pyproject.toml")
+    tasks, errors = load_meds(tmp_path, declarations)
+    assert len(tasks) == 1 and "task id triage is already declared by another file" in errors[0].message
+    assert errors[0].path.parent.name == "ward_b"
+
+
 def test_tasks_dir_files_are_declared_tasks(tmp_path):
     _write(tmp_path / "own" / "handover.json", TASK)
     declarations = Declarations({"handover": {"scorer": "judge"}}, tmp_path / "pyproject.toml")
