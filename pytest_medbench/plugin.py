@@ -7,11 +7,15 @@ controller's Reporter (``reporter.py``) turns records into the samples, leaderbo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .options import add_gate_options, add_options
+
+if TYPE_CHECKING:  # for annotations only: the plugin imports nothing heavy at load
+    from .custom import JudgeFixture, ModelFixture
+    from .report.records import ItemRecord
 
 RUN_KEY = pytest.StashKey["Any"]()
 SETTINGS = (
@@ -167,7 +171,7 @@ class Evaluator:
         passed: bool | None = None,
         benchmark: str = "custom",
         **tags: Any,
-    ) -> Any:
+    ) -> ItemRecord:
         """Put this test's ``scores`` (0-1 each) in the leaderboard as one item of ``benchmark.task``;
         ``passed`` None: the test's own outcome."""
         from .custom import own_test, record_scores
@@ -182,7 +186,7 @@ def medbench(request: pytest.FixtureRequest) -> Evaluator:
 
 
 @pytest.fixture
-def medbench_model(request: pytest.FixtureRequest) -> Any:
+def medbench_model(request: pytest.FixtureRequest) -> ModelFixture:
     """The run's model (--model, aliases, router, cache, retries, rate limits): ``.complete(prompt)``."""
     from .custom import ModelFixture, own_test
 
@@ -190,7 +194,7 @@ def medbench_model(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
-def medbench_judge(request: pytest.FixtureRequest) -> Any:
+def medbench_judge(request: pytest.FixtureRequest) -> JudgeFixture:
     """The run's judge or jury (offline judge without --judge-model): ``.verdict(answer, reference)``."""
     from .custom import JudgeFixture, own_test
 
