@@ -259,6 +259,8 @@ def test_examples_run_offline_and_their_gates_decide(examples):
     assert tasks[("custom", "triage_category")]["passed"] == 3
     assert tasks[("custom", "sepsis_handover")]["category"] == "handover"  # declared in pyproject
     assert "drug_interactions" in (examples.path / "lb.html").read_text()
+    fingerprinted = set(board["run"]["data"]["files"])  # own task data is part of the run's provenance
+    assert {"custom/triage_category.json", "custom/triage_category.medbench.toml"} <= fingerprinted
     properties = {
         (p.get("name"), p.get("value"))
         for case in ET.parse(examples.path / "j.xml").iter("testcase")

@@ -154,3 +154,10 @@ def declared_task_files(root: Path, tasks_dir: Path | None) -> list[Path]:
             if p.suffix in (".json", ".jsonl") and not p.name.startswith("task")
         )
     return sorted(path for path in found if path.is_file())
+
+
+def declared_files(root: Path, tasks_dir: Path | None) -> list[Path]:
+    """The own-task files and their sidecars, for the leaderboard's data fingerprints."""
+    files = declared_task_files(root, tasks_dir)
+    sidecars = [path.with_name(path.stem + SIDECAR_SUFFIX) for path in files]
+    return sorted(files + [sidecar for sidecar in sidecars if sidecar.is_file()])
