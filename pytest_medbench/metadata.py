@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .data.declared import declared_files
 from .data.files import data_files, sha256_file
 from .judge.llm import JUDGE_TEMPERATURE
 from .metrics.overlap import TOKENIZER_PACKAGES, punkt_source
@@ -68,7 +69,10 @@ def run_metadata(run: Run) -> dict[str, Any]:
         "git_commit": _git_commit(run.rootdir),
         "data": {
             "dir": str(root),
-            "files": {path.relative_to(root).as_posix(): sha256_file(path) for path in data_files(root)},
+            "files": {
+                _data_key(path, root, run.rootdir): sha256_file(path)
+                for path in data_files(root) + declared_files(root, run.tasks_dir)
+            },
             "repos": _locked_repos(root),
         },
         "meds_tasks_absent": run.absent_meds_tasks(),
@@ -132,3 +136,12 @@ def _git_commit(rootdir: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _data_key(path: Path, root: Path, rootdir: Path) -> str:
+    """A data file's name in ``run.data.files``: relative to the data dir, else (a ``tasks_dir``
+    file) to the rootdir, else absolute."""
+    for base in (root, rootdir):
+        if path.resolve().is_relative_to(base.resolve()):
+            return path.resolve().relative_to(base.resolve()).as_posix()
+    return path.as_posix()

@@ -7,11 +7,15 @@ controller's Reporter (``reporter.py``) turns records into the samples, leaderbo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .options import add_gate_options, add_options
+
+if TYPE_CHECKING:  # for annotations only: the plugin imports nothing heavy at load
+    from .custom import JudgeFixture, ModelFixture
+    from .report.records import ItemRecord
 
 RUN_KEY = pytest.StashKey["Any"]()
 SETTINGS = (
@@ -160,7 +164,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 
 class Evaluator:
-    """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record."""
+    """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record, and
+    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``)."""
 
     def __init__(self, run: Any, node: pytest.Item) -> None:
         self._run, self._node = run, node
@@ -176,11 +181,41 @@ class Evaluator:
         except ItemFailed as exc:
             pytest.fail(str(exc), pytrace=False)
 
+    def record(
+        self,
+        task: str,
+        scores: dict[str, Any],
+        passed: bool | None = None,
+        benchmark: str = "custom",
+        **tags: Any,
+    ) -> ItemRecord:
+        """Put this test's ``scores`` (0-1 each) in the leaderboard as one item of ``benchmark.task``;
+        ``passed`` None: the test's own outcome."""
+        from .custom import own_test, record_scores
+
+        return record_scores(own_test(self._run, self._node), task, scores, passed, benchmark, tags)
+
 
 @pytest.fixture
 def medbench(request: pytest.FixtureRequest) -> Evaluator:
     """Evaluate benchmark items against the configured model."""
     return Evaluator(request.config.stash[RUN_KEY], request.node)
+
+
+@pytest.fixture
+def medbench_model(request: pytest.FixtureRequest) -> ModelFixture:
+    """The run's model (--model, aliases, router, cache, retries, rate limits): ``.complete(prompt)``."""
+    from .custom import ModelFixture, own_test
+
+    return ModelFixture(own_test(request.config.stash[RUN_KEY], request.node))
+
+
+@pytest.fixture
+def medbench_judge(request: pytest.FixtureRequest) -> JudgeFixture:
+    """The run's judge or jury (offline judge without --judge-model): ``.verdict(answer, reference)``."""
+    from .custom import JudgeFixture, own_test
+
+    return JudgeFixture(own_test(request.config.stash[RUN_KEY], request.node))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -198,6 +233,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
         record = item.stash.get(RECORD_KEY, None)
         if record is not None:
+            if record.passed is None:  # medbench.record(passed=None): the test's outcome decides
+                record.passed = call.excinfo is None
             report.user_properties.append((USER_PROPERTY, record.to_dict()))
             # flat scores on the item reach the teardown report, which is what --junitxml writes out
             item.user_properties += [

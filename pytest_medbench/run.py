@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from .data.declared import CUSTOM_DIR, DEFAULT_BENCHMARK
 from .data.files import MEDR_DIR, MEDS_DIR, DataFileError, LoadError, meds_task_files
 from .items.base import BrokenFile, EvalItem, Services
 from .judge.agent import LLMAgent
@@ -45,6 +46,7 @@ class Run:
         self.is_controller = is_controller
         self.groups = _router_groups(settings)
         _register_secrets(settings, self.groups)
+        self.declarations, self.tasks_dir = _declared_tasks(config)
         self.model = self._spec(_routed_model(settings, self.groups), settings.api_base)
         self.started = now()
         self.records: dict[tuple[str, str, str], ItemRecord] = {}
@@ -104,8 +106,10 @@ class Run:
         root = self.settings.data_dir
         if not root.is_dir():
             raise pytest.UsageError(f"--medbench-data {root}: no such directory")
-        if not (root / MEDS_DIR).is_dir() and not (root / MEDR_DIR).is_dir():
-            raise pytest.UsageError(f"--medbench-data {root}: holds neither {MEDS_DIR}/ nor {MEDR_DIR}/")
+        if not any((root / folder).is_dir() for folder in (MEDS_DIR, MEDR_DIR, CUSTOM_DIR)):
+            raise pytest.UsageError(
+                f"--medbench-data {root}: holds none of {MEDS_DIR}/, {MEDR_DIR}/, {CUSTOM_DIR}/"
+            )
 
     @functools.cached_property
     def meds_items(self) -> list[EvalItem]:
@@ -113,10 +117,13 @@ class Run:
         from .items.meds import meds_items
         from .prompts.meds import MedsPromptConfig
 
-        tasks, errors = self._checked_against_lock(MEDS_DIR, *load_meds(self.settings.data_dir))
+        tasks, errors = self._checked_against_lock(
+            MEDS_DIR, *load_meds(self.settings.data_dir, self.declarations, self.tasks_dir)
+        )
         config = MedsPromptConfig(self.settings.protocol, self.settings.shots, self.settings.seed or 0)
         limited = [self._limit(task) for task in tasks]
-        return [*meds_items(limited, config, self.settings.scoring), *(BrokenFile("meds", e) for e in errors)]
+        broken = [BrokenFile(_benchmark_of(error.path, self.settings.data_dir), error) for error in errors]
+        return [*meds_items(limited, config, self.settings.scoring), *broken]
 
     @functools.cached_property
     def medr_items(self) -> list[EvalItem]:
@@ -412,6 +419,35 @@ class Run:
 
         present = {path.name.split("_")[0] for path in meds_task_files(self.settings.data_dir)}
         return absent_tasks(present)
+
+
+def _declared_tasks(config: pytest.Config) -> tuple[Any, Path | None]:
+    """pyproject's task declarations (checked now: a bad one is a usage error before any item runs)
+    and its ``tasks_dir`` (relative to the rootdir)."""
+    from .data.declared import DeclarationError, Declarations
+    from .options import pyproject_table
+
+    table = pyproject_table(config)
+    rootdir = Path(str(config.rootpath))
+    try:
+        declarations = Declarations(table.get("tasks", {}), rootdir / "pyproject.toml")
+    except DeclarationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    tasks_dir = table.get("tasks_dir")
+    if tasks_dir is None:
+        return declarations, None
+    folder = rootdir / str(tasks_dir)
+    if not folder.is_dir():
+        where = rootdir / "pyproject.toml"
+        raise pytest.UsageError(f"{where}: [tool.medbench] tasks_dir {folder}: no such directory")
+    return declarations, folder
+
+
+def _benchmark_of(path: Path, data_dir: Path) -> str:
+    """Which benchmark a file that failed to load reports under: meds for the MedS-Bench folder's
+    task files, else the user's own tasks."""
+    inside = path.resolve().is_relative_to((data_dir / MEDS_DIR).resolve())
+    return "meds" if inside and path.name.startswith("task") else DEFAULT_BENCHMARK
 
 
 def _router_groups(settings: Settings) -> dict:

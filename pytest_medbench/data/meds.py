@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .declared import Declarations, declared_task_files, how_to_declare
 from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error, unreadable
 from .meds_tasks import TaskSpec, task_spec
 
@@ -76,12 +77,17 @@ def _plainly_valid(document: object) -> bool:
     return True
 
 
-def load_task(path: Path) -> Task:
-    """Read and validate one task file; raises DataFileError naming the file and the fault."""
+def load_task(path: Path, declarations: Declarations | None = None) -> Task:
+    """Read and validate one task file; raises DataFileError naming the file and the fault.
+
+    A known MedS-Bench task id decides the scoring; any other file needs a declaration.
+    """
     match = _TASK_ID.match(path.name)
     spec = task_spec(match.group(1)) if match else None
+    if spec is None and declarations is not None:
+        spec = declarations.spec_for(path)
     if spec is None:
-        raise DataFileError(LoadError(path, "", "file name does not start with a known MedS-Bench task id"))
+        raise DataFileError(LoadError(path, "", how_to_declare(path)))
     document = read_json(path, jsonl_fallback=path.suffix == ".jsonl")
     problem = None if _plainly_valid(document) else schema_error(document, "meds_task.schema.json")
     if problem:
@@ -101,26 +107,32 @@ def load_task(path: Path) -> Task:
     return Task(path.stem, path, spec, document["Definition"][0], tuple(instances))
 
 
-def load_meds(root: Path) -> tuple[list[Task], list[LoadError]]:
-    """Every valid task under ``root``, and one error per file that could not be used.
+def load_meds(
+    root: Path, declarations: Declarations | None = None, tasks_dir: Path | None = None
+) -> tuple[list[Task], list[LoadError]]:
+    """Every valid task under ``root`` (declared ones included, see ``data.declared``), and one
+    error per file that could not be used.
 
     Two files with one task id (``task57_a.json``, ``task57_b.json``) would pool their instances
     under one task and overwrite each other's items: neither runs, and one error names both."""
     tasks: list[Task] = []
     errors: list[LoadError] = []
-    for path in meds_task_files(root):
+    paths = meds_task_files(root)
+    if declarations is not None:
+        paths += declared_task_files(root, tasks_dir)
+    for path in paths:
         try:
-            tasks.append(load_task(path))
+            tasks.append(load_task(path, declarations))
         except DataFileError as exc:
             errors.append(exc.error)
         except Exception as exc:  # any fault of the file is its load_error item
             errors.append(unreadable(path, exc))
-    by_id: dict[str, list[Task]] = {}
+    by_id: dict[tuple[str, str], list[Task]] = {}
     for task in tasks:
-        by_id.setdefault(task.task_id, []).append(task)
-    for task_id, same in by_id.items():
+        by_id.setdefault((task.spec.benchmark, task.task_id), []).append(task)
+    for (_, task_id), same in by_id.items():
         if len(same) > 1:
             others = ", ".join(str(task.path) for task in same[1:])
             message = f"task id {task_id} is also in {others}: keep one file per task (none of them ran)"
             errors.append(LoadError(same[0].path, "", message))
-    return [task for task in tasks if len(by_id[task.task_id]) == 1], errors
+    return [task for task in tasks if len(by_id[(task.spec.benchmark, task.task_id)]) == 1], errors

@@ -41,6 +41,8 @@ NLI_LABEL = "nli_label"
 NER = "ner"
 MULTILABEL = "multilabel"
 GENERATION = "generation"
+LABEL = "label"  # declared tasks: one label of the task's label set
+JUDGE = "judge"  # declared tasks: the run's judge compares the answer with the reference
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class TaskSpec:
     scorer: str
     language: str = "en"  # tokenizer language for BLEU / ROUGE: en, zh, ja, fr, ru, es
     label_prefix: str = ""
+    # declared tasks only (``data.declared``): where they report, and how they pass
+    benchmark: str = "meds"
+    labels: tuple[str, ...] = ()  # label / multilabel: the label set (default: the gold outputs)
+    pass_threshold: float | None = None  # generation (ROUGE-L) / ner (F1), on a 0-1 scale
+    rubric: str = ""  # judge: what the judge is told to look for
 
 
 def _specs() -> dict[str, TaskSpec]:

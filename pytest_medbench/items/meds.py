@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..data.meds import Instance, Task
-from ..data.meds_tasks import GENERATION, MULTILABEL
-from ..metrics.meds import score_meds
+from ..data.meds_tasks import GENERATION, JUDGE, LABEL, MULTILABEL
+from ..metrics.meds import judged_score, score_meds
 from ..metrics.score import ItemScore
 from ..prompts.meds import MedsPromptConfig, meds_messages
 from .base import Services, Transcript
@@ -23,7 +23,14 @@ class TaskFacts:
     @classmethod
     def of(cls, task: Task) -> TaskFacts:
         labels: set[str] = set()
-        if task.spec.scorer == MULTILABEL:
+        if task.spec.labels:  # a declared task's own label set
+            labels.update(label.lower() for label in task.spec.labels)
+        elif task.spec.scorer == LABEL:
+            labels.update(
+                instance.reference.strip().rstrip(".").strip().lower()
+                for instance in task.instances
+            )
+        elif task.spec.scorer == MULTILABEL:
             for instance in task.instances:
                 labels.update(
                     part.strip().rstrip(".").strip().lower() for part in instance.reference.split(",")
@@ -61,7 +68,7 @@ class MedsItem:
 
     @property
     def markers(self) -> tuple[str, ...]:
-        return ("meds", self.category)
+        return (self.benchmark, self.category)
 
     @property
     def tags(self) -> dict:
@@ -69,7 +76,7 @@ class MedsItem:
 
     def builtin_context(self) -> dict:
         return {
-            "benchmark": "meds",
+            "benchmark": self.benchmark,
             "task": self.task,
             "category": self.category,
             "id": self.instance.id,
@@ -85,6 +92,9 @@ class MedsItem:
 
     def score(self, transcript: Transcript, services: Services) -> ItemScore:
         spec, reference = self.task_data.spec, self.instance.reference
+        if spec.scorer == JUDGE:
+            output, question = transcript.output, self.instance.input
+            return judged_score(services.judge, output, reference, question, spec.rubric)
         return score_meds(
             spec, transcript.output, reference, mode=self.scoring, label_set=self.facts.label_set
         )
@@ -94,4 +104,4 @@ def meds_items(tasks: list[Task], prompt: MedsPromptConfig, scoring: str) -> Ite
     for task in tasks:
         facts = TaskFacts.of(task)
         for instance in task.instances:
-            yield MedsItem(task, instance, facts, prompt, scoring)
+            yield MedsItem(task, instance, facts, prompt, scoring, task.spec.benchmark)

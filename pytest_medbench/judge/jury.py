@@ -34,6 +34,11 @@ class Jury:
     def treatment_correct(self, predicted: str, gold: str, case: Any) -> bool:
         return self._verdict([judge.treatment_correct(predicted, gold, case) for judge in self.judges])
 
+    def verdict(
+        self, answer: str, reference: str, question: str | None = None, rubric: str | None = None
+    ) -> bool:
+        return self._verdict([judge.verdict(answer, reference, question, rubric) for judge in self.judges])
+
     def _graded(self, results: list[dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, Any]:
         """The first judge's details, with each metric the mean of the judges' values."""
         merged = dict(results[0])

@@ -15,6 +15,7 @@ from ..models.errors import ModelCallError
 from ..parsing.verdict import loads_lenient, parse_items, parse_verdict
 from ..prompts.fence import fence
 from ..prompts.medr import MedrPrompts
+from ..prompts.verdict import VERDICT_LABELS, verdict_messages
 
 Ask = Callable[[list[dict[str, str]]], str]
 EFFICIENCY_LABELS = ("Citation", "Repetition", "Reasoning", "Redundancy")
@@ -87,6 +88,13 @@ class LLMJudge:
             additional_info=evidence,
         )
         return verdict == "Correct"
+
+    def verdict(
+        self, answer: str, reference: str, question: str | None = None, rubric: str | None = None
+    ) -> bool:
+        """Whether a free-text answer agrees with the reference (own items; our prompt wording)."""
+        messages = verdict_messages(answer, reference, question, rubric)
+        return self._verdict(messages, VERDICT_LABELS)[0] == "Correct"
 
     # -- examination requests -----------------------------------------------------------------
 

@@ -122,6 +122,12 @@ class OfflineJudge:
     def treatment_correct(self, predicted: str, gold: str, case: Any) -> bool:
         return offline_verdict(predicted, gold)
 
+    def verdict(
+        self, answer: str, reference: str, question: str | None = None, rubric: str | None = None
+    ) -> bool:
+        """Without a judge model: the normalised answer must be the normalised reference itself."""
+        return offline_verdict(answer, reference)
+
     def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
         requested = request_items(requests)
         entries = ancillary_entries(ancillary)

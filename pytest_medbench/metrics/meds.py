@@ -12,10 +12,13 @@ Per-item pass rules (the corpus metrics are computed from all items in ``report.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..data import meds_tasks as kinds
 from ..data.meds_tasks import TaskSpec
 from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
 from . import accuracy, generation, sets
+from .labels import parse_label
 from .score import ItemScore
 
 GENERATION_PASS_ROUGE_L = 0.30
@@ -31,10 +34,13 @@ _ACCURACY_RULES = {
 }
 
 
-def _correct(spec: TaskSpec, output: str, gold: str, strict: bool) -> bool:
+def _correct(spec: TaskSpec, output: str, gold: str, strict: bool, label_set: tuple[str, ...]) -> bool:
     if spec.scorer == kinds.MCQA:
         rule = accuracy.strict_mcqa if strict else accuracy.official_mcqa
         return rule(output, gold, pubmedqa=spec.task_id == "task123")
+    if spec.scorer == kinds.LABEL:  # declared tasks: the same label parsed out of both sides
+        answer = parse_label(output, label_set)
+        return answer is not None and answer == parse_label(gold, label_set)
     if spec.scorer == kinds.LABEL_PREFIX:
         rule = accuracy.strict_label_prefix if strict else accuracy.official_label_prefix
         return rule(output, gold, spec.label_prefix)
@@ -48,25 +54,27 @@ def score_meds(
     """The item's scores under ``mode``; never raises, whatever ``output`` holds.
 
     ``label_set`` is HoC's label set in strict mode; official mode uses the released ten labels.
+    A declared task (``spec.benchmark`` not meds) uses its own ``label_set`` in both modes, and its
+    ``pass_threshold`` in place of the generation and NER pass marks.
     """
     strict = mode == "strict"
     if spec.scorer == kinds.GENERATION:
         rule = generation.strict_overlap if strict else generation.official_overlap
         result = rule(spec, output, gold)
-        passed = (result.rouge_l or 0.0) >= GENERATION_PASS_ROUGE_L
+        passed = (result.rouge_l or 0.0) >= _pass_mark(spec, GENERATION_PASS_ROUGE_L)
         return ItemScore(result.as_scores(), passed, unscorable=result.unscorable)
     if spec.scorer == kinds.NER:
         # official: a blank output is the entity set {''} (one false positive), as the released code has it
         extract = sets.strict_entities if strict else sets.official_entities
         predicted, expected = extract(output), extract(gold)
         counts = sets.entity_counts(predicted, expected)
-        _, _, f1 = sets.f1_from_counts(counts["tp"], counts["fp"], counts["fn"])
-        item_f1 = 1.0 if not predicted and not expected else f1
+        item_f1 = sets.item_f1(predicted, expected)
         parsed = {"entities": sorted(predicted)}
-        return ItemScore({"f1": item_f1}, item_f1 >= NER_PASS_F1, parsed, counts, "micro_f1")
+        passed = item_f1 >= _pass_mark(spec, NER_PASS_F1)
+        return ItemScore({"f1": item_f1}, passed, parsed, counts, "micro_f1")
     if spec.scorer == kinds.MULTILABEL:
         extract = sets.strict_labels if strict else sets.official_labels
-        labels = label_set if strict else sets.HOC_LABELS
+        labels = label_set if strict or spec.benchmark != "meds" else sets.HOC_LABELS
         predicted, expected = extract(output, labels), extract(gold, labels)
         counts = sets.label_counts(predicted, expected, labels)
         parsed = {"labels": sorted(predicted)}
@@ -78,13 +86,24 @@ def score_meds(
         and spec.scorer == kinds.MCQA
         and accuracy.official_mcqa_raises(output, gold, pubmedqa=spec.task_id == "task123")
     )
-    correct = not unscorable and _correct(spec, output, gold, strict)
-    return ItemScore(
-        {"accuracy": float(correct)}, correct, _parsed_answer(spec, output), unscorable=unscorable
-    )
+    correct = not unscorable and _correct(spec, output, gold, strict, label_set)
+    parsed = _parsed_answer(spec, output, label_set)
+    return ItemScore({"accuracy": float(correct)}, correct, parsed, unscorable=unscorable)
 
 
-def _parsed_answer(spec: TaskSpec, output: str) -> dict:
+def _pass_mark(spec: TaskSpec, default: float) -> float:
+    return default if spec.pass_threshold is None else spec.pass_threshold
+
+
+def judged_score(judge: Any, output: str, reference: str, question: str, rubric: str = "") -> ItemScore:
+    """A declared ``judge`` task's item: the run's judge (or jury, or the offline judge) decides."""
+    correct = judge.verdict(output, reference, question=question, rubric=rubric or None)
+    return ItemScore({"accuracy": float(correct)}, correct, {"answer": output.strip()[:200] or None})
+
+
+def _parsed_answer(spec: TaskSpec, output: str, label_set: tuple[str, ...]) -> dict:
+    if spec.scorer == kinds.LABEL:
+        return {"answer": parse_label(output, label_set)}
     if spec.scorer == kinds.MCQA:
         if spec.task_id == "task123":
             return {"answer": extract_yes_no_maybe(output)}

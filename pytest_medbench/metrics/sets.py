@@ -48,6 +48,21 @@ def entity_counts(predicted: set[str], gold: set[str]) -> dict[str, float]:
     return {"tp": len(predicted & gold), "fp": len(predicted - gold), "fn": len(gold - predicted)}
 
 
+def entity_f1(answer: str, reference: str) -> float:
+    """F1 (0-1) of the entities of ``answer`` against those of ``reference``: comma-separated lists,
+    lowercased, one trailing period dropped, "There is no related entity" for none (the strict NER
+    rule). Both empty is 1.0: nothing to find, and nothing found."""
+    return item_f1(strict_entities(answer), strict_entities(reference))
+
+
+def item_f1(predicted: set[str], expected: set[str]) -> float:
+    """One item's entity F1; 1.0 when both sets are empty."""
+    if not predicted and not expected:
+        return 1.0
+    counts = entity_counts(predicted, expected)
+    return f1_from_counts(counts["tp"], counts["fp"], counts["fn"])[2]
+
+
 def f1_from_counts(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
     """(precision, recall, F1) on a 0-1 scale; 0 where undefined (sklearn's zero_division=0)."""
     precision = tp / (tp + fp) if tp + fp else 0.0

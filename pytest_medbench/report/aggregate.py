@@ -88,7 +88,10 @@ def _counts(n: int, passed: int, errors: int) -> dict:
 
 
 def _answered_empty(record: ItemRecord) -> bool:
-    """The model answered nothing but whitespace (in any epoch): scored, and counted apart."""
+    """The model answered nothing but whitespace (in any epoch): scored, and counted apart. A test of
+    your own that asked no model (output None) has no answer to count."""
+    if record.output is None and not record.epoch_outputs:
+        return False
     return any(not (output or "").strip() for output in record.epoch_outputs or [record.output])
 
 

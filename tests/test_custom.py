@@ -1,0 +1,293 @@
+"""Your own evaluations: declared task files, the medbench_model / medbench_judge fixtures,
+medbench.record, the public scoring functions, and the examples/ suite (run here, so CI runs it)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from openai_server import OpenAIServer, Reply
+
+from conftest import REPO, stable
+from pytest_medbench import metrics
+from pytest_medbench.cli import main as medbench_cli
+from pytest_medbench.data.declared import DeclarationError, Declarations
+from pytest_medbench.data.meds import load_meds
+from pytest_medbench.data.meds_tasks import TaskSpec
+from pytest_medbench.metrics.meds import score_meds
+
+EXAMPLES = REPO / "examples"
+TASK = {"Definition": ["Answer."], "Instances": [{"id": "a", "input": "Q?", "output": "emergent"}]}
+
+
+def _write(path: Path, data: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return path
+
+
+def _no_declarations(tmp_path: Path) -> Declarations:
+    return Declarations({}, tmp_path / "pyproject.toml")
+
+
+# -- declared task files --------------------------------------------------------------------------
+
+
+def test_undeclared_file_is_a_data_error_that_says_how_to_declare(tmp_path):
+    custom = _write(tmp_path / "custom" / "sepsis_triage.json", TASK)
+    prefixed = _write(tmp_path / "meds-bench" / "task900_sepsis_triage.json", TASK)
+    unprefixed = _write(tmp_path / "meds-bench" / "sepsis_triage_copy.json", TASK)
+    tasks, errors = load_meds(tmp_path, _no_declarations(tmp_path))
+    assert tasks == []
+    expected = sorted(path.resolve() for path in (custom, prefixed, unprefixed))
+    assert sorted(error.path.resolve() for error in errors) == expected
+    message = next(str(e) for e in errors if e.path.name == "task900_sepsis_triage.json")
+    assert "[tool.medbench.tasks.task900_sepsis_triage]" in message
+    assert "task900_sepsis_triage.medbench.toml" in message
+
+
+def test_pyproject_and_sidecar_declarations_make_custom_tasks(tmp_path):
+    _write(tmp_path / "meds-bench" / "task900_sepsis_triage.json", TASK)
+    _write(tmp_path / "custom" / "triage.json", TASK)
+    sidecar = 'scorer = "label"\nlabels = ["emergent", "routine"]\n'
+    _write(tmp_path / "custom" / "triage.medbench.toml", sidecar)
+    table = {"task900": {"scorer": "mcqa", "category": "triage", "benchmark": "ward"}}
+    declarations = Declarations(table, tmp_path / "pyproject.toml")
+    tasks, errors = load_meds(tmp_path, declarations)
+    assert errors == []
+    by_id = {task.task_id: task.spec for task in tasks}
+    assert by_id["task900"].benchmark == "ward" and by_id["task900"].category == "triage"
+    assert by_id["triage"].benchmark == "custom" and by_id["triage"].labels == ("emergent", "routine")
+
+
+def test_one_task_id_in_two_files_is_an_error(tmp_path):
+    for folder in ("ward_a", "ward_b"):
+        _write(tmp_path / "custom" / folder / "triage.json", TASK)
+    declarations = Declarations({"triage": {"scorer": "label"}}, tmp_path / "pyproject.toml")
+    tasks, errors = load_meds(tmp_path, declarations)
+    # one error naming the task id (main's loader, since issue 20, keeps neither file; this branch the first)
+    assert len(tasks) <= 1 and len(errors) == 1 and "task id triage" in errors[0].message
+
+
+def test_tasks_dir_files_are_declared_tasks(tmp_path):
+    _write(tmp_path / "own" / "handover.json", TASK)
+    declarations = Declarations({"handover": {"scorer": "judge"}}, tmp_path / "pyproject.toml")
+    tasks, errors = load_meds(tmp_path / "data", declarations, tmp_path / "own")
+    assert [task.task_id for task in tasks] == ["handover"] and errors == []
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ({"scorer": "rouge"}, "scorer 'rouge' is not one of mcqa, label"),
+        ({"scorer": "mcqa", "colour": "red"}, "unknown key 'colour'"),
+        ({"scorer": "mcqa", "pass_threshold": 0.5}, "pass_threshold applies to the generation"),
+        ({"scorer": "generation", "pass_threshold": 30}, "must be a number from 0 to 1"),
+        ({"scorer": "mcqa", "benchmark": "meds"}, "reserved"),
+        ({"scorer": "ner", "labels": ["x"]}, "labels apply to the label and multilabel"),
+        ({"scorer": "mcqa", "language": "de"}, "language 'de'"),
+    ],
+)
+def test_bad_declaration_names_the_place_and_the_key(tmp_path, table, fragment):
+    with pytest.raises(DeclarationError, match=r"tool\.medbench\.tasks\.sepsis") as raised:
+        Declarations({"sepsis": table}, tmp_path / "pyproject.toml")
+    assert fragment in str(raised.value)
+
+
+def test_bad_sidecar_is_a_data_error_naming_the_sidecar(tmp_path):
+    _write(tmp_path / "custom" / "triage.json", TASK)
+    sidecar = _write(tmp_path / "custom" / "triage.medbench.toml", 'scorer = "guess"\n')
+    tasks, errors = load_meds(tmp_path, _no_declarations(tmp_path))
+    assert tasks == [] and errors[0].path == sidecar and "scorer 'guess'" in errors[0].message
+
+
+def test_bad_pyproject_declaration_is_a_usage_error(pytester):
+    pytester.makepyprojecttoml('[tool.medbench.tasks.sepsis]\nscorer = "rouge"\n')
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pyproject.toml*[[]tool.medbench.tasks.sepsis[]]*scorer 'rouge'*"])
+
+
+def test_generation_pass_threshold_decides_the_pass():
+    # hand computation: "a b c d" vs "a b x y": LCS 2 of 4 tokens each, so P = R = F = 0.5
+    low, high = (
+        TaskSpec("own", "own", "generation", benchmark="custom", pass_threshold=t) for t in (0.4, 0.6)
+    )
+    assert score_meds(low, "a b c d", "a b x y").passed
+    assert not score_meds(high, "a b c d", "a b x y").passed
+    assert score_meds(high, "a b c d", "a b x y").scores["rouge_l"] == pytest.approx(0.5)
+
+
+def test_declared_multilabel_uses_its_own_labels_in_official_mode():
+    spec = TaskSpec("own", "own", "multilabel", benchmark="custom", labels=("pneumonia", "sepsis"))
+    # with HoC's labels neither side has a label, which would count as an exact match
+    score = score_meds(spec, "pneumonia", "pneumonia, sepsis", label_set=("pneumonia", "sepsis"))
+    assert score.scores["exact_match"] == 0.0
+
+
+def test_label_scorer_parses_the_label_on_both_sides():
+    spec = TaskSpec("own", "triage", "label", benchmark="custom")
+    labels = ("emergent", "urgent", "routine")
+    assert score_meds(spec, "Urgent - review within the hour.", "urgent", label_set=labels).passed
+    assert not score_meds(spec, "Emergently seen", "emergent", label_set=labels).passed  # whole words only
+
+
+# -- public scoring functions --------------------------------------------------------------------
+
+
+def test_public_scoring_functions():
+    from pytest_medbench.metrics import overlap
+
+    assert metrics.rouge_l is overlap.rouge_l and metrics.bleu_1 is overlap.bleu_1  # wrapped, not copied
+    # hand: {aspirin, heparin} vs {aspirin, warfarin}: tp 1, fp 1, fn 1 -> P = R = F1 = 0.5
+    assert metrics.entity_f1("Aspirin, heparin.", "aspirin, warfarin") == pytest.approx(0.5)
+    assert metrics.entity_f1("There is no related entity.", "") == 1.0
+    assert metrics.parse_mcqa("The right answer is B: Myopathy") == "B"
+    assert metrics.parse_mcqa("no idea") is None
+    assert metrics.parse_label("Not emergent; urgent.", ["urgent", "emergent"]) == "emergent"  # first said
+    assert metrics.parse_label("routine", ["urgent"]) is None
+
+
+# -- fixtures and medbench.record ----------------------------------------------------------------
+
+OWN_TEST = """
+import pytest
+
+def test_shock(medbench_model, medbench_judge, medbench):
+    answer = medbench_model.complete("First vasopressor in septic shock?", reference="Norepinephrine")
+    correct = medbench_judge.verdict(answer.text, "Norepinephrine", question="First vasopressor?")
+    medbench.record("shock", {"accuracy": correct})
+    assert correct
+"""
+
+
+def test_fixtures_use_the_run_model_and_a_strict_llm_judge(pytester, tmp_path):
+    replies = iter(["I think so", "Correct"])  # unparseable first: one reminder, then the verdict
+    with OpenAIServer(lambda request, number: Reply(content=next(replies))) as judge:
+        pytester.makepyfile(OWN_TEST)
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/judge@{judge.api_base}", f"--medbench-report={tmp_path / 'lb.json'}",
+        )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    fenced = judge.requests[0]["messages"][-1]["content"]
+    assert "Norepinephrine" in fenced and "<<<ANSWER-" in fenced  # the oracle's answer, fenced
+    assert len(judge.requests) == 2
+    task = json.loads((tmp_path / "lb.json").read_text())["tasks"][0]
+    assert (task["benchmark"], task["task"]) == ("custom", "shock")
+    assert task["metrics"]["accuracy"]["value"] == 100.0
+    assert task["judge_tokens"]["prompt"] > 0  # the judge's usage is metered on the test's item
+
+
+def test_unparseable_judge_fails_the_test_never_guesses(pytester):
+    with OpenAIServer(lambda request, number: Reply(content="Probably correct")) as judge:
+        pytester.makepyfile(OWN_TEST)
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/judge@{judge.api_base}",
+        )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["medbench_judge: *no verdict among ('Correct', 'Wrong')*"])
+    assert "During handling" not in result.stdout.str()
+
+
+def test_a_split_jury_is_wrong(pytester):
+    yes_server = OpenAIServer(lambda request, number: Reply(content="Correct"))
+    no_server = OpenAIServer(lambda request, number: Reply(content="Wrong"))
+    with yes_server as yes, no_server as no:
+        pytester.makepyfile(OWN_TEST)
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/a@{yes.api_base}", f"--judge-model=openai/b@{no.api_base}",
+        )  # fmt: skip
+    result.assert_outcomes(failed=1)  # one vote of two is no strict majority
+
+
+def test_a_test_that_asks_no_model_has_no_empty_answer(pytester, tmp_path):
+    pytester.makepyfile('def test_rule(medbench):\n    medbench.record("dose_rule", {"accuracy": 1.0})\n')
+    pytester.runpytest("-p", "no:cacheprovider", f"--medbench-report={tmp_path / 'lb.json'}")
+    task = json.loads((tmp_path / "lb.json").read_text())["tasks"][0]
+    assert (task["task"], task["passed"], task["empty_answers"]) == ("dose_rule", 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        ('medbench.record("t", {"accuracy": 1.5})', "score accuracy=1.5 must be a number from 0 to 1"),
+        ('medbench.record("t", {"n": 1})', "metric name 'n'"),
+        ('medbench.record("t", {"accuracy": 1}, benchmark="meds")', "published benchmark"),
+        ('medbench.record("a.b", {"accuracy": 1})', "task 'a.b'"),
+        ('medbench.record("t", {"accuracy": 1}); medbench.record("t", {"accuracy": 1})', "called twice"),
+    ],
+)
+def test_record_rejects_bad_arguments(pytester, call, fragment):
+    pytester.makepyfile(f"def test_own(medbench):\n    {call}\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*ValueError: medbench.record in test_*.py::test_own: *{fragment}*"])
+
+
+# -- examples/ -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def examples(pytester):
+    shutil.copytree(EXAMPLES, pytester.path, dirs_exist_ok=True)
+    return pytester
+
+
+def test_examples_run_offline_and_their_gates_decide(examples):
+    result = examples.runpytest(
+        "-p", "no:cacheprovider", "--medbench-report=lb.json", "--medbench-html=lb.html", "--junitxml=j.xml"
+    )
+    assert result.ret == 0  # one drug interaction is answered wrong; the gates still hold
+    result.assert_outcomes(passed=9, failed=1)
+    result.stdout.fnmatch_lines(["medbench verdict: PASS (3 gates hold)"])
+    board = json.loads((examples.path / "lb.json").read_text())
+    tasks = {(t["benchmark"], t["task"]): t for t in board["tasks"]}
+    drugs = tasks[("custom", "drug_interactions")]
+    assert (drugs["n"], drugs["passed"]) == (4, 3)  # replay answers: lithium_ibuprofen is wrong
+    # Wilson 95% for 3/4 by hand: centre (0.75 + z^2/8) / (1 + z^2/4) = 0.6275,
+    # half-width z * sqrt(0.75 * 0.25 / 4 + z^2 / 64) / (1 + z^2/4) = 0.3269
+    assert drugs["metrics"]["accuracy"]["value"] == 75.0
+    assert drugs["metrics"]["accuracy"]["ci95"] == pytest.approx([30.06, 95.44], abs=0.01)
+    assert tasks[("custom", "triage_category")]["category"] == "triage"  # declared by its sidecar
+    assert tasks[("custom", "triage_category")]["passed"] == 3
+    assert tasks[("custom", "sepsis_handover")]["category"] == "handover"  # declared in pyproject
+    assert "drug_interactions" in (examples.path / "lb.html").read_text()
+    fingerprinted = set(board["run"]["data"]["files"])  # own task data is part of the run's provenance
+    assert {"custom/triage_category.json", "custom/triage_category.medbench.toml"} <= fingerprinted
+    properties = {
+        (p.get("name"), p.get("value"))
+        for case in ET.parse(examples.path / "j.xml").iter("testcase")
+        if case.get("name") == "test_drug_interaction[lithium_ibuprofen]"
+        for p in case.iter("property")
+    }
+    assert {("medbench.task", "custom.drug_interactions"), ("medbench.accuracy", "0.0")} <= properties
+
+
+def test_examples_gate_fails_when_the_model_regresses(examples, capsys):
+    examples.runpytest("-p", "no:cacheprovider", "--medbench-report=base.json")
+    answers = (examples.path / "answers.jsonl").read_text().replace("is A: It rises", "is B: It falls")
+    (examples.path / "worse.jsonl").write_text(answers)
+    result = examples.runpytest(
+        "-p", "no:cacheprovider", "--model=replay:worse.jsonl", "--medbench-report=new.json"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*custom.drug_interactions.accuracy = 50 (needs >= 70)*"])
+    capsys.readouterr()
+    medbench_cli(["compare", str(examples.path / "base.json"), str(examples.path / "new.json")])
+    assert "drug_interactions" in capsys.readouterr().out
+
+
+def test_examples_leaderboard_under_xdist_equals_one_process(examples):
+    examples.runpytest("-p", "no:cacheprovider", "--medbench-report=one.json")
+    examples.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--medbench-report=two.json")
+    one, two = (json.loads((examples.path / name).read_text()) for name in ("one.json", "two.json"))
+    assert stable(two) == stable(one)
+    assert two["items"] == one["items"]
+    assert len(one["items"]["custom/drug_interactions"]) == 4
