@@ -52,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if is_controller:
         run.check_models()
         run.check_cache()
+        _check_gate_paths(run)
     if settings.prompts == "upstream":
         try:
             run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing
@@ -68,6 +69,17 @@ def pytest_configure(config: pytest.Config) -> None:
         from .reporter import Reporter
 
         config.pluginmanager.register(Reporter(run), "medbench-reporter")
+
+
+def _check_gate_paths(run: Any) -> None:
+    """A gate on an entry the data does not make is a usage error before any model call."""
+    from .report.gates import GateError, check_selected
+
+    if run.settings.gates:
+        try:
+            check_selected(run.settings.gates, [*run.meds_items, *run.medr_items])
+        except GateError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
