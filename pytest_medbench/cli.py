@@ -230,11 +230,47 @@ def main(argv: list[str] | None = None) -> int:
     auditing.add_argument("--json", action="store_true", help="print the audits as JSON")
     auditing.set_defaults(handler=_audit)
     args = parser.parse_args(argv)
+    stdout, sys.stdout = sys.stdout, _QuietWhenClosed(sys.stdout)
     try:
         return args.handler(args)
     except (CompareError, CheckError) as exc:
         print(f"medbench: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class _QuietWhenClosed:
+    """stdout that goes quiet once its reader has gone (``medbench show run.json | head``): no
+    BrokenPipeError traceback, and the command still finishes its work (``compare --json``) with the
+    exit code that says what it found."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        """Point the descriptor at /dev/null, so what is still buffered (and the interpreter's last
+        flush at exit) goes nowhere instead of raising again."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def score_meds(
         rule = generation.strict_overlap if strict else generation.official_overlap
         result = rule(spec, output, gold)
         passed = (result.rouge_l or 0.0) >= GENERATION_PASS_ROUGE_L
-        return ItemScore(result.as_scores(), passed, unscorable=result.unscorable)
+        rule = threshold_rule("ROUGE-L", result.rouge_l or 0.0, GENERATION_PASS_ROUGE_L)
+        return ItemScore(result.as_scores(), passed, unscorable=result.unscorable, rule=rule)
     if spec.scorer == kinds.NER:
         # official: a blank output is the entity set {''} (one false positive), as the released code has it
         extract = sets.strict_entities if strict else sets.official_entities
@@ -63,15 +64,26 @@ def score_meds(
         _, _, f1 = sets.f1_from_counts(counts["tp"], counts["fp"], counts["fn"])
         item_f1 = 1.0 if not predicted and not expected else f1
         parsed = {"entities": sorted(predicted)}
-        return ItemScore({"f1": item_f1}, item_f1 >= NER_PASS_F1, parsed, counts, "micro_f1")
+        rule = threshold_rule("entity F1", item_f1, NER_PASS_F1)
+        return ItemScore({"f1": item_f1}, item_f1 >= NER_PASS_F1, parsed, counts, "micro_f1", rule=rule)
     if spec.scorer == kinds.MULTILABEL:
         extract = sets.strict_labels if strict else sets.official_labels
         labels = label_set if strict else sets.HOC_LABELS
         predicted, expected = extract(output, labels), extract(gold, labels)
         counts = sets.label_counts(predicted, expected, labels)
         parsed = {"labels": sorted(predicted)}
+        rule = (
+            "label set equals the reference's"
+            if predicted == expected
+            else "label set differs from the reference's (must be equal)"
+        )
         return ItemScore(
-            {"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1"
+            {"exact_match": float(predicted == expected)},
+            predicted == expected,
+            parsed,
+            counts,
+            "macro_f1",
+            rule=rule,
         )
     unscorable = (
         not strict
@@ -79,9 +91,19 @@ def score_meds(
         and accuracy.official_mcqa_raises(output, gold, pubmedqa=spec.task_id == "task123")
     )
     correct = not unscorable and _correct(spec, output, gold, strict)
-    return ItemScore(
-        {"accuracy": float(correct)}, correct, _parsed_answer(spec, output), unscorable=unscorable
+    rule = (
+        "unscorable by the released code (scored 0)"
+        if unscorable
+        else f"answer {'correct' if correct else 'wrong'} under {mode} scoring (must be correct)"
     )
+    return ItemScore(
+        {"accuracy": float(correct)}, correct, _parsed_answer(spec, output), unscorable=unscorable, rule=rule
+    )
+
+
+def threshold_rule(metric: str, value: float, threshold: float) -> str:
+    """ "ROUGE-L 0.12 < 0.30": a score against the pass threshold, as a failure message shows it."""
+    return f"{metric} {value:.2f} {'>=' if value >= threshold else '<'} {threshold:.2f}"
 
 
 def _parsed_answer(spec: TaskSpec, output: str) -> dict:
