@@ -74,9 +74,30 @@ def _html(args: argparse.Namespace) -> int:
             samples = [json.loads(line) for line in lines if line.strip()]
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"cannot read {args.samples}: {exc}") from exc
+        _check_samples_match(args.samples, samples, args.runs[-1], runs[-1][1])
     Path(args.output).write_text(render(runs, samples), encoding="utf-8")
-    print(f"wrote {args.output}")
+    print(f"HTML page written to {args.output}")
     return 0
+
+
+def _check_samples_match(path: str, samples: list[dict], run_path: str, board: dict) -> None:
+    """The failed items shown must be the last run's: every scored sample must be an item of that run
+    with the same pass/fail, or the page would show one run's failures under another's scores."""
+    items = board.get("items", {})
+    differ = [
+        sample
+        for sample in samples
+        if not sample.get("missing")
+        and not sample.get("error")
+        and items.get(f"{sample['benchmark']}/{sample['task']}", {}).get(str(sample["id"]), {}).get("passed")
+        != sample.get("passed")
+    ]
+    if differ:
+        first = differ[0]
+        raise CompareError(
+            f"{path} does not belong to {run_path} (the last run given): {len(differ)} of {len(samples)} "
+            f"samples differ, e.g. {first['benchmark']}.{first['task']} {first['id']}"
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:

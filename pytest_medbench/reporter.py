@@ -118,7 +118,8 @@ class Reporter:
             return None
         done = len(self.run.records)
         total = done + len(self.missing)
-        return f"INCOMPLETE: {done} of {total} items (the samples file lists the missing ids)"
+        listed = " (the samples file lists the missing ids)" if self.run.settings.samples_path else ""
+        return f"INCOMPLETE: {done} of {total} items{listed}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.run.settings

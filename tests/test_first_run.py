@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
+
+import pytest
 
 from conftest import FIXTURES, SUITES
 
@@ -129,3 +132,61 @@ def test_readme_subset_examples_select_items_on_the_bundled_fixtures(pytester):
         )
         selected = [line for line in result.outlines if "::test_med" in line]
         assert selected, f"README's {flag} {expression} selects nothing"
+
+
+def test_a_missing_key_stops_the_run_before_any_item_naming_the_variable(pytester, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    # a subprocess: pytester's in-process runner cannot report a pytest.exit from configure
+    result = pytester.runpytest_subprocess(str(SUITES), "-p", "no:cacheprovider", "--model", "gpt-4o")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count("OPENAI_API_KEY") == 1
+    assert "gpt-4o needs OPENAI_API_KEY in the environment, and it is not set; no item was run" in out
+    assert "failed" not in out and "passed" not in out
+
+
+def test_a_judge_without_its_key_stops_the_run_too(pytester, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = pytester.runpytest_subprocess(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "medr",
+        "--judge-model",
+        "anthropic/claude-3-5-sonnet-20241022",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "needs ANTHROPIC_API_KEY in the environment" in result.stdout.str() + result.stderr.str()
+
+
+def test_an_unreachable_host_stops_the_run_after_the_first_failure(pytester, monkeypatch):
+    closed = _closed_port()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    result = _run(
+        pytester,
+        "-k",
+        "task57",
+        "--model",
+        "openai/x",
+        "--api-base",
+        f"http://127.0.0.1:{closed}/v1",
+        "--medbench-retries",
+        "0",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(failed=1)  # the other four task57 items were not run, not failed
+    out = result.stdout.str()
+    assert out.count("Connection refused") == 1  # the error once: no chained "During handling of ..."
+    assert "During handling" not in out
+    assert (
+        f"the model openai/x at http://127.0.0.1:{closed}/v1 cannot be reached; the other items were not run"
+        in out
+    )
+    assert "INCOMPLETE: 1 of 5 items" in out
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
