@@ -74,9 +74,30 @@ def _html(args: argparse.Namespace) -> int:
             samples = [json.loads(line) for line in lines if line.strip()]
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"cannot read {args.samples}: {exc}") from exc
+        _check_samples_match(args.samples, samples, args.runs[-1], runs[-1][1])
     Path(args.output).write_text(render(runs, samples), encoding="utf-8")
-    print(f"wrote {args.output}")
+    print(f"HTML page written to {args.output}")
     return 0
+
+
+def _check_samples_match(path: str, samples: list[dict], run_path: str, board: dict) -> None:
+    """The failed items shown must be the last run's: every scored sample must be an item of that run
+    with the same pass/fail, or the page would show one run's failures under another's scores."""
+    items = board.get("items", {})
+    differ = [
+        sample
+        for sample in samples
+        if not sample.get("missing")
+        and not sample.get("error")
+        and items.get(f"{sample['benchmark']}/{sample['task']}", {}).get(str(sample["id"]), {}).get("passed")
+        != sample.get("passed")
+    ]
+    if differ:
+        first = differ[0]
+        raise CompareError(
+            f"{path} does not belong to {run_path} (the last run given): {len(differ)} of {len(samples)} "
+            f"samples differ, e.g. {first['benchmark']}.{first['task']} {first['id']}"
+        )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -230,11 +251,47 @@ def main(argv: list[str] | None = None) -> int:
     auditing.add_argument("--json", action="store_true", help="print the audits as JSON")
     auditing.set_defaults(handler=_audit)
     args = parser.parse_args(argv)
+    stdout, sys.stdout = sys.stdout, _QuietWhenClosed(sys.stdout)
     try:
         return args.handler(args)
     except (CompareError, CheckError) as exc:
         print(f"medbench: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class _QuietWhenClosed:
+    """stdout that goes quiet once its reader has gone (``medbench show run.json | head``): no
+    BrokenPipeError traceback, and the command still finishes its work (``compare --json``) with the
+    exit code that says what it found."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        """Point the descriptor at /dev/null, so what is still buffered (and the interpreter's last
+        flush at exit) goes nowhere instead of raising again."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Precedence: command line, then environment (``MEDBENCH_DATA`` only), then ini, t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from .report.gates import Gate
 
 DEFAULT_MODEL = "medbench/baseline"
+# value rules, checked when options are read: a bad value is a usage error before anything runs
+AT_LEAST_1 = (lambda value: value >= 1, "at least 1")
+NOT_NEGATIVE = (lambda value: value >= 0, "at least 0")
+POSITIVE = (lambda value: value > 0, "greater than 0")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     is_switch: bool = False
     repeatable: bool = False  # given several times on the command line; a list (linelist) in ini
+    rule: tuple[Callable[[Any], bool], str] | None = None  # (check, what it says), e.g. AT_LEAST_1
 
     @property
     def dest(self) -> str:
@@ -102,12 +108,13 @@ OPTIONS = (
         "--medbench-cache", "response cache file (default: .medbench_cache/responses.sqlite3 under rootdir)"
     ),
     Option("--medbench-no-cache", "neither read nor write the response cache", is_switch=True, default=False),
-    Option("--medbench-timeout", "seconds one model call may take", type=float, default=120.0),
+    Option("--medbench-timeout", "seconds one model call may take", type=float, default=120.0, rule=POSITIVE),
     Option(
         "--medbench-retries",
         "retries of a call after 429, 5xx, timeouts and dropped connections",
         type=int,
         default=4,
+        rule=NOT_NEGATIVE,
     ),
     Option(
         "--medbench-concurrency",
@@ -115,24 +122,42 @@ OPTIONS = (
         "with -n, each worker answers its share N at a time",
         type=int,
         default=1,
+        rule=AT_LEAST_1,
     ),
-    Option("--medbench-rpm", "at most N requests per minute to the model, shared by all workers", type=int),
-    Option("--medbench-tpm", "at most N tokens per minute to the model, shared by all workers", type=int),
+    Option(
+        "--medbench-rpm",
+        "at most N requests per minute to the model, shared by all workers",
+        type=int,
+        rule=AT_LEAST_1,
+    ),
+    Option(
+        "--medbench-tpm",
+        "at most N tokens per minute to the model, shared by all workers",
+        type=int,
+        rule=AT_LEAST_1,
+    ),
     Option(
         "--medbench-backoff",
         "seconds before the first retry, doubling each time up to 30 (a Retry-After header wins)",
         type=float,
         default=1.0,
+        rule=NOT_NEGATIVE,
     ),
-    Option("--temperature", "sampling temperature passed to the model", type=float),
-    Option("--max-tokens", "maximum tokens the model may generate", type=int),
+    Option("--temperature", "sampling temperature passed to the model", type=float, rule=NOT_NEGATIVE),
+    Option("--max-tokens", "maximum tokens the model may generate", type=int, rule=AT_LEAST_1),
     Option("--seed", "seed passed to the model and used to draw few-shot examples", type=int),
-    Option("--medbench-limit", "only the first N instances of each task (cases of each setting)", type=int),
+    Option(
+        "--medbench-limit",
+        "only the first N instances of each task (cases of each setting)",
+        type=int,
+        rule=AT_LEAST_1,
+    ),
     Option(
         "--medbench-epochs",
         "ask each item K times; scores are averaged, an item passes when all pass",
         type=int,
         default=1,
+        rule=AT_LEAST_1,
     ),
     Option(
         "--medbench-protocol",
@@ -142,7 +167,10 @@ OPTIONS = (
         choices=("code", "paper"),
     ),
     Option(
-        "--medbench-shots", "number of few-shot examples for MedS-Bench (overrides the protocol)", type=int
+        "--medbench-shots",
+        "number of few-shot examples for MedS-Bench (overrides the protocol)",
+        type=int,
+        rule=NOT_NEGATIVE,
     ),
     Option("--medbench-baseline", "a previous run's leaderboard JSON: fail on a significant drop against it"),
     Option(
@@ -150,8 +178,15 @@ OPTIONS = (
         "points a metric may drop against --medbench-baseline before a significant drop fails (default 2)",
         type=float,
         default=2.0,
+        rule=NOT_NEGATIVE,
     ),
-    Option("--medbench-alpha", "significance level of the baseline comparison", type=float, default=0.05),
+    Option(
+        "--medbench-alpha",
+        "significance level of the baseline comparison",
+        type=float,
+        default=0.05,
+        rule=(lambda value: 0 < value < 1, "between 0 and 1"),
+    ),
     Option(
         "--medbench-scoring",
         "MedS-Bench scoring: official (the released code, quirks included) or strict",
@@ -236,6 +271,8 @@ def option_value(config: pytest.Config, option: Option) -> Any:
         raise pytest.UsageError(f"{option.flag}: {value!r} is not a valid {option.type.__name__}") from exc
     if option.choices and converted not in option.choices:
         raise pytest.UsageError(f"{option.flag}: {value!r} is not one of {', '.join(option.choices)}")
+    if option.rule is not None and not option.rule[0](converted):
+        raise pytest.UsageError(f"{option.flag}: {value!r} must be {option.rule[1]}")
     return converted
 
 
@@ -304,10 +341,6 @@ class Settings:
             if values["medbench_no_cache"]
             else (path("medbench_cache") or rootdir / ".medbench_cache" / "responses.sqlite3")
         )
-        if values["medbench_epochs"] < 1:
-            raise pytest.UsageError("--medbench-epochs must be at least 1")
-        if values["medbench_retries"] < 0:
-            raise pytest.UsageError("--medbench-retries must not be negative")
         judges = values["medbench_judge_model"] or ()
         first_judge = split_judge(judges[0])[0] if judges else None
         for flag in ("--medbench-report", "--medbench-samples", "--medbench-html"):
@@ -334,7 +367,7 @@ class Settings:
             timeout_s=values["medbench_timeout"],
             retries=values["medbench_retries"],
             backoff_s=values["medbench_backoff"],
-            concurrency=max(1, values["medbench_concurrency"]),
+            concurrency=values["medbench_concurrency"],
             rpm=values["medbench_rpm"],
             tpm=values["medbench_tpm"],
             temperature=values["medbench_temperature"],

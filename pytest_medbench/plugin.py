@@ -56,6 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if is_controller:
         run.check_models()
         run.check_cache()
+        _check_gate_paths(run)
+        if not config.option.collectonly:
+            _check_keys(run)
     if settings.prompts == "upstream":
         try:
             run.prompts  # noqa: B018 - fails now, with a usage error, when the template files are missing
@@ -72,6 +75,25 @@ def pytest_configure(config: pytest.Config) -> None:
         from .reporter import Reporter
 
         config.pluginmanager.register(Reporter(run), "medbench-reporter")
+
+
+def _check_gate_paths(run: Any) -> None:
+    """A gate on an entry the data does not make is a usage error before any model call."""
+    from .report.gates import GateError, check_selected
+
+    if run.settings.gates:
+        try:
+            check_selected(run.settings.gates, [*run.meds_items, *run.medr_items])
+        except GateError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+def _check_keys(run: Any) -> None:
+    """A hosted model whose key is not set stops the run now, naming the variable (exit 2)."""
+    from .models.credentials import unset_key
+
+    if (problem := unset_key(run.settings, run.model, run.groups)) is not None:
+        pytest.exit(f"{problem}; no item was run", returncode=pytest.ExitCode.INTERRUPTED)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -163,6 +185,18 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     run.prefetch([item for item in items if item is not None], getattr(reporter, "progress_write", None))
 
 
+# model errors after which no later item can get an answer: the run stops (exit 2) rather than fail them
+# all. A connection error stops it only when the host is unreachable, not when a connection dropped.
+STOPS_THE_RUN = ("auth", "quota")
+UNREACHABLE = (
+    "Connection refused",
+    "Name or service not known",
+    "Temporary failure in name resolution",
+    "nodename nor servname",
+    "No route to host",
+)
+
+
 class Evaluator:
     """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record, and
     ``record(task, scores, ...)`` for a test of your own (see ``custom.py``)."""
@@ -174,12 +208,25 @@ class Evaluator:
         return f"<medbench evaluator for {self._run.model.name}>"
 
     def evaluate(self, item: Any) -> Any:
-        from .run import ItemFailed
+        from .run import RECORD_KEY, ItemFailed
 
         try:
             return self._run.evaluate(item, self._node)
         except ItemFailed as exc:
-            pytest.fail(str(exc), pytrace=False)
+            message = str(exc)  # failed below, outside this block, so pytest shows it once, unchained
+        error = self._node.stash[RECORD_KEY].error or {}
+        unreachable = error.get("kind") == "connection" and any(m in error["message"] for m in UNREACHABLE)
+        if error.get("kind") in STOPS_THE_RUN or unreachable:
+            self._node.session.shouldstop = self._stop_reason(error["kind"])
+        pytest.fail(message, pytrace=False)
+
+    def _stop_reason(self, kind: str) -> str:
+        """Why the run stops after this item: no later item could get an answer either."""
+        from .models.secrets import without_userinfo
+
+        where = f" at {without_userinfo(self._run.model.api_base)}" if self._run.model.api_base else ""
+        what = "cannot be reached" if kind == "connection" else f"refused the calls ({kind})"
+        return f"medbench: the model {self._run.model.name}{where} {what}; the other items were not run"
 
     def record(
         self,

@@ -118,7 +118,8 @@ class Reporter:
             return None
         done = len(self.run.records)
         total = done + len(self.missing)
-        return f"INCOMPLETE: {done} of {total} items (the samples file lists the missing ids)"
+        listed = " (the samples file lists the missing ids)" if self.run.settings.samples_path else ""
+        return f"INCOMPLETE: {done} of {total} items{listed}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.run.settings
@@ -184,7 +185,15 @@ class Reporter:
         _github_summary(self.verdict.markdown(board["categories"]))
         return exitstatus if broken_run else self.verdict.exit_code
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Any:
+        """Wraps pytest's own summary, so the table comes after its short summary of failures: the
+        scores are what the reader looks for last, not 78 FAILED lines."""
+        result = yield
+        self._write_summary(terminalreporter)
+        return result
+
+    def _write_summary(self, terminalreporter: Any) -> None:
         board = self.leaderboard()
         if board is None:
             return
@@ -198,8 +207,18 @@ class Reporter:
         self._write_data_notes(terminalreporter)
         for line in summary_lines(board):
             terminalreporter.write_line(line)
-        if self.run.settings.report_path:
-            terminalreporter.write_line(f"leaderboard written to {self.run.settings.report_path}")
+        settings = self.run.settings
+        for what, path in (
+            ("leaderboard", settings.report_path),
+            ("HTML page", settings.html_path),
+            ("samples", settings.samples_path),
+        ):
+            if path is not None:
+                terminalreporter.write_line(f"{what} written to {path}")
+        if settings.report_path is None and settings.html_path is None:
+            terminalreporter.write_line(
+                "hint: --medbench-report run.json writes the leaderboard, --medbench-html run.html a page"
+            )
         if self.verdict is not None and self.verdict.comparisons:
             from .report.compare import table
 
@@ -231,12 +250,14 @@ class Reporter:
         for folder, benchmark in ((MEDS_DIR, "MedS-Bench"), (MEDR_DIR, "MedR-Bench")):
             if not (data_dir / folder).is_dir():
                 terminalreporter.write_line(f"{data_dir} has no {folder}/ folder, so no {benchmark} items")
-        absent = self.run.absent_meds_tasks()
+        selected = {record.benchmark for record in self.run.records.values()}
+        absent = self.run.absent_meds_tasks() if "meds" in selected else {}
         if (data_dir / MEDS_DIR).is_dir() and absent:
             gated = sum("PhysioNet" in reason for reason in absent.values())
+            where = "the leaderboard's" if self.run.settings.report_path else "--medbench-report's"
             terminalreporter.write_line(
                 f"{len(absent)} MedS-Bench tasks absent from the data ({gated} PhysioNet-gated MIMIC tasks "
-                "need a local copy): listed in the leaderboard's run.meds_tasks_absent"
+                f"need a local copy): listed in {where} run.meds_tasks_absent"
             )
 
 

@@ -354,6 +354,7 @@ class Run:
     def evaluate(self, item: EvalItem, node: pytest.Item) -> ItemRecord:
         """Solve the item with the model, score it, and stash the record on the node for the reporter."""
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
+        record.reference = item.reference
         node.stash[RECORD_KEY] = record
         try:
             if (done := self._prefetched.pop(record.key, None)) is not None:
@@ -379,6 +380,7 @@ class Run:
         record.parsed = scores[-1].parsed
         record.aggregation = scores[0].aggregation
         record.passed = all(score.passed for score in scores)
+        record.pass_rule = next((score.rule for score in scores if not score.passed), scores[-1].rule)
         record.unscorable = any(score.unscorable for score in scores)
         record.scores = _mean_scores([score.scores for score in scores])
         record.counts = {k: sum(s.counts.get(k, 0.0) for s in scores) for k in scores[0].counts}

@@ -21,6 +21,15 @@ SUITES = REPO / "suites"
 FIXTURES = REPO / "fixtures"
 SHARED_DATA = REPO.parent / "shared" / "medbench-data"
 
+
+def needs_shared(path: Path) -> pytest.MarkDecorator:
+    """Skip unless ``path`` of the shared MedR-Bench mirror (``../shared`` beside the checkout) exists;
+    the reason names the missing path, so a skip elsewhere says what it would need."""
+    return pytest.mark.skipif(
+        not path.exists(), reason=f"needs {path} (the MedR-Bench mirror in ../shared beside the checkout)"
+    )
+
+
 # Fields that legitimately differ between two runs of the same evaluation.
 VOLATILE = ("latency_s", "started", "finished", "cache_hits", "tokens", "cost_usd")
 

@@ -53,8 +53,32 @@ def test_malformed_and_unknown_gates_are_usage_errors(run_suites):
     result.stderr.fnmatch_lines(["*malformed gate 'meds.mcqa.accuracy=>60'*"])
     result, _ = run_suites("-k", "task57", "--medbench-gate", "meds.mcqa.f1>=60")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "unknown gate path 'meds.mcqa.f1'; valid paths: meds.accuracy, meds.n," in result.outlines[-1]
-    assert "meds.task57.accuracy" in result.outlines[-1]
+    # the three closest paths (the category's own), not the whole list of valid paths
+    message, closest = result.outlines[-1].split("; closest valid paths: ")
+    assert message == "medbench verdict: ERROR: unknown gate path 'meds.mcqa.f1'"
+    assert len(closest.split(", ")) == 3
+    assert all(path.startswith("meds.mcqa.") for path in closest.split(", "))
+
+
+def test_a_gate_on_an_entry_the_data_lacks_stops_before_any_model_call(run_suites, openai_server):
+    # a model at a live server: had any item run, the server would have seen its call
+    result, _ = run_suites(
+        "--model",
+        "openai/m",
+        "--api-base",
+        openai_server.api_base,
+        "--medbench-gate",
+        "meds.nosuch.accuracy>=60",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert openai_server.requests == []
+    message, closest = result.stderr.lines[0].split("; closest entries: ")
+    assert (
+        message
+        == "ERROR: unknown gate path 'meds.nosuch.accuracy': the run's data has no entry 'meds.nosuch'"
+    )
+    assert {"meds.nli", "meds.ner"} < set(closest.split(", "))  # the nearest spellings, three of them
+    assert len(closest.split(", ")) == 3
 
 
 def test_gates_from_pyproject(pytester):

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,127 @@ def test_the_page_renders_in_headless_chromium(two_runs):
     shot = two_runs / "leaderboard.png"
     chromium(f"--screenshot={shot}", "--window-size=1250,1400", page.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000
+
+
+def test_failed_items_show_their_reference_and_pass_rule(two_runs):
+    import html
+
+    task57 = (
+        Path(__file__).resolve().parent.parent
+        / "fixtures"
+        / "meds-bench"
+        / "MCQA"
+        / "task57_medqa_usmle.jsonl"
+    )
+    instances = json.loads(task57.read_text(encoding="utf-8"))["Instances"]
+    wrong = [i["output"] for i in instances if not i["output"].startswith("The right answer is A")]
+    assert wrong
+    page = (two_runs / "run.html").read_text(encoding="utf-8")
+    for reference in wrong:
+        assert f"<p>reference</p><pre>{html.escape(reference)}</pre>" in page
+    assert "answer wrong under official scoring (must be correct)" in page
+
+
+@pytest.fixture
+def fact_run(run_suites, tmp_path):
+    """task1, task16 and task100 (fact_verification holds task16's accuracy and task100's BLEU/ROUGE),
+    run strict, so the page has a second run's settings to show beside the official one; MedR-Bench's
+    oracle diagnosis, where the baseline scores 0."""
+    selection = "task1_pico or task16_ or task100_ or oracle_diagnosis"
+    run_suites("-k", selection, "--medbench-scoring", "strict", report="strict.json")
+    run_suites("-k", selection, f"--medbench-html={tmp_path / 'run.html'}", report="official.json")
+    assert (
+        main(
+            [
+                "html",
+                str(tmp_path / "strict.json"),
+                str(tmp_path / "official.json"),
+                "-o",
+                str(tmp_path / "both.html"),
+            ]
+        )
+        == 0
+    )
+    return (tmp_path / "both.html").read_text(encoding="utf-8")
+
+
+def test_the_page_orders_tasks_numerically_and_shows_every_metric_and_each_runs_settings(fact_run):
+    table = fact_run[fact_run.index("<h2>Tasks</h2>") :]
+    positions = [table.index(f"meds.{task} ") for task in ("task1", "task16", "task100")]
+    assert positions == sorted(positions)  # 1 < 16 < 100, not the text order 1, 100, 16
+    bars = fact_run[fact_run.index("<svg") : fact_run.index("</svg>")]
+    group = bars[bars.index("meds.fact_verification") :]
+    for metric in ("accuracy", "rouge_l", "bleu_1"):  # each of the category's metrics, for both runs
+        assert group.count(f"<title>{metric} ") >= 2
+    assert "strict: model medbench/baseline" in fact_run and "scoring strict" in fact_run
+    assert "official: model medbench/baseline" in fact_run and "scoring official" in fact_run
+
+
+def test_a_zero_score_is_a_visible_bar(fact_run):
+    zero_bars = re.findall(r'<rect [^>]*width="([\d.]+)"[^>]*><title>\w+ 0\.00 ', fact_run)
+    assert zero_bars  # the baseline's MedR-Bench accuracy is 0
+    assert all(float(width) >= 2 for width in zero_bars)
+
+
+def test_medbench_html_refuses_samples_of_another_run(two_runs, capsys):
+    files = [
+        str(two_runs / "after.json"),
+        str(two_runs / "before.json"),
+        "--samples",
+        str(two_runs / "after.jsonl"),
+    ]
+    assert main(["html", *files, "-o", str(two_runs / "wrong.html")]) == 2
+    assert "after.jsonl does not belong to" in capsys.readouterr().err
+    assert not (two_runs / "wrong.html").exists()
+    assert compare_page(two_runs) == 0  # the same samples with their own run last: accepted
+
+
+def _png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
+    """(width, height, rows of RGBA bytes) of an 8-bit RGB(A) PNG, unfiltered (the format's own spec)."""
+    data = path.read_bytes()
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert depth == 8 and colour in (2, 6)
+    channels = 4 if colour == 6 else 3
+    chunks, offset = b"", 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        if data[offset + 4 : offset + 8] == b"IDAT":
+            chunks += data[offset + 8 : offset + 8 + length]
+        offset += 12 + length
+    raw, stride, rows, previous = zlib.decompress(chunks), width * channels, [], bytearray(width * channels)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = previous[i], previous[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                guess = left + up - corner
+                pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 255
+        rows.append(bytes(line))
+        previous = line
+    return width, channels, rows
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_in_chromium_the_chart_spans_the_window(fact_run, tmp_path):
+    shot = tmp_path / "wide.png"
+    chromium(f"--screenshot={shot}", "--window-size=1400,900", (tmp_path / "both.html").as_uri())
+    width, channels, rows = _png_pixels(shot)
+    scrollbar = 20
+
+    def pixel(row: bytes, x: int) -> bytes:
+        return row[x * channels : x * channels + 3]
+
+    bars = {x for row in rows for x in range(width) if max(pixel(row, x)) - min(pixel(row, x)) > 60}
+    dark = {x for row in rows for x in range(width - scrollbar) if max(pixel(row, x)) < 100}
+    assert bars, "no bars drawn"
+    # the chart's value labels (dark text right of the 100 tick) sit past 80% of a 1,400 px window:
+    # the page uses the window's width, not a fixed 880 px chart in a 1,200 px column
+    assert max(dark) > 0.8 * width

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai_server import OpenAIServer, Reply
 
-from conftest import FIXTURES, SHARED_DATA
+from conftest import FIXTURES, SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
 from pytest_medbench.items.base import Services
 from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, ONE_TURN, run_dialogue
@@ -277,9 +277,7 @@ def test_an_oracle_output_without_an_answer_section_goes_whole_to_the_judge():
     assert seen == [text] and score.passed
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "medrbench" / "instructions").is_dir(), reason="shared mirror not present"
-)
+@needs_shared(SHARED_DATA / "medrbench" / "instructions")
 def test_upstream_prompts_send_every_upstream_message():
     """System message, agent request and last-turn notice as the upstream code writes them; the wording
     is read from docs/medr-bench.md §4 here only as far as its fixed openings go."""
@@ -303,9 +301,7 @@ def test_upstream_prompts_send_every_upstream_message():
     )
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "medrbench" / "instructions").is_dir(), reason="shared mirror not present"
-)
+@needs_shared(SHARED_DATA / "medrbench" / "instructions")
 def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     prompts = MedrPrompts("upstream", SHARED_DATA / "medrbench" / "instructions")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
 from pytest_medbench.parsing.medr import MAX_STEPS, parse_answer_output
 
@@ -51,7 +51,7 @@ def test_parser_survives_any_text(text):
     assert len(parsed.steps) <= MAX_STEPS
 
 
-@pytest.mark.skipif(not RELEASED.exists(), reason="shared MedR-Bench mirror not present")
+@needs_shared(RELEASED)
 @pytest.mark.parametrize("model", ["o3-mini", "deepseek-r1"])
 def test_released_outputs_parse(model):
     outputs = json.loads(RELEASED.read_text(encoding="utf-8"))
@@ -62,7 +62,7 @@ def test_released_outputs_parse(model):
     assert with_answer >= 99 and with_steps >= 95, (with_answer, with_steps)
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "medrbench").exists(), reason="shared MedR-Bench mirror not present")
+@needs_shared(SHARED_DATA / "medrbench")
 def test_mirror_cases_load_and_split_at_the_first_ancillary_line():
     cases, errors = load_medr(SHARED_DATA)
     assert errors == []

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai_server import OpenAIServer, Reply
 
-from conftest import FIXTURES, SHARED_DATA
+from conftest import FIXTURES, SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
 from pytest_medbench.items.base import Services
 from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, run_dialogue, served_requests
@@ -184,9 +184,7 @@ def test_bm25_ranks_the_relevant_passage_first(tmp_path):
     assert corpus.search("no such words here") == []
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "medrbench" / "instructions").is_dir(), reason="shared mirror not present"
-)
+@needs_shared(SHARED_DATA / "medrbench" / "instructions")
 def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
     instructions = SHARED_DATA / "medrbench" / "instructions"
     samples = tmp_path / "samples.jsonl"
@@ -210,7 +208,7 @@ def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
     assert any(name.startswith("upstream:") for name in board["run"]["prompt_templates"])
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "medrbench").is_dir(), reason="shared mirror not present")
+@needs_shared(SHARED_DATA / "medrbench")
 def test_released_outputs_replayed_through_the_plugin(run_suites, tmp_path):
     outputs = (
         SHARED_DATA / "medrbench" / "released-outputs" / "oracle_diagnosis_o3-mini_deepseek-r1_demo_100.json"
@@ -302,7 +300,7 @@ def test_evidence_reaches_the_treatment_judge(pytester, run_suites, tmp_path, mo
     assert board["run"]["judge"]["evidence"].startswith("hook:" if source == "hook" else "bm25:")
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "medrbench").is_dir(), reason="shared mirror not present")
+@needs_shared(SHARED_DATA / "medrbench")
 def test_oracle_is_perfect_on_the_mirror_cases_in_all_six_settings(run_suites):
     result, board = run_suites("-m", "medr", "--medbench-data", str(SHARED_DATA), "--model=medbench/oracle")
     assert result.ret == 0

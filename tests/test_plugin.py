@@ -136,3 +136,37 @@ def test_progress_lines_count_every_item(pytester, workers):
     assert lines[-1].startswith("[medbench] 99/99 items (100%)") and lines[-1].endswith("ETA 0m00s")
     quiet = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-k", "task57")  # auto: not a terminal
     assert not [line for line in quiet.outlines if "[medbench]" in line]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "rule"),
+    [
+        ("--medbench-concurrency", "0", "at least 1"),
+        ("--medbench-concurrency", "-3", "at least 1"),
+        ("--medbench-limit", "-1", "at least 1"),
+        ("--medbench-limit", "0", "at least 1"),
+        ("--medbench-epochs", "0", "at least 1"),
+        ("--medbench-retries", "-1", "at least 0"),
+        ("--medbench-timeout", "0", "greater than 0"),
+        ("--medbench-rpm", "0", "at least 1"),
+        ("--medbench-tpm", "0", "at least 1"),
+        ("--medbench-backoff", "-0.5", "at least 0"),
+        ("--max-tokens", "0", "at least 1"),
+        ("--temperature", "-1", "at least 0"),
+        ("--medbench-shots", "-1", "at least 0"),
+        ("--medbench-max-drop", "-2", "at least 0"),
+        ("--medbench-alpha", "1.5", "between 0 and 1"),
+        ("--medbench-alpha", "0", "between 0 and 1"),
+    ],
+)
+def test_option_values_out_of_range_are_usage_errors_naming_the_option(pytester, option, value, rule):
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--collect-only", option, value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {option}: '{value}' must be {rule}"])
+
+
+def test_an_ini_value_out_of_range_is_a_usage_error_too(pytester):
+    pytester.makeini("[pytest]\nmedbench_concurrency = 0\n")
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-c", str(pytester.path / "tox.ini"))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --medbench-concurrency: '0' must be at least 1"])

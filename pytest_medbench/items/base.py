@@ -56,6 +56,8 @@ class EvalItem(Protocol):
     def markers(self) -> tuple[str, ...]: ...
     @property
     def tags(self) -> dict: ...  # subgroup facts for the report (rare, body systems)
+    @property
+    def reference(self) -> str | None: ...  # what the answer is scored against, for failure messages
 
     def solve(self, services: Services) -> Transcript: ...
     def score(self, transcript: Transcript, services: Services) -> ItemScore: ...
@@ -89,6 +91,10 @@ class BrokenFile:
     @property
     def tags(self) -> dict:
         return {}
+
+    @property
+    def reference(self) -> None:
+        return None
 
     def solve(self, services: Services) -> Transcript:
         raise DataFileError(self.error)

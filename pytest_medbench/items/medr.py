@@ -103,6 +103,14 @@ class MedrItem:
     # -- what the case gives the judges -------------------------------------------------------
 
     @property
+    def reference(self) -> str:
+        """What the answer is judged against: the hidden tests' names for the exam settings."""
+        if self.category == "exam_recommendation":
+            split = self.case.split_ancillary()
+            return "; ".join(name for name, _ in ancillary_entries(split[1])) if split else ""
+        return self.case.reference
+
+    @property
     def goal(self) -> str:
         """The "final reasoning goal" the efficiency judge measures steps against."""
         return (
@@ -196,7 +204,8 @@ class MedrItem:
         parsed["judge"] = "offline (approximate)" if judge.approximate else "llm"
         if ballots := getattr(judge, "ballots", None):  # a jury: every judge's value, for agreement
             parsed["jury"] = ballots
-        return ItemScore(scores, correct, parsed)
+        rule = f"{parsed['judge']} judge: {'correct' if correct else 'wrong'} (must be judged correct)"
+        return ItemScore(scores, correct, parsed, rule=rule)
 
     def _score_exam(self, transcript: Transcript, services: Services) -> ItemScore:
         before, ancillary = self.case.split_ancillary()
@@ -210,10 +219,12 @@ class MedrItem:
             steps = transcript.turns[0]["parsed"]["steps"]
             reasoning = services.judge.reasoning(steps, before, self.goal, "")
             scores |= {"efficiency": reasoning["efficiency"], "factuality": reasoning["factuality"]}
-        passed = (scores["precision"] or 0.0) >= EXAM_PASS and (scores["recall"] or 0.0) >= EXAM_PASS
+        precision, recall = scores["precision"] or 0.0, scores["recall"] or 0.0
+        passed = precision >= EXAM_PASS and recall >= EXAM_PASS
         if ballots := getattr(services.judge, "ballots", None):
             parsed["jury"] = ballots
-        return ItemScore(scores, passed, parsed)
+        rule = f"precision {precision:.2f}, recall {recall:.2f} (both must be >= {EXAM_PASS:.2f})"
+        return ItemScore(scores, passed, parsed, rule=rule)
 
 
 def medr_items(cases: list[Case]) -> Iterator[MedrItem]:

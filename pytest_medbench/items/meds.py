@@ -74,6 +74,10 @@ class MedsItem:
     def tags(self) -> dict:
         return {}
 
+    @property
+    def reference(self) -> str:
+        return self.instance.reference
+
     def builtin_context(self) -> dict:
         return {
             "benchmark": self.benchmark,

@@ -61,8 +61,10 @@ def score_meds(
     if spec.scorer == kinds.GENERATION:
         rule = generation.strict_overlap if strict else generation.official_overlap
         result = rule(spec, output, gold)
-        passed = (result.rouge_l or 0.0) >= _pass_mark(spec, GENERATION_PASS_ROUGE_L)
-        return ItemScore(result.as_scores(), passed, unscorable=result.unscorable)
+        mark = _pass_mark(spec, GENERATION_PASS_ROUGE_L)
+        passed = (result.rouge_l or 0.0) >= mark
+        rule = threshold_rule("ROUGE-L", result.rouge_l or 0.0, mark)
+        return ItemScore(result.as_scores(), passed, unscorable=result.unscorable, rule=rule)
     if spec.scorer == kinds.NER:
         # official: a blank output is the entity set {''} (one false positive), as the released code has it
         extract = sets.strict_entities if strict else sets.official_entities
@@ -70,16 +72,27 @@ def score_meds(
         counts = sets.entity_counts(predicted, expected)
         item_f1 = sets.item_f1(predicted, expected)
         parsed = {"entities": sorted(predicted)}
-        passed = item_f1 >= _pass_mark(spec, NER_PASS_F1)
-        return ItemScore({"f1": item_f1}, passed, parsed, counts, "micro_f1")
+        mark = _pass_mark(spec, NER_PASS_F1)
+        rule = threshold_rule("entity F1", item_f1, mark)
+        return ItemScore({"f1": item_f1}, item_f1 >= mark, parsed, counts, "micro_f1", rule=rule)
     if spec.scorer == kinds.MULTILABEL:
         extract = sets.strict_labels if strict else sets.official_labels
         labels = label_set if strict or spec.benchmark != "meds" else sets.HOC_LABELS
         predicted, expected = extract(output, labels), extract(gold, labels)
         counts = sets.label_counts(predicted, expected, labels)
         parsed = {"labels": sorted(predicted)}
+        rule = (
+            "label set equals the reference's"
+            if predicted == expected
+            else "label set differs from the reference's (must be equal)"
+        )
         return ItemScore(
-            {"exact_match": float(predicted == expected)}, predicted == expected, parsed, counts, "macro_f1"
+            {"exact_match": float(predicted == expected)},
+            predicted == expected,
+            parsed,
+            counts,
+            "macro_f1",
+            rule=rule,
         )
     unscorable = (
         not strict
@@ -87,8 +100,18 @@ def score_meds(
         and accuracy.official_mcqa_raises(output, gold, pubmedqa=spec.task_id == "task123")
     )
     correct = not unscorable and _correct(spec, output, gold, strict, label_set)
+    rule = (
+        "unscorable by the released code (scored 0)"
+        if unscorable
+        else f"answer {'correct' if correct else 'wrong'} under {mode} scoring (must be correct)"
+    )
     parsed = _parsed_answer(spec, output, label_set)
-    return ItemScore({"accuracy": float(correct)}, correct, parsed, unscorable=unscorable)
+    return ItemScore({"accuracy": float(correct)}, correct, parsed, unscorable=unscorable, rule=rule)
+
+
+def threshold_rule(metric: str, value: float, threshold: float) -> str:
+    """ "ROUGE-L 0.12 < 0.30": a score against the pass threshold, as a failure message shows it."""
+    return f"{metric} {value:.2f} {'>=' if value >= threshold else '<'} {threshold:.2f}"
 
 
 def _pass_mark(spec: TaskSpec, default: float) -> float:
@@ -98,7 +121,9 @@ def _pass_mark(spec: TaskSpec, default: float) -> float:
 def judged_score(judge: Any, output: str, reference: str, question: str, rubric: str = "") -> ItemScore:
     """A declared ``judge`` task's item: the run's judge (or jury, or the offline judge) decides."""
     correct = judge.verdict(output, reference, question=question, rubric=rubric or None)
-    return ItemScore({"accuracy": float(correct)}, correct, {"answer": output.strip()[:200] or None})
+    rule = f"the judge found the answer {'correct' if correct else 'wrong'} (must be correct)"
+    parsed = {"answer": output.strip()[:200] or None}
+    return ItemScore({"accuracy": float(correct)}, correct, parsed, rule=rule)
 
 
 def _parsed_answer(spec: TaskSpec, output: str, label_set: tuple[str, ...]) -> dict:

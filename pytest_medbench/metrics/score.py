@@ -14,3 +14,4 @@ class ItemScore:
     aggregation: str = "mean"  # how report.aggregate turns items into the task metric
     # the released scorer cannot score this pair (it would crash): scored 0 and flagged, as the spec says
     unscorable: bool = False
+    rule: str = ""  # the pass rule with this item's values, for a failure message: "ROUGE-L 0.12 < 0.30"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +93,35 @@ def resolve(leaderboard: dict[str, Any], path: str) -> float | None:
         return float(entry["metrics"][name]["value"])
     if entry is not None and name in entry.get("not_judged", ()):
         return None
-    raise GateError(f"unknown gate path {path!r}; valid paths: {', '.join(valid_paths(leaderboard))}")
+    raise unknown_path(path, valid_paths(leaderboard))
+
+
+def unknown_path(path: str, candidates: Iterable[str]) -> GateError:
+    """The error for a path that names nothing, with the few closest valid paths (not all of them:
+    a real run has thousands)."""
+    return GateError(f"unknown gate path {path!r}; closest valid paths: {_closest(path, candidates)}")
+
+
+def _closest(text: str, candidates: Iterable[str], limit: int = 3) -> str:
+    from rapidfuzz import fuzz, process
+
+    matches = process.extract(text, list(candidates), scorer=fuzz.ratio, limit=limit)
+    return ", ".join(match for match, _, _ in matches)
+
+
+def check_selected(gates: Iterable[Gate], items: Iterable[Any]) -> None:
+    """Before any model call: each gate's entry (benchmark, category or task) must be one the run's
+    items make; raises GateError naming the closest. The metric itself is checked on the leaderboard."""
+    prefixes = set()
+    for item in items:
+        prefixes |= {item.benchmark, f"{item.benchmark}.{item.category}", f"{item.benchmark}.{item.task}"}
+    for gate in gates:
+        prefix = gate.path.rpartition(".")[0]
+        if prefix not in prefixes:
+            raise GateError(
+                f"unknown gate path {gate.path!r}: the run's data has no entry {prefix!r}; "
+                f"closest entries: {_closest(prefix, sorted(prefixes))}"
+            )
 
 
 def check(gates: list[Gate], leaderboard: dict[str, Any]) -> list[GateResult]:

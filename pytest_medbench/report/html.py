@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,9 +18,10 @@ from .audit import audit_note
 PRIMARY = ("accuracy", "f1", "rouge_l", "precision", "recall", "bleu_1", "efficiency")
 COLOURS = ("#2f6db5", "#d9822b", "#3a9a5b", "#b0413e", "#7a5ba6", "#5b6770")
 FAILED_ITEMS_SHOWN = 500
+MIN_BAR = 2.0  # px: the width of a zero bar
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2430;max-width:1200px}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d2430}svg.bars{width:100%;height:auto}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d5d9e0;padding:3px 8px;text-align:right}
 th{background:#f1f3f6}td:first-child,th:first-child{text-align:left}.neg{color:#b0413e}.pos{color:#2d7d46}
@@ -42,51 +44,67 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _primary_metric(entry: dict) -> str | None:
-    return next((name for name in PRIMARY if name in entry["metrics"]), None)
+def natural_key(text: str) -> list:
+    """task1 < task16 < task100: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _metric_order(name: str) -> tuple[int, str]:
+    return (PRIMARY.index(name) if name in PRIMARY else len(PRIMARY), name)
 
 
 def _bars(runs: list[tuple[str, dict]]) -> str:
-    """One SVG: a group per category, a bar per run (its primary metric), whiskers for the 95% CI."""
+    """One SVG: a group per category, a bar per metric and run, whiskers for the 95% CI. A zero is
+    drawn as a thin bar, so it reads as zero, not as missing."""
     categories = sorted({(c["benchmark"], c["category"]) for _, board in runs for c in board["categories"]})
-    row_h, bar_h, left, width = 14 * len(runs) + 14, 12, 230, 520
+    entries = {
+        (c["benchmark"], c["category"], index): c
+        for index, (_, board) in enumerate(runs)
+        for c in board["categories"]
+    }
+    rows = []  # (label, run index, metric, entry) per bar; label only on a category's first bar
+    for benchmark, category in categories:
+        found = [(i, entries.get((benchmark, category, i))) for i in range(len(runs))]
+        metrics = sorted({m for _, entry in found if entry for m in entry["metrics"]}, key=_metric_order)
+        label = f"{benchmark}.{category}"
+        for metric in metrics:
+            for index, entry in found:
+                if entry and metric in entry["metrics"]:
+                    rows.append((label, index, metric, entry))
+                    label = ""
+        rows.append(None)  # a gap between categories
+    bar_h, step, left, width = 12, 15, 230, 760
+    height = step * len(rows)
     svg = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 130}" '
-        f'height="{row_h * len(categories) + 30}" role="img" aria-label="category scores">'
+        f'<svg class="bars" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {left + width + 170} {height + 30}" '
+        f'role="img" aria-label="category scores">'
     ]
     for tick in range(0, 101, 20):
         x = left + width * tick / 100
-        svg.append(f'<line x1="{x}" y1="0" x2="{x}" y2="{row_h * len(categories)}" stroke="#e3e6eb"/>')
+        svg.append(f'<line x1="{x}" y1="0" x2="{x}" y2="{height}" stroke="#e3e6eb"/>')
+        svg.append(f'<text x="{x}" y="{height + 14}" font-size="11" text-anchor="middle">{tick}</text>')
+    for row, bar in enumerate(rows):
+        if bar is None:
+            continue
+        label, index, metric, entry = bar
+        y = row * step
+        if label:
+            svg.append(f'<text x="0" y="{y + 11}" font-size="12">{_e(label)}</text>')
+        value, (low, high) = entry["metrics"][metric]["value"], entry["metrics"][metric]["ci95"]
+        colour = COLOURS[index % len(COLOURS)]
         svg.append(
-            f'<text x="{x}" y="{row_h * len(categories) + 14}" font-size="11" text-anchor="middle">{tick}</text>'
+            f'<rect x="{left}" y="{y}" width="{max(width * value / 100, MIN_BAR):.1f}" height="{bar_h}" '
+            f'fill="{colour}"><title>{_e(metric)} {value:.2f} [{low:.2f}, {high:.2f}]</title></rect>'
         )
-    for row, (benchmark, category) in enumerate(categories):
-        top = row * row_h
-        svg.append(f'<text x="0" y="{top + 14}" font-size="12">{_e(benchmark)}.{_e(category)}</text>')
-        for index, (_, board) in enumerate(runs):
-            entry = next(
-                (c for c in board["categories"] if (c["benchmark"], c["category"]) == (benchmark, category)),
-                None,
-            )
-            metric = _primary_metric(entry) if entry else None
-            if metric is None:
-                continue
-            value, (low, high) = entry["metrics"][metric]["value"], entry["metrics"][metric]["ci95"]
-            y = top + 4 + index * 14
-            colour = COLOURS[index % len(COLOURS)]
+        x_low, x_high, mid = left + width * low / 100, left + width * high / 100, y + bar_h / 2
+        svg.append(f'<line x1="{x_low:.1f}" y1="{mid}" x2="{x_high:.1f}" y2="{mid}" stroke="#1d2430"/>')
+        for x in (x_low, x_high):
             svg.append(
-                f'<rect x="{left}" y="{y}" width="{width * value / 100:.1f}" height="{bar_h}" fill="{colour}">'
-                f"<title>{_e(metric)} {value:.2f} [{low:.2f}, {high:.2f}]</title></rect>"
+                f'<line x1="{x:.1f}" y1="{y + 2}" x2="{x:.1f}" y2="{y + bar_h - 2}" stroke="#1d2430"/>'
             )
-            x_low, x_high, mid = left + width * low / 100, left + width * high / 100, y + bar_h / 2
-            svg.append(f'<line x1="{x_low:.1f}" y1="{mid}" x2="{x_high:.1f}" y2="{mid}" stroke="#1d2430"/>')
-            for x in (x_low, x_high):
-                svg.append(
-                    f'<line x1="{x:.1f}" y1="{y + 2}" x2="{x:.1f}" y2="{y + bar_h - 2}" stroke="#1d2430"/>'
-                )
-            svg.append(
-                f'<text x="{left + width + 6}" y="{y + 10}" font-size="11">{_e(metric)} {value:.1f}</text>'
-            )
+        svg.append(
+            f'<text x="{left + width + 6}" y="{y + 10}" font-size="11">{_e(metric)} {value:.1f}</text>'
+        )
     svg.append("</svg>")
     return "\n".join(svg)
 
@@ -104,7 +122,7 @@ def _task_table(runs: list[tuple[str, dict]]) -> str:
     first = runs[0][1]
     header = "".join(f"<th>{_e(name)}</th>" for name, _ in runs) + ("<th>delta</th>" if len(runs) > 1 else "")
     rows = [f"<table><tr><th>task</th><th>metric</th><th>n</th>{header}<th>judge agreement</th></tr>"]
-    for task in first["tasks"]:
+    for task in sorted(first["tasks"], key=lambda t: (t["benchmark"], natural_key(t["task"]))):
         for metric in task["metrics"]:
             values = []
             for _, board in runs:
@@ -171,14 +189,20 @@ def _failed_items(samples: Iterable[dict]) -> str:
     items = []
     for sample in failed[:FAILED_ITEMS_SHOWN]:
         prompt = "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in sample.get("messages") or [])
-        verdict = sample["error"]["message"] if sample.get("error") else json.dumps(sample.get("scores"))
+        verdict = (
+            sample["error"]["message"]
+            if sample.get("error")
+            else sample.get("pass_rule") or json.dumps(sample.get("scores"))
+        )
+        reference = sample.get("reference")
         parsed = json.dumps(sample.get("parsed"), ensure_ascii=False, indent=1)[:4000]
         cut = " [truncated at the token limit]" if sample.get("truncated") else ""
         items.append(
             f"<details><summary>{_e(sample['benchmark'])}.{_e(sample['task'])} {_e(sample['id'])}{cut}: "
             f"{_e(verdict)}"
             f"</summary><p>prompt</p><pre>{_e(prompt)}</pre><p>output</p><pre>{_e(sample.get('output') or '')}</pre>"
-            f"<p>parsed answer and judge</p><pre>{_e(parsed)}</pre></details>"
+            f"<p>parsed answer and judge</p><pre>{_e(parsed)}</pre>"
+            f"<p>reference</p><pre>{_e('(none)' if reference is None else reference)}</pre></details>"
         )
     more = (
         f"<p class='meta'>{len(failed) - FAILED_ITEMS_SHOWN} more not shown.</p>"
@@ -194,6 +218,18 @@ def _judges(judge: dict) -> str:
     return ", ".join(names) if len(names) > 1 else judge["model"]
 
 
+def _settings(runs: list[tuple[str, dict]]) -> str:
+    """One line per run: what it was run with, so runs made differently are not read as comparable."""
+    lines = []
+    for name, board in runs:
+        run = board["run"]
+        lines.append(
+            f"<li>{_e(name)}: model {_e(run['model']['name'])}; judge {_e(_judges(run['judge']))}; "
+            f"scoring {_e(run['scoring'].get('meds_scoring'))}; finished {_e(run['finished'])}</li>"
+        )
+    return f"<ul class='meta settings'>{''.join(lines)}</ul>"
+
+
 def render(runs: list[tuple[str, dict]], samples: Iterable[dict] = ()) -> str:
     """The page for one or more runs (the last is the current one); ``samples`` feed the item browser."""
     legend = "".join(
@@ -205,8 +241,7 @@ def render(runs: list[tuple[str, dict]], samples: Iterable[dict] = ()) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>pytest-medbench leaderboard</title><style>{STYLE}</style></head>
 <body><h1>pytest-medbench leaderboard</h1>
-<p class="meta">judge {_e(_judges(current["run"]["judge"]))}; scoring {_e(current["run"]["scoring"].get("meds_scoring"))};
-finished {_e(current["run"]["finished"])}</p>
+{_settings(runs)}
 <h2>Categories</h2><div class="legend">{legend}</div>{_bars(runs)}
 <h2>Tasks</h2>{_task_table(runs)}
 <h2>MedR-Bench breakdowns</h2>{_breakdowns(current)}

@@ -10,6 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 USER_PROPERTY = "medbench"
+PARSED_SHOWN = ("answer", "labels", "entities", "requests")  # the part of ``parsed`` a failure shows
+SHOWN_CHARS = 300
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... [{len(text)} characters]"
 
 
 @dataclass
@@ -38,6 +44,8 @@ class ItemRecord:
     counts: dict[str, float] = field(default_factory=dict)
     aggregation: str = "mean"
     passed: bool = False
+    reference: str | None = None  # what the answer was scored against
+    pass_rule: str = ""  # the pass rule with this item's values: "ROUGE-L 0.12 < 0.30"
     unscorable: bool = False  # the released scorer could not score it: scored 0 and flagged
     error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
     finish_reason: str | None = None  # of the model's last answer ("stop", "length", ...)
@@ -57,6 +65,22 @@ class ItemRecord:
         data = dict(vars(self))
         data["usage"], data["judge_usage"] = dict(vars(self.usage)), dict(vars(self.judge_usage))
         return data
+
+    def failure_message(self) -> str:
+        """Why a scored item failed, for the test's assertion: the pass rule with this item's values,
+        the parsed answer, the reference and the scores (long texts cut)."""
+        shown = next((self.parsed[key] for key in PARSED_SHOWN if key in self.parsed), self.output)
+        scores = ", ".join(
+            f"{name} {'-' if value is None else f'{value:.2f}'}" for name, value in self.scores.items()
+        )
+        return "\n".join(
+            [
+                f"answer judged wrong: {self.pass_rule}",
+                f"  parsed:    {_cut(repr(shown))}",
+                f"  reference: {_cut(repr(self.reference))}",
+                f"  scores:    {scores}",
+            ]
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemRecord:

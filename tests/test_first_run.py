@@ -1,0 +1,192 @@
+"""What a newcomer meets on a first run: failure messages, the summary's place and notes, the
+"written to" lines. Expected values come from the fixture files and hand computation."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, SUITES
+
+TASK114 = FIXTURES / "meds-bench" / "Text_summarization" / "task114_medqsum.json"
+# 11 tokens against the reference's 11, sharing "knee pain" in order: ROUGE-L P = R = F = 2/11 = 0.18
+KNEE_ANSWER = "my knee pain is bad and i need some advice please"
+
+
+def _run(pytester, *args: str):
+    return pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-no-cache", *args)
+
+
+def _replay(tmp_path, *records: dict) -> str:
+    path = tmp_path / "replay.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    return f"replay:{path}"
+
+
+def test_a_generation_failure_shows_the_rule_the_answer_and_the_reference(pytester, tmp_path):
+    reference = json.loads(TASK114.read_text(encoding="utf-8"))["Instances"][0]["output"]
+    model = _replay(tmp_path, {"task": "task114", "id": "0", "output": KNEE_ANSWER})
+    samples = tmp_path / "samples.jsonl"
+    result = _run(pytester, "-k", "task114_medqsum-0", "--model", model, "--medbench-samples", str(samples))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "answer judged wrong: ROUGE-L 0.18 < 0.30",
+            f"  parsed:    '{KNEE_ANSWER}'",
+            f"  reference: '{reference}'",
+            "  scores:    bleu_1 *, rouge_l 0.18",
+        ]
+    )
+    assert "AssertionError" not in result.stdout.str()  # the message alone, no traceback
+    (line,) = [json.loads(text) for text in samples.read_text(encoding="utf-8").splitlines()]
+    assert line["reference"] == reference
+    assert line["pass_rule"] == "ROUGE-L 0.18 < 0.30"
+
+
+def test_an_mcqa_failure_names_the_letter_parsed_and_the_reference(pytester, tmp_path):
+    lines = (FIXTURES / "meds-bench" / "MCQA" / "task57_medqa_usmle.jsonl").read_text(encoding="utf-8")
+    instances = json.loads(lines)["Instances"]
+    first = instances[0]
+    wrong = next(
+        letter for letter in "ABCD" if not first["output"].startswith(f"The right answer is {letter}")
+    )
+    model = _replay(
+        tmp_path, {"task": "task57", "id": first.get("id", "0"), "output": f"The right answer is {wrong}"}
+    )
+    node = f"task57_medqa_usmle-{first.get('id', '0')}]"
+    result = _run(pytester, "-k", node.rstrip("]"), "--model", model)
+    result.stdout.fnmatch_lines(
+        [
+            "answer judged wrong: answer wrong under official scoring (must be correct)",
+            f"  parsed:    '{wrong}'",
+            f"  reference: '{first['output']}'",
+            "  scores:    accuracy 0.00",
+        ]
+    )
+
+
+def test_the_summary_comes_last_with_a_hint_when_nothing_is_written(pytester):
+    result = _run(pytester, "-k", "task57")
+    text = result.stdout.lines
+    short = next(i for i, line in enumerate(text) if "short test summary info" in line)
+    summary = next(i for i, line in enumerate(text) if "medbench summary" in line)
+    assert summary > short
+    assert text[-2] == (
+        "hint: --medbench-report run.json writes the leaderboard, --medbench-html run.html a page"
+    )
+    assert "absent from the data" in result.stdout.str()  # MedS-Bench items were selected
+
+
+def test_notes_are_only_about_what_was_selected(pytester, tmp_path):
+    result = _run(pytester, "-m", "medr and rare", "--medbench-report", str(tmp_path / "run.json"))
+    assert "MedS-Bench tasks absent" not in result.stdout.str()
+    assert "hint:" not in result.stdout.str()
+
+
+def test_each_output_file_prints_one_written_to_line(pytester, tmp_path):
+    paths = {name: tmp_path / name for name in ("run.json", "run.html", "samples.jsonl")}
+    result = _run(
+        pytester,
+        "-k",
+        "task57",
+        "--medbench-report",
+        str(paths["run.json"]),
+        "--medbench-html",
+        str(paths["run.html"]),
+        "--medbench-samples",
+        str(paths["samples.jsonl"]),
+    )
+    out = result.stdout.str()
+    for what, name in (("leaderboard", "run.json"), ("HTML page", "run.html"), ("samples", "samples.jsonl")):
+        assert out.count(f"{what} written to {paths[name]}") == 1
+        assert out.count(str(paths[name])) == 1
+        assert paths[name].is_file()
+
+
+def test_medbench_show_into_a_closed_pipe_exits_quietly(run_suites, tmp_path):
+    run_suites("-k", "task57")
+    command = "from pytest_medbench.cli import main; raise SystemExit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, "show", str(tmp_path / "leaderboard.json")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()  # the reader is gone before the first line (``| head`` that has had enough)
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 0
+    assert stderr == ""
+
+
+def test_readme_subset_examples_select_items_on_the_bundled_fixtures(pytester):
+    readme = (SUITES.parent / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"^pytest suites/ (-[km]) (\"[^\"]+\"|\S+)", readme, flags=re.MULTILINE)
+    assert len(examples) >= 5
+    for flag, expression in examples:
+        result = pytester.runpytest(
+            str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-q", flag, expression.strip('"')
+        )
+        selected = [line for line in result.outlines if "::test_med" in line]
+        assert selected, f"README's {flag} {expression} selects nothing"
+
+
+def test_a_missing_key_stops_the_run_before_any_item_naming_the_variable(pytester, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    # a subprocess: pytester's in-process runner cannot report a pytest.exit from configure
+    result = pytester.runpytest_subprocess(str(SUITES), "-p", "no:cacheprovider", "--model", "gpt-4o")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    out = result.stdout.str() + result.stderr.str()
+    assert out.count("OPENAI_API_KEY") == 1
+    assert "gpt-4o needs OPENAI_API_KEY in the environment, and it is not set; no item was run" in out
+    assert "failed" not in out and "passed" not in out
+
+
+def test_a_judge_without_its_key_stops_the_run_too(pytester, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    result = pytester.runpytest_subprocess(
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "medr",
+        "--judge-model",
+        "anthropic/claude-3-5-sonnet-20241022",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert "needs ANTHROPIC_API_KEY in the environment" in result.stdout.str() + result.stderr.str()
+
+
+def test_an_unreachable_host_stops_the_run_after_the_first_failure(pytester, monkeypatch):
+    closed = _closed_port()
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    result = _run(
+        pytester,
+        "-k",
+        "task57",
+        "--model",
+        "openai/x",
+        "--api-base",
+        f"http://127.0.0.1:{closed}/v1",
+        "--medbench-retries",
+        "0",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.assert_outcomes(failed=1)  # the other four task57 items were not run, not failed
+    out = result.stdout.str()
+    assert out.count("Connection refused") == 1  # the error once: no chained "During handling of ..."
+    assert "During handling" not in out
+    assert (
+        f"the model openai/x at http://127.0.0.1:{closed}/v1 cannot be reached; the other items were not run"
+        in out
+    )
+    assert "INCOMPLETE: 1 of 5 items" in out
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
