@@ -234,3 +234,36 @@ def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, 
     meds = [t["tokens"] for t in distributed["tasks"] if t["benchmark"] == "meds"]
     assert meds == [t["tokens"] for t in sequential["tasks"] if t["benchmark"] == "meds"]
     assert all(tokens["prompt"] > 0 for tokens in meds)
+
+
+BUILTIN_RUN = """
+import sys, pytest
+seen = []
+class Watch:
+    def pytest_sessionfinish(self, session):
+        seen.append("litellm" in sys.modules)
+for model in sys.argv[2:]:
+    pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", model, "--medbench-report",
+                 "leaderboard.json"], plugins=[Watch()])
+print("LITELLM IMPORTED", seen)
+"""
+
+
+def test_builtin_models_never_import_litellm(tmp_path):
+    """litellm costs seconds to import: a run with only built-in models answers
+    in-process, so it never loads it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, SUITES
+
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text(json.dumps({"task": "task57", "id": "0", "output": "The right answer is B"}) + "\n")
+    models = ["medbench/oracle", "medbench/baseline", f"replay:{replay}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", BUILTIN_RUN, str(SUITES), *models],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]

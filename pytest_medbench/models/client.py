@@ -1,5 +1,5 @@
 """The one model layer: the cache, bounded retries and error classification, over a transport
-(litellm for every provider and the built-ins, a lean HTTP path for OpenAI-compatible endpoints).
+(litellm for every provider, a lean HTTP path for OpenAI-compatible endpoints, the built-ins in-process).
 
 litellm is imported on its first call, never at plugin load (it costs seconds).
 """
@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
+from .builtin import BuiltinTransport
 from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
@@ -77,7 +78,9 @@ class ModelSpec:
             from .router import RouterTransport
 
             return RouterTransport(self.group)
-        return transport_for(Endpoint(self.litellm_model, self.api_base), builtin=self.builtin)
+        if self.builtin:
+            return BuiltinTransport(Endpoint(self.litellm_model, self.api_base))
+        return transport_for(Endpoint(self.litellm_model, self.api_base))
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,8 @@ def import_litellm() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import litellm
 
-    from . import builtin
-
     litellm.suppress_debug_info = True
     litellm.telemetry = False
-    builtin.register(litellm)
     return litellm
 
 
@@ -341,9 +341,9 @@ _FAIL_FAST = {401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request
 
 def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError, bool, float | None]:
     """(error for the report, whether to retry, Retry-After seconds) for an exception from a call."""
-    if (builtin_error := _builtin_error(exc)) is not None:
-        builtin_error.model, builtin_error.attempts = model, attempts
-        return builtin_error, False, None
+    if isinstance(exc, ModelCallError):  # a built-in model's own error (replay record missing)
+        exc.model, exc.attempts = model, attempts
+        return exc, False, None
     if isinstance(exc, _Empty):
         return ModelCallError(exc.kind, str(exc), model=model, attempts=attempts), True, None
     if isinstance(exc, _Refused):
@@ -375,16 +375,6 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "other", False
     error = ModelCallError(kind, message, model=model, attempts=attempts)
     return error, retryable, _retry_after(exc) if retryable else None
-
-
-def _builtin_error(exc: BaseException | None) -> ModelCallError | None:
-    """The ModelCallError a built-in model raised, which litellm wraps in its own exception."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ModelCallError):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
 
 
 def _clean_message(exc: Exception) -> str:
