@@ -26,7 +26,6 @@ class Reporter:
         self.verdict_line: str | None = None
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
         self.progress: Any = None
-        self.progress_write: Any = None  # writes one progress line; None when progress is off
         self.completeness = Completeness(functools.cache(self._items_by_param))
         self.missing: list[ItemRecord] = []  # selected items that produced no record
 
@@ -48,7 +47,7 @@ class Reporter:
                 terminal.ensure_newline()  # after pytest's own progress dots
                 terminal.write_line(line)
 
-            self.progress, self.progress_write = Progress(write), write
+            self.progress = Progress(write)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.completeness.select(item.nodeid for item in session.items)

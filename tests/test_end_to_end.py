@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, stable
+from conftest import FIXTURES, SUITES, stable
 from pytest_medbench.report.leaderboard import LeaderboardError, validate
 
 
@@ -208,9 +208,40 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
     tokens = [(t["task"], t["tokens"], t["cache_hits"]) for t in concurrent["tasks"]]
     assert tokens == [(t["task"], t["tokens"], t["cache_hits"]) for t in sequential["tasks"]]
     assert all(t["tokens"]["prompt"] > 0 for t in concurrent["tasks"])
-    # the prefetch, where the waiting happens, reports its own progress; then the tests do
-    result.stdout.fnmatch_lines(["[[]medbench[]] prefetch 17/17 items (100%), 0 errors, 0 cache hits*"])
+    # the tests run as their answers arrive, so theirs is the only progress
     result.stdout.fnmatch_lines(["[[]medbench[]] 17/17 items (100%)*"])
+    assert "[medbench] prefetch" not in result.stdout.str()
+
+
+def test_concurrency_overlaps_the_tests_with_the_calls_still_in_flight(pytester, tmp_path, monkeypatch):
+    """The tests consume answers as they arrive: the first test reports while later calls are still
+    to be answered (a prefetch that ran to the end first would leave every late call waiting in
+    vain for a test report), and each item is still asked once."""
+    import threading
+
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    first_report, late_saw_a_report = threading.Event(), []
+
+    def answer(request, number):
+        if number > 4:  # beyond the first round of calls in flight
+            late_saw_a_report.append(first_report.wait(timeout=2))
+        return Reply(content="The right answer is A: x", hang_s=0.2)
+
+    class Watch:
+        def pytest_runtest_logreport(self, report):
+            if report.when == "call":
+                first_report.set()
+
+    with OpenAIServer(answer) as server:
+        result = pytester.runpytest(
+            str(SUITES), "-p", "no:cacheprovider", "-k", "mcqa", "--model=openai/slow",
+            f"--api-base={server.api_base}", "--medbench-no-cache", "--medbench-concurrency=4",
+            "--medbench-report", str(tmp_path / "leaderboard.json"), plugins=[Watch()],
+        )
+    assert result.ret in (0, 1) and len(server.requests) == 17
+    assert late_saw_a_report and all(late_saw_a_report), late_saw_a_report
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
@@ -256,7 +287,7 @@ def test_builtin_models_never_import_litellm(tmp_path):
     import subprocess
     import sys
 
-    from conftest import REPO, SUITES
+    from conftest import REPO
 
     replay = tmp_path / "replay.jsonl"
     replay.write_text(json.dumps({"task": "task57", "id": "0", "output": "The right answer is B"}) + "\n")
