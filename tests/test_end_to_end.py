@@ -244,6 +244,24 @@ def test_concurrency_overlaps_the_tests_with_the_calls_still_in_flight(pytester,
     assert late_saw_a_report and all(late_saw_a_report), late_saw_a_report
 
 
+def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):
+    """-x stops at the first failing item: the pool then drops what it has not started, so a run
+    asks little more than the calls in flight, not every selected item."""
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    import time
+
+    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.3)) as server:
+        result, _ = run_suites(
+            "-k", "mcqa", "-x", "--model=openai/wrong", f"--api-base={server.api_base}",
+            "--medbench-no-cache", "--medbench-concurrency=2",
+        )
+        time.sleep(3)  # long enough for a pool left running to ask every item
+    assert result.ret == 1
+    assert len(server.requests) <= 8  # 17 items selected; 2 in flight when the first test fails
+
+
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
     """Both benchmarks under -n 2 with concurrency: each worker prefetches its share, and the workers
     share one scratch cache whose claims keep any request (a dialogue two settings share, say) from
