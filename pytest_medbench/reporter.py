@@ -94,7 +94,10 @@ class Reporter:
                 "missing": len(self.missing),
                 "cache": cache_section(self.run.records.values(), self.run.run_id),
             }
-            records = list(self.run.records.values())
+            # in collection order, not arrival order: under -n (or with answers arriving as they
+            # come) arrival varies, and the seeded bootstrap's interval depends on the order
+            order = {nodeid: number for number, nodeid in enumerate(self.completeness.selected)}
+            records = sorted(self.run.records.values(), key=lambda r: order.get(r.nodeid, len(order)))
             self._leaderboard = leaderboard.build(metadata, records, self._audits(records))
         return self._leaderboard
 
