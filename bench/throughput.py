@@ -2,10 +2,13 @@
 
     python bench/throughput.py [--latency 0.05] [--quick]
 
-Reports: collection time for 15,000 items; items/s at concurrency 1, 8, 32 and 64 as a share of the
-endpoint-bound throughput (concurrency / latency), start-up excluded (measured from the first to the
-last answered request); the same with -n 2 and -n 16, with their start-up time until the first model
-call; a fully cached rerun of 15,000 items; and the peak RSS of the largest run.
+First, what a user waits for: the end-to-end ratio, the endpoint bound (items x latency / calls in
+flight) over the whole command's wall time minus that of the same command on 1 item (start-up,
+collection of the data, the report), at 32 and 64 calls in flight, in one process and under -n 2
+(half the calls in flight per worker). Then the sub-window figures, labelled as such: items/s from
+the first to the last answered request as a share of the bound, at concurrency 1 and 8 and under
+-n 16, with the start-up until the first model call; collection of 15,000 items; `pytest suites/`
+with the built-in oracle; a fully cached rerun of 15,000 items; the peak RSS of the largest run.
 """
 
 from __future__ import annotations
@@ -79,16 +82,10 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return time.monotonic() - started, started
 
 
-def measure(
-    label: str,
-    items: int,
-    concurrency: int,
-    workers: int,
-    latency: float,
-    data: Path,
-    work: Path,
-    env: dict[str, str],
-) -> dict:
+def timed(
+    items: int, concurrency: int, workers: int, latency: float, data: Path, work: Path, env: dict[str, str]
+) -> tuple[float, float, list[float]]:
+    """(wall seconds, monotonic start, the endpoint's answer times) of one run against a fresh server."""
     server = Server(latency, work)
     options = [
         f"--medbench-data={data}",
@@ -102,7 +99,38 @@ def measure(
     if workers:
         options += ["-n", str(workers)]
     wall, started = run(options, env)
-    stamps = server.finish()
+    return wall, started, server.finish()
+
+
+def end_to_end(
+    label: str, items: int, in_flight: int, workers: int, latency: float, data: Path, work: Path, env: dict
+) -> dict:
+    """The whole command's wall time minus a 1-item run's, against the endpoint bound."""
+    concurrency = in_flight // max(1, workers)
+    wall, _, stamps = timed(items, concurrency, workers, latency, data, work, env)
+    one, _, _ = timed(1, concurrency, workers, latency, data, work, env)
+    bound = items * latency / in_flight
+    return {
+        "run": label,
+        "items": len(stamps),
+        "wall_s": round(wall, 2),
+        "one_item_wall_s": round(one, 2),
+        "bound_s": round(bound, 2),
+        "end_to_end_ratio": round(bound / (wall - one), 3),
+    }
+
+
+def measure(
+    label: str,
+    items: int,
+    concurrency: int,
+    workers: int,
+    latency: float,
+    data: Path,
+    work: Path,
+    env: dict[str, str],
+) -> dict:
+    wall, started, stamps = timed(items, concurrency, workers, latency, data, work, env)
     span = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
     rate = (len(stamps) - 1) / span if span else float("nan")
     bound = concurrency * max(1, workers) / latency
@@ -126,17 +154,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         big = make_data(work / "big", 15_000)
+        n = 200 if args.quick else 1000
+        for workers in (0, 2):
+            for in_flight in (32, 64):
+                count = n * in_flight // 16  # about 3 s of calls at the bound
+                label = f"end to end, {in_flight} in flight" + (f", -n {workers}" if workers else "")
+                rows.append(end_to_end(label, count, in_flight, workers, args.latency, big, work, env))
         wall, _ = run(["--collect-only", f"--medbench-data={big}"], env)
         rows.append({"run": "collect 15,000 items", "wall_s": round(wall, 2)})
-        n = 200 if args.quick else 1000
-        rows.append(measure("concurrency 1", n // 5, 1, 0, args.latency, big, work, env))
-        for concurrency in (8, 32, 64):
-            count = n * concurrency // 16  # a few seconds of calls at any concurrency
-            rows.append(
-                measure(f"concurrency {concurrency}", count, concurrency, 0, args.latency, big, work, env)
-            )
-        for workers, concurrency in ((2, 1), (16, 1), (2, 16), (16, 4)):
-            label = f"-n {workers}, concurrency {concurrency} each"
+        oracle, _ = run(["--model=medbench/oracle"], env)
+        rows.append({"run": "pytest suites/ --model medbench/oracle (99 items)", "wall_s": round(oracle, 2)})
+        builtin, _ = run(["--model=medbench/oracle", f"--medbench-data={big}"], env)
+        rows.append({"run": "15,000 items, --model medbench/oracle", "wall_s": round(builtin, 2)})
+        trivial = work / "test_trivial.py"  # bare pytest's own cost for as many items
+        trivial.write_text(
+            "import pytest\n\n@pytest.mark.parametrize('n', range(15_000))\ndef test(n):\n    pass\n"
+        )
+        started = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "pytest", str(trivial), "-q", "-p", "no:cacheprovider"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=False,
+        )
+        rows.append(
+            {"run": "15,000 trivial tests, bare pytest", "wall_s": round(time.monotonic() - started, 2)}
+        )
+        rows.append(measure("window: concurrency 1", n // 5, 1, 0, args.latency, big, work, env))
+        rows.append(measure("window: concurrency 8", n // 2, 8, 0, args.latency, big, work, env))
+        for workers, concurrency in ((2, 1), (16, 1), (16, 4)):
+            label = f"window: -n {workers}, concurrency {concurrency} each"
             count = n if concurrency == 1 else 3 * n
             rows.append(measure(label, count, concurrency, workers, args.latency, big, work, env))
         cache = work / "cache.sqlite3"

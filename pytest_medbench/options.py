@@ -118,8 +118,8 @@ OPTIONS = (
     ),
     Option(
         "--medbench-concurrency",
-        "answer the selected items N at a time (threads) before the tests run, filling the cache; "
-        "with -n, each worker answers its share N at a time",
+        "keep N model calls in flight (threads) ahead of the tests, which take each answer as it "
+        "arrives; with -n, each worker answers its share N at a time",
         type=int,
         default=1,
         rule=AT_LEAST_1,

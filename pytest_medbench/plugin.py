@@ -172,17 +172,20 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["medbench_cache"] = str(path)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    """With --medbench-concurrency N, answer this process's items N at a time before the tests run
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    """With --medbench-concurrency N, answer this process's items N at a time while the tests run
     (under -n, in each worker: the xdist controller collects no items and runs no test)."""
     run = session.config.stash[RUN_KEY]
     if run.settings.concurrency <= 1 or session.config.option.collectonly or run.model.builtin:
-        return
+        return (yield)
     params = [getattr(item, "callspec", None) for item in session.items]
     items = [p.params.get("meds_item") or p.params.get("medr_item") for p in params if p is not None]
-    reporter = session.config.pluginmanager.get_plugin("medbench-reporter")
-    run.prefetch([item for item in items if item is not None], getattr(reporter, "progress_write", None))
+    run.prefetch([item for item in items if item is not None])
+    try:
+        return (yield)
+    finally:
+        run.stop_prefetch()
 
 
 # model errors after which no later item can get an answer: the run stops (exit 2) rather than fail them

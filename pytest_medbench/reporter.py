@@ -26,7 +26,6 @@ class Reporter:
         self.verdict_line: str | None = None
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
         self.progress: Any = None
-        self.progress_write: Any = None  # writes one progress line; None when progress is off
         self.completeness = Completeness(functools.cache(self._items_by_param))
         self.missing: list[ItemRecord] = []  # selected items that produced no record
 
@@ -48,7 +47,7 @@ class Reporter:
                 terminal.ensure_newline()  # after pytest's own progress dots
                 terminal.write_line(line)
 
-            self.progress, self.progress_write = Progress(write), write
+            self.progress = Progress(write)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.completeness.select(item.nodeid for item in session.items)
@@ -95,7 +94,10 @@ class Reporter:
                 "missing": len(self.missing),
                 "cache": cache_section(self.run.records.values(), self.run.run_id),
             }
-            records = list(self.run.records.values())
+            # in collection order, not arrival order: under -n (or with answers arriving as they
+            # come) arrival varies, and the seeded bootstrap's interval depends on the order
+            order = {nodeid: number for number, nodeid in enumerate(self.completeness.selected)}
+            records = sorted(self.run.records.values(), key=lambda r: order.get(r.nodeid, len(order)))
             self._leaderboard = leaderboard.build(metadata, records, self._audits(records))
         return self._leaderboard
 

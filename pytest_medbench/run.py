@@ -7,8 +7,8 @@ import dataclasses
 import functools
 import shutil
 import tempfile
-import threading
 import uuid
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ class Run:
         # model errors prefetch met after all its retries: the test reports them instead of asking
         # again, so an item's attempts are one budget
         self._prefetch_failed: dict[tuple[str, str, str], tuple[ItemRecord, ModelCallError]] = {}
+        # the prefetch's pool and its pending work, by dialogue key (see prefetch)
+        self._pool: Executor | None = None
+        self._ahead: dict[tuple[str, ...], Future] = {}
         self._samples = (
             SamplesWriter(settings.samples_path) if is_controller and settings.samples_path else None
         )
@@ -290,27 +293,24 @@ class Run:
         agent = LLMAgent(metered(agent_client), self.prompts) if agent_client else OfflineAgent()
         return Services(ask_model, judge, agent, self.prompts, self._conversations, epoch, calls, recount)
 
-    def prefetch(self, items: list[EvalItem], progress_write: Any = None) -> None:
-        """Answer ``items`` ``--medbench-concurrency`` at a time before the tests run, filling the cache
-        (model, agent and judge calls alike), so each test then reads its answers instead of waiting.
+    def prefetch(self, items: list[EvalItem]) -> None:
+        """Start answering ``items`` ``--medbench-concurrency`` at a time, in the order the tests will
+        ask for them, while the tests run: a test waits only for its own item, so the wall time
+        approaches the longer of the model's time and the harness's, not their sum.
 
-        Errors are left for the test to meet again and report; one item per dialogue is prefetched,
-        since its sibling reuses the same conversation. An xdist worker takes its own share of them
-        (every worker collected the same list); the shared cache's claims keep a test from asking
-        again what another worker is still prefetching. ``progress_write`` (single process,
-        progress on) gets live "prefetch" lines, since the tests only start once it is done.
+        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. A
+        bounded pool keeps N calls in flight ahead of the test loop. Errors are left for the test to
+        meet again and report; one item per dialogue is prefetched, since its sibling reuses the same
+        conversation (its test waits for that). An xdist worker takes its own share of them (every
+        worker collected the same list); the shared cache's claims keep a test from asking again
+        what another worker is still asking. ``stop_prefetch`` ends it.
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        from .items.medr import DIALOGUE_MODE
-        from .report.progress import Progress
-
         first_of_dialogue: dict[tuple[str, ...], EvalItem] = {}
         for item in items:
-            mode = DIALOGUE_MODE.get(item.task)
-            key = (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
-            first_of_dialogue.setdefault(key, item)
-        chosen = list(first_of_dialogue.values())
+            first_of_dialogue.setdefault(_dialogue_key(item), item)
+        chosen = list(first_of_dialogue.items())
         if self._worker_input:  # shares by dialogue, so that both settings of one land together
             count = self._worker_input["workercount"]
             worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
@@ -319,10 +319,6 @@ class Run:
         # the clients (and the cache they share) are made here, once: cached_property does not lock
         # on Python 3.12+, and the threads below would each make their own
         _ = (self.client, self._judge_clients, self._agent_client)
-        progress = Progress(progress_write, phase="prefetch") if progress_write else None
-        if progress is not None:
-            progress.total = len(chosen)
-        lock = threading.Lock()
 
         def answer(item: EvalItem) -> None:
             record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
@@ -330,16 +326,18 @@ class Run:
                 self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
             except ModelCallError as exc:
                 self._prefetch_failed[record.key] = (record, exc)
-                record.error = {"kind": exc.kind, "message": str(exc)}
-            except Exception as exc:  # the test meets the same error again and reports it
-                record.error = {"kind": getattr(exc, "kind", "harness"), "message": str(exc)}
-            if progress is not None:
-                with lock:
-                    progress.record(record)
-                    progress.item_finished()
+            except Exception:  # the test meets the same error again and reports it
+                pass
 
-        with ThreadPoolExecutor(self.settings.concurrency) as pool:
-            list(pool.map(answer, chosen))
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="medbench-prefetch")
+        self._ahead = {key: self._pool.submit(answer, item) for key, item in chosen}
+
+    def stop_prefetch(self) -> None:
+        """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
+        wait for the calls in flight, so nothing writes to the cache once it is closed."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._ahead = None, {}
 
     def _solve_and_score(self, item: EvalItem, record: ItemRecord) -> tuple[list[str], list[Any]]:
         outputs, scores = [], []
@@ -356,6 +354,8 @@ class Run:
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
         record.reference = item.reference
         node.stash[RECORD_KEY] = record
+        if self._ahead and (ahead := self._ahead.pop(_dialogue_key(item), None)) is not None:
+            wait([ahead])  # this item's answers (or its dialogue's), from the prefetch
         try:
             if (done := self._prefetched.pop(record.key, None)) is not None:
                 prefetched, outputs, scores = done
@@ -489,6 +489,15 @@ def _routed_model(settings: Settings, groups: dict) -> str:
         f"--model {settings.model}: not a model_name in {settings.router_path} "
         f"(it has: {', '.join(sorted(groups))})"
     )
+
+
+def _dialogue_key(item: EvalItem) -> tuple[str, ...]:
+    """The two settings of one MedR-Bench dialogue share a key (they share the conversation); every
+    other item has its own."""
+    from .items.medr import DIALOGUE_MODE
+
+    mode = DIALOGUE_MODE.get(item.task)
+    return (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
 
 
 def _add_usage(usage: Usage, completion: Any, payer: str) -> None:

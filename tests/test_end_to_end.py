@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import FIXTURES, stable
+from conftest import FIXTURES, SUITES, stable
 from pytest_medbench.report.leaderboard import LeaderboardError, validate
 
 
@@ -208,9 +208,58 @@ def test_concurrency_prefetches_in_parallel_and_gives_the_same_leaderboard(run_s
     tokens = [(t["task"], t["tokens"], t["cache_hits"]) for t in concurrent["tasks"]]
     assert tokens == [(t["task"], t["tokens"], t["cache_hits"]) for t in sequential["tasks"]]
     assert all(t["tokens"]["prompt"] > 0 for t in concurrent["tasks"])
-    # the prefetch, where the waiting happens, reports its own progress; then the tests do
-    result.stdout.fnmatch_lines(["[[]medbench[]] prefetch 17/17 items (100%), 0 errors, 0 cache hits*"])
+    # the tests run as their answers arrive, so theirs is the only progress
     result.stdout.fnmatch_lines(["[[]medbench[]] 17/17 items (100%)*"])
+    assert "[medbench] prefetch" not in result.stdout.str()
+
+
+def test_concurrency_overlaps_the_tests_with_the_calls_still_in_flight(pytester, tmp_path, monkeypatch):
+    """The tests consume answers as they arrive: the first test reports while later calls are still
+    to be answered (a prefetch that ran to the end first would leave every late call waiting in
+    vain for a test report), and each item is still asked once."""
+    import threading
+
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    first_report, late_saw_a_report = threading.Event(), []
+
+    def answer(request, number):
+        if number > 4:  # beyond the first round of calls in flight
+            late_saw_a_report.append(first_report.wait(timeout=2))
+        return Reply(content="The right answer is A: x", hang_s=0.2)
+
+    class Watch:
+        def pytest_runtest_logreport(self, report):
+            if report.when == "call":
+                first_report.set()
+
+    with OpenAIServer(answer) as server:
+        result = pytester.runpytest(
+            str(SUITES), "-p", "no:cacheprovider", "-k", "mcqa", "--model=openai/slow",
+            f"--api-base={server.api_base}", "--medbench-no-cache", "--medbench-concurrency=4",
+            "--medbench-report", str(tmp_path / "leaderboard.json"), plugins=[Watch()],
+        )
+    assert result.ret in (0, 1) and len(server.requests) == 17
+    assert late_saw_a_report and all(late_saw_a_report), late_saw_a_report
+
+
+def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):
+    """-x stops at the first failing item: the pool then drops what it has not started, so a run
+    asks little more than the calls in flight, not every selected item."""
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    import time
+
+    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.3)) as server:
+        result, _ = run_suites(
+            "-k", "mcqa", "-x", "--model=openai/wrong", f"--api-base={server.api_base}",
+            "--medbench-no-cache", "--medbench-concurrency=2",
+        )
+        time.sleep(3)  # long enough for a pool left running to ask every item
+    assert result.ret == 1
+    assert len(server.requests) <= 8  # 17 items selected; 2 in flight when the first test fails
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
@@ -234,3 +283,36 @@ def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, 
     meds = [t["tokens"] for t in distributed["tasks"] if t["benchmark"] == "meds"]
     assert meds == [t["tokens"] for t in sequential["tasks"] if t["benchmark"] == "meds"]
     assert all(tokens["prompt"] > 0 for tokens in meds)
+
+
+BUILTIN_RUN = """
+import sys, pytest
+seen = []
+class Watch:
+    def pytest_sessionfinish(self, session):
+        seen.append("litellm" in sys.modules)
+for model in sys.argv[2:]:
+    pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", model, "--medbench-report",
+                 "leaderboard.json"], plugins=[Watch()])
+print("LITELLM IMPORTED", seen)
+"""
+
+
+def test_builtin_models_never_import_litellm(tmp_path):
+    """litellm costs seconds to import: a run with only built-in models answers
+    in-process, so it never loads it."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    replay = tmp_path / "replay.jsonl"
+    replay.write_text(json.dumps({"task": "task57", "id": "0", "output": "The right answer is B"}) + "\n")
+    models = ["medbench/oracle", "medbench/baseline", f"replay:{replay}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", BUILTIN_RUN, str(SUITES), *models],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]

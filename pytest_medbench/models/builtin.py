@@ -1,4 +1,6 @@
-"""Built-in models, registered as a litellm custom provider so they take the same path as any model.
+"""Built-in models, answered in-process: no litellm import (seconds) and no litellm call (about
+2 ms each), so ``pytest suites/`` with a built-in costs what the harness costs. They still go through
+the client (retries, error classification) like any model; only the transport differs.
 
 - ``medbench/oracle`` answers with the item's reference in the format the task expects: every
   final-answer metric must come out perfect (the harness's self-test).
@@ -15,19 +17,10 @@ from typing import Any
 
 from .baseline import baseline_answer
 from .errors import ModelCallError
+from .transport import Answer, Endpoint
 
 PROVIDER = "medbench"
 MODELS = ("oracle", "baseline", "replay")
-
-
-def register(litellm: Any) -> None:
-    """Add the ``medbench`` provider to litellm's custom providers (once per process)."""
-    providers = litellm.custom_provider_map or []
-    if not any(entry.get("provider") == PROVIDER for entry in providers):
-        litellm.custom_provider_map = [
-            *providers,
-            {"provider": PROVIDER, "custom_handler": _handler(litellm)},
-        ]
 
 
 @functools.cache
@@ -83,15 +76,21 @@ def answer(model: str, api_base: str | None, context: dict) -> str:
     raise ModelCallError("not_found", f"unknown built-in model medbench/{model}; known: {', '.join(MODELS)}")
 
 
-def _handler(litellm: Any) -> Any:
-    class BuiltinModels(litellm.CustomLLM):
-        def completion(self, model: str, messages: list, api_base: str, *args: Any, **kwargs: Any) -> Any:
-            metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
-            text = answer(model, api_base, metadata.get("medbench", {}))
-            return litellm.ModelResponse(  # no tokenizer runs here, so no token counts are claimed
-                model=f"{PROVIDER}/{model}",
-                choices=[{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                usage={"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            )
+class BuiltinTransport:
+    """The transport of ``medbench/...`` and ``replay:PATH``: the answer is computed from the item's
+    ``context``, with no token counts claimed (no tokenizer runs here) and no cost."""
 
-    return BuiltinModels()
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._model = endpoint.model.removeprefix(f"{PROVIDER}/")
+
+    def send(
+        self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
+    ) -> Answer:
+        text = answer(self._model, self.endpoint.api_base, context or {})
+        return Answer(
+            text=text,
+            finish_reason="stop",
+            api_base=self.endpoint.api_base,
+            served_model=self.endpoint.model,
+        )

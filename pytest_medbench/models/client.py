@@ -1,5 +1,5 @@
 """The one model layer: the cache, bounded retries and error classification, over a transport
-(litellm for every provider and the built-ins, a lean HTTP path for OpenAI-compatible endpoints).
+(litellm for every provider, a lean HTTP path for OpenAI-compatible endpoints, the built-ins in-process).
 
 litellm is imported on its first call, never at plugin load (it costs seconds).
 """
@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .aliases import resolve
+from .builtin import BuiltinTransport
 from .cache import Cache, cache_key
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
@@ -77,7 +78,9 @@ class ModelSpec:
             from .router import RouterTransport
 
             return RouterTransport(self.group)
-        return transport_for(Endpoint(self.litellm_model, self.api_base), builtin=self.builtin)
+        if self.builtin:
+            return BuiltinTransport(Endpoint(self.litellm_model, self.api_base))
+        return transport_for(Endpoint(self.litellm_model, self.api_base))
 
 
 @dataclass(frozen=True)
@@ -141,11 +144,8 @@ def import_litellm() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import litellm
 
-    from . import builtin
-
     litellm.suppress_debug_info = True
     litellm.telemetry = False
-    builtin.register(litellm)
     return litellm
 
 
@@ -193,32 +193,33 @@ class ModelClient:
         """
         if self._fatal is not None:
             raise self._fatal
+        if self.cache is None:  # the built-ins, and runs with no cache: no key to compute (0.05 ms)
+            return self._fresh(messages, context, paid_by)
         # the resolved model id, not the alias (an alias may move); not the endpoint (a restarted local
         # server on a new port, or another replica, serves the same model)
         request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
         if self.revision is not None:  # --model-revision: another revision of a model never shares answers
             request["revision"] = self.revision
         key = cache_key({**request, "epoch": epoch})
-        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+        if (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
-        claimed = self.cache is not None and self.cache.claims
+        claimed = self.cache.claims
         if claimed:  # another worker may be asking this very request: wait for its answer
             ttl_s = self.timeout_s * (self.retry.max_retries + 1) + MAX_RETRY_AFTER_S
             if (hit := self.cache.acquire(key, ttl_s)) is not None:
                 return Completion.from_cache(hit)
         try:
-            completion = replace(
-                self._call_with_retries(messages, context),
-                paid_by=paid_by,
-                run_id=self.run_id,
-                created=time.time(),
-            )
-            if self.cache is not None:
-                self.cache.put(key, self.spec.name, completion.to_cache())
+            completion = self._fresh(messages, context, paid_by)
+            self.cache.put(key, self.spec.name, completion.to_cache())
         finally:
             if claimed:
                 self.cache.release(key)
         return completion
+
+    def _fresh(self, messages: list[dict[str, str]], context: dict | None, paid_by: str) -> Completion:
+        """A new answer from the model, stamped with who asked it and when."""
+        completion = self._call_with_retries(messages, context)
+        return replace(completion, paid_by=paid_by, run_id=self.run_id, created=time.time())
 
     def _call_with_retries(self, messages: list[dict[str, str]], context: dict | None) -> Completion:
         params = self.params.as_kwargs()
@@ -341,9 +342,9 @@ _FAIL_FAST = {401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request
 
 def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError, bool, float | None]:
     """(error for the report, whether to retry, Retry-After seconds) for an exception from a call."""
-    if (builtin_error := _builtin_error(exc)) is not None:
-        builtin_error.model, builtin_error.attempts = model, attempts
-        return builtin_error, False, None
+    if isinstance(exc, ModelCallError):  # a built-in model's own error (replay record missing)
+        exc.model, exc.attempts = model, attempts
+        return exc, False, None
     if isinstance(exc, _Empty):
         return ModelCallError(exc.kind, str(exc), model=model, attempts=attempts), True, None
     if isinstance(exc, _Refused):
@@ -375,16 +376,6 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "other", False
     error = ModelCallError(kind, message, model=model, attempts=attempts)
     return error, retryable, _retry_after(exc) if retryable else None
-
-
-def _builtin_error(exc: BaseException | None) -> ModelCallError | None:
-    """The ModelCallError a built-in model raised, which litellm wraps in its own exception."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, ModelCallError):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
 
 
 def _clean_message(exc: Exception) -> str:

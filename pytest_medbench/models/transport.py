@@ -224,10 +224,10 @@ class _DeadlineResponse(http.client.HTTPResponse):
 
 
 class LitellmTransport:
-    """``litellm.completion`` for every provider, and for the built-in models."""
+    """``litellm.completion`` for every provider but the built-in models."""
 
-    def __init__(self, endpoint: Endpoint, *, builtin: bool = False) -> None:
-        self.endpoint, self.builtin = endpoint, builtin
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
         self._litellm: Any = None
 
     def send(
@@ -249,16 +249,12 @@ class LitellmTransport:
             kwargs["api_base"] = self.endpoint.api_base
         if self.endpoint.api_key or (self.endpoint.api_base and self.endpoint.provider in LEAN_PROVIDERS):
             kwargs["api_key"] = self.endpoint.key()  # the SDK insists on one, local servers need none
-        if self.builtin:
-            kwargs["metadata"] = {"medbench": context or {}}
-            response = self._litellm.completion(**kwargs)
-        else:
-            try:
-                response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
-            except Exception as exc:
-                if (body_error := _error_body(exc)) is None:
-                    raise
-                return Answer(text="", no_content=_missing_answer(body_error))
+        try:
+            response = _within(timeout_s, functools.partial(self._litellm.completion, **kwargs))
+        except Exception as exc:
+            if (body_error := _error_body(exc)) is None:
+                raise
+            return Answer(text="", no_content=_missing_answer(body_error))
         if not response.choices:
             return Answer(text="", no_content=_missing_answer(None))
         choice = response.choices[0]
@@ -279,7 +275,7 @@ class LitellmTransport:
             refused=bool(getattr(message, "refusal", None)),
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cost_usd=0.0 if self.builtin else self._cost(response),
+            cost_usd=self._cost(response),
             api_base=without_userinfo(self.endpoint.api_base),
             served_model=getattr(response, "model", None),
             system_fingerprint=getattr(response, "system_fingerprint", None),
@@ -341,11 +337,11 @@ def _within(timeout_s: float, call: Any) -> Any:
     return outcome["result"]
 
 
-def transport_for(endpoint: Endpoint, *, builtin: bool = False) -> Transport:
+def transport_for(endpoint: Endpoint) -> Transport:
     """The lean path where it serves, litellm everywhere else."""
-    if endpoint.lean and not builtin:
+    if endpoint.lean:
         return HTTPTransport(endpoint)
-    return LitellmTransport(endpoint, builtin=builtin)
+    return LitellmTransport(endpoint)
 
 
 def _error_text(status: int, data: bytes) -> str:

@@ -12,10 +12,9 @@ INTERVAL_S = 30.0
 
 
 class Progress:
-    def __init__(self, write_line: Any, clock: Any = time.monotonic, *, phase: str = "") -> None:
+    def __init__(self, write_line: Any, clock: Any = time.monotonic) -> None:
         self._write = write_line
         self._clock = clock
-        self._phase = f"{phase} " if phase else ""  # "prefetch": answers before the tests run
         self.total = 0
         self.done = 0
         self.errors = 0
@@ -48,7 +47,7 @@ class Progress:
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
         counts = f"{self.errors} errors, {self.cache_hits} cache hits, {self.tokens:,} tokens"
         spent = f"${self.cost_usd:.4f} so far, ETA {_duration(remaining)}"
-        return f"[medbench] {self._phase}{self.done}/{self.total} items{share}, {counts}, {spent}"
+        return f"[medbench] {self.done}/{self.total} items{share}, {counts}, {spent}"
 
 
 def _duration(seconds: float) -> str:
