@@ -111,7 +111,7 @@ OPTIONS = (
     Option("--medbench-timeout", "seconds one model call may take", type=float, default=120.0, rule=POSITIVE),
     Option(
         "--medbench-retries",
-        "retries of a call after 429, 5xx, timeouts and dropped connections",
+        "retries of a call after 429, 5xx, timeouts, dropped connections and empty answers",
         type=int,
         default=4,
         rule=NOT_NEGATIVE,

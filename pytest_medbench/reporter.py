@@ -109,7 +109,7 @@ class Reporter:
         wanted = {(record.benchmark, record.task) for record in records}
         benchmarks = {benchmark for benchmark, _ in wanted}
         items = [
-            *(self.run.meds_items if "meds" in benchmarks else ()),
+            *(self.run.meds_items if benchmarks - {"medr"} else ()),  # MedS-format: meds and declared
             *(self.run.medr_items if "medr" in benchmarks else ()),
         ]
         return audit_by_task(items, wanted, generation_baseline=False)

@@ -266,6 +266,7 @@ class Run:
             if kind == "model":
                 record.finish_reason = completion.finish_reason
                 record.truncated = record.truncated or completion.finish_reason == "length"
+                record.no_content = completion.no_content or record.no_content
 
         def recount(logged: list[tuple[str, Any]]) -> None:
             for kind, completion in logged:
@@ -359,11 +360,9 @@ class Run:
         try:
             if (done := self._prefetched.pop(record.key, None)) is not None:
                 prefetched, outputs, scores = done
-                record.messages, record.usage = prefetched.messages, prefetched.usage
-                record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
-                record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
+                _take_prefetched(record, prefetched)
             elif (failed := self._prefetch_failed.pop(record.key, None)) is not None:
-                record.messages, record.usage = failed[0].messages, failed[0].usage
+                _take_prefetched(record, failed[0])
                 raise failed[1]
             else:
                 outputs, scores = self._solve_and_score(item, record)
@@ -464,6 +463,14 @@ def _router_groups(settings: Settings) -> dict:
         return load_router(settings.router_path)
     except RouterFileError as exc:
         raise pytest.UsageError(f"--model-router: {exc}") from None
+
+
+def _take_prefetched(record: ItemRecord, prefetched: ItemRecord) -> None:
+    """What the prefetch metered for an item, into the test's record: the same as a sequential run's."""
+    record.messages, record.usage = prefetched.messages, prefetched.usage
+    record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
+    record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
+    record.no_content = prefetched.no_content
 
 
 def _register_secrets(settings: Settings, groups: dict) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from openai_server import OpenAIServer, Reply
 
-from conftest import REPO, stable
+from conftest import FIXTURES, REPO, stable
 from pytest_medbench import metrics
 from pytest_medbench.cli import main as medbench_cli
 from pytest_medbench.data.declared import DeclarationError, Declarations
@@ -291,3 +291,18 @@ def test_examples_leaderboard_under_xdist_equals_one_process(examples):
     assert stable(two) == stable(one)
     assert two["items"] == one["items"]
     assert len(one["items"]["custom/drug_interactions"]) == 4
+
+
+def test_a_run_of_benchmark_and_declared_tasks_audits_both(run_suites, tmp_path):
+    """MedS-Bench items and declared ones in one run: each task entry gets the audit of its own kind."""
+    data = tmp_path / "data"
+    (data / "meds-bench").mkdir(parents=True)
+    task57 = FIXTURES / "meds-bench" / "MCQA" / "task57_medqa_usmle.jsonl"
+    (data / "meds-bench" / task57.name).write_bytes(task57.read_bytes())
+    two = {**TASK, "Instances": [*TASK["Instances"], {"id": "b", "input": "R?", "output": "routine"}]}
+    _write(data / "custom" / "triage.json", two)
+    _write(data / "custom" / "triage.medbench.toml", 'scorer = "label"\nlabels = ["emergent", "routine"]\n')
+    _, board = run_suites("--medbench-data", str(data), "--model", "medbench/oracle")
+    audits = {(task["benchmark"], task["task"]): task["audit"] for task in board["tasks"]}
+    assert audits[("custom", "triage")]["instances"] == 2  # audited as MedS-format items, not as cases
+    assert audits[("meds", "task57")]["instances"] == 5

@@ -158,3 +158,16 @@ def test_the_leaderboard_carries_the_last_check(run_suites, tmp_path):
     result, _ = run_suites(f"--medbench-judge-check={tmp_path / 'broken.json'}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*--medbench-judge-check {tmp_path / 'broken.json'}*"])
+
+
+def test_a_password_in_a_judge_url_is_masked_in_what_the_check_prints(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: the judge cannot be reached
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    judge = f"openai/x@http://alice:S3cretPassw0rd@127.0.0.1:{port}/v1"
+    assert main(["judge-check", "--judge-model", judge, "--json", str(tmp_path / "check.json")]) == 2
+    said = capsys.readouterr()
+    assert "S3cretPassw0rd" not in said.out + said.err
+    assert "could not be asked" in said.err and "127.0.0.1" in said.err

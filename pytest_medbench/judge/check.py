@@ -227,15 +227,26 @@ def run_check(args: Any) -> int:
     if errors:
         raise CheckError(f"--medbench-data {data_dir}: {errors[0]}")
     labels = read_labels(Path(args.labels), {case.case_id: case for case in cases}) if args.labels else None
+    from ..models.secrets import mask, register_url, without_userinfo
+    from ..options import split_judge
+
+    # a password in a judge's URL is masked in everything this command prints or writes, as in a run
+    judge_urls = [split_judge(text)[1] for text in args.judge_model]
+    for url in (args.judge_api_base, *judge_urls):
+        register_url(url)
     judge = build_judge(args.judge_model, args.judge_api_base)
     try:
         figures = judge_check(
-            judge, cases, labels, args.max_fpr, args.max_fnr, lambda line: print(line, file=sys.stderr)
+            judge, cases, labels, args.max_fpr, args.max_fnr, lambda line: print(mask(line), file=sys.stderr)
         )
     except ModelCallError as exc:
-        raise CheckError(f"the judge could not be asked: {exc}") from exc
-    figures = {"judges": list(args.judge_model), "data": str(data_dir), **figures}
-    print("\n".join(report_lines(figures)))
+        raise CheckError(mask(f"the judge could not be asked: {exc}")) from exc
+    judges = [
+        model if url is None else f"{model}@{without_userinfo(url)}"
+        for model, url in map(split_judge, args.judge_model)
+    ]
+    figures = {"judges": judges, "data": str(data_dir), **figures}
+    print(mask("\n".join(report_lines(figures))))
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+        Path(args.json).write_text(mask(json.dumps(figures, indent=1)) + "\n", encoding="utf-8")
     return 0 if figures["passed"] else 1

@@ -236,6 +236,9 @@ class ModelClient:
             except Exception as exc:
                 error, retryable, retry_after = classify(exc, self.spec.name, attempt + 1)
                 if isinstance(exc, _Empty) and attempt >= self.retry.max_retries:
+                    if self.limit:  # its tokens count toward --medbench-tpm like any answer's
+                        spent = exc.completion.prompt_tokens + exc.completion.completion_tokens
+                        self.limit.used(call_id, spent)
                     return exc.completion  # still empty after its retries: that is the model's answer
                 if not retryable or attempt >= self.retry.max_retries:
                     if error.fatal:

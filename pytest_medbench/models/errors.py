@@ -7,8 +7,8 @@ class ModelCallError(Exception):
     """A call that failed after any retries; ``kind`` says why, in one word, for the report.
 
     Kinds: auth, quota, forbidden (403: this request only), rate_limit, timeout, server, connection,
-    bad_request, not_found, content_filter, empty, no_content (a 200 with no answer in it),
-    replay_missing, other.
+    bad_request, not_found, content_filter, replay_missing, other. (An empty answer, or a 200 with
+    no answer in it, is retried and then is the model's empty answer, not an error.)
     """
 
     def __init__(self, kind: str, message: str, *, model: str = "", attempts: int = 1) -> None:

@@ -109,7 +109,8 @@ def audit_by_task(
         if key in wanted and (hasattr(item, "instance") or hasattr(item, "case")):
             grouped.setdefault(key, []).append(item)
     return {
-        key: audit_meds_items(group, **options) if key[0] == "meds" else audit_medr_items(group)
+        # by the items' format: declared own tasks (benchmark "custom" or their own) are MedS-format
+        key: audit_meds_items(group, **options) if hasattr(group[0], "instance") else audit_medr_items(group)
         for key, group in grouped.items()
     }
 

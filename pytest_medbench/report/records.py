@@ -50,6 +50,9 @@ class ItemRecord:
     error: dict[str, str] | None = None  # {"kind": ..., "message": ...}: the item has no score
     finish_reason: str | None = None  # of the model's last answer ("stop", "length", ...)
     truncated: bool = False  # some answer of the model's stopped at the token limit; scored as given
+    # why a 200 carried no answer (error body, no choices, content null + finish reason, tool calls):
+    # the answer was then the empty one, scored as such
+    no_content: str | None = None
     usage: Usage = field(default_factory=Usage)  # the evaluated model's calls
     judge_usage: Usage = field(default_factory=Usage)  # the judge's and the patient agent's calls
     # where the model's answers came from (run id, date, api_base, served model id), one entry per origin

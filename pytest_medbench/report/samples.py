@@ -29,6 +29,7 @@ SAMPLE_FIELDS = (
     "error",
     "finish_reason",
     "truncated",
+    "no_content",
     "usage",
     "judge_usage",
     "provenance",
