@@ -316,3 +316,11 @@ def test_builtin_models_never_import_litellm(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
     )
     assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
+    """HoC's per-item exact_match stands beside its corpus F1: it is scored, so it is never 'not judged'."""
+    _, board = run_suites("--model", "medbench/oracle", "-k", "task106 or oracle_diagnosis")
+    entries = {task["task"]: task for task in board["tasks"]}
+    assert "not_judged" not in entries["task106"]
+    assert "factuality" in entries["oracle_diagnosis"]["not_judged"]  # no judge model: not judged

@@ -115,7 +115,10 @@ def task_entry(records: list[ItemRecord]) -> dict:
         **_usage(records),
     }
     # metrics no item could be scored on (no judge model for the reasoning metrics): not judged, not zero
-    not_judged = sorted({name for r in scored for name in r.scores} - set(metrics))
+    # (an item score that a corpus metric stands in for, like HoC's exact_match beside its F1, is not one)
+    named = {name for r in scored for name in r.scores}
+    valued = {name for r in scored for name, value in r.scores.items() if value is not None}
+    not_judged = sorted(named - valued - set(metrics))
     if not_judged:
         entry["not_judged"] = not_judged
     entry["truncated"] = sum(record.truncated for record in records)  # answers cut at the token limit

@@ -15,6 +15,7 @@ from typing import Any
 from ..data.meds_tasks import (
     FIRST_LINE,
     GENERATION,
+    JUDGE,
     LABEL_PREFIX,
     MCQA,
     MULTILABEL,
@@ -78,7 +79,8 @@ def audit_meds_items(items: Sequence[Any], *, generation_baseline: bool = True) 
             flags.append("degenerate")
         if audit["majority_share"] >= UNBALANCED_SHARE:
             flags.append("unbalanced_golds")
-    if spec.scorer != GENERATION or generation_baseline:
+    # a judge-scored declared task needs the run's judge: the audit asks no model
+    if spec.scorer != JUDGE and (spec.scorer != GENERATION or generation_baseline):
         passed = sum(
             item.score(Transcript([], baseline_answer(item.builtin_context())), None).passed for item in items
         )
