@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 from hypothesis import given
@@ -21,7 +22,8 @@ from pytest_medbench.judge.llm import MAX_EXTRA_SEARCHES, LLMJudge
 from pytest_medbench.judge.offline import OfflineAgent, OfflineJudge
 from pytest_medbench.models.client import Completion, GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.prompts.fence import CUT_MARK, MAX_FENCED_CHARS, fence
-from pytest_medbench.prompts.medr import MedrPrompts
+from pytest_medbench.prompts.medr import UPSTREAM_INLINE_FILE, MedrPrompts
+from pytest_medbench.prompts.templates import template
 
 CASES = {case.case_id: case for case in load_medr(FIXTURES)[0]}
 ENDOCARDITIS = CASES["PMC90000003"]
@@ -277,38 +279,64 @@ def test_an_oracle_output_without_an_answer_section_goes_whole_to_the_judge():
     assert seen == [text] and score.passed
 
 
+# our own stand-ins for the messages upstream's code writes inline: the data directory supplies the
+# real ones at run time (inline_messages.json), so the test only checks each reaches its place
+INLINE = {
+    "medr_system": "SYSTEM LINE",
+    "medr_agent_user": "AGENT ASKED:\n{request}",
+    "medr_free_turn_notice": "LAST TURN NOTICE.",
+    "judge_factuality_search": "MORE EVIDENCE\n{info}",
+    "judge_system:judge_factuality": "FACT JUDGE",
+    "judge_system:judge_keywords": "FACT JUDGE",  # upstream's keyword step shares the factuality line
+}
+
+
+def upstream_prompts(tmp_path) -> MedrPrompts:
+    """The shared mirror's upstream templates, plus an inline_messages.json of the stand-ins above."""
+    folder = tmp_path / "instructions"
+    shutil.copytree(SHARED_DATA / "medrbench" / "instructions", folder)
+    (folder / UPSTREAM_INLINE_FILE).write_text(json.dumps(INLINE), encoding="utf-8")
+    return MedrPrompts("upstream", folder)
+
+
 @needs_shared(SHARED_DATA / "medrbench" / "instructions")
-def test_upstream_prompts_send_every_upstream_message():
-    """System message, agent request and last-turn notice as the upstream code writes them; the wording
-    is read from docs/medr-bench.md §4 here only as far as its fixed openings go."""
-    prompts = MedrPrompts("upstream", SHARED_DATA / "medrbench" / "instructions")
+def test_upstream_prompts_send_every_inline_message_from_the_data_directory(tmp_path):
+    prompts = upstream_prompts(tmp_path)
     agent_calls: list[list[dict]] = []
     agent = LLMAgent(lambda messages: agent_calls.append(messages) or "CBC normal", prompts)
     asks = "### Additional Information Required:\n1. CBC\n### Conclusion:\nunsure"
     services, _ = scripted_services([asks], prompts, agent)
     transcript = run_dialogue(FREE_TURN, ENDOCARDITIS, services, lambda turn: {})
-    assert transcript.messages[0] == {"role": "system", "content": "You are a professional doctor"}
-    assert agent_calls[0][1]["content"] == "The junior physician wants the following information:\n1. CBC"
+    assert transcript.messages[0] == {"role": "system", "content": "SYSTEM LINE"}
+    assert agent_calls[0][1]["content"] == "AGENT ASKED:\n1. CBC"
     follow_ups = [m["content"] for m in transcript.messages if m["role"] == "user"][1:]
-    assert follow_ups[-1].startswith("In the next turn, you cannot ask any additional infomation and must")
-    assert follow_ups[-1].split("\n", 1)[1] == prompts.render(
+    assert follow_ups[-1] == "LAST TURN NOTICE.\n" + prompts.render(
         "medr_free_turn_next", additional_information="CBC normal"
     )
-    assert not any(text.startswith("In the next turn") for text in follow_ups[:-1])
+    assert not any(text.startswith("LAST TURN NOTICE") for text in follow_ups[:-1])
     one_turn, _ = scripted_services([asks, "### Conclusion:\nIE"], prompts, agent)
     assert run_dialogue(ONE_TURN, ENDOCARDITIS, one_turn, lambda turn: {}).messages[0]["content"] == (
-        "You are a professional doctor"
+        "SYSTEM LINE"
     )
+    assert f"upstream:{UPSTREAM_INLINE_FILE}" in prompts.hashes()
 
 
 @needs_shared(SHARED_DATA / "medrbench" / "instructions")
-def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+def test_without_inline_messages_upstream_falls_back_to_our_wording():
     prompts = MedrPrompts("upstream", SHARED_DATA / "medrbench" / "instructions")
+    assert prompts.system() == template("medr_system")
+    assert prompts.judge_system("judge_factuality") == template("judge_system")
+    assert f"upstream:{UPSTREAM_INLINE_FILE}" not in prompts.hashes()
+
+
+@needs_shared(SHARED_DATA / "medrbench" / "instructions")
+def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    prompts = upstream_prompts(tmp_path)
 
     def always_search(request, number):
         system, prompt = request["messages"][0]["content"], request["messages"][1]["content"]
-        if system != "You are a professional evaluator of medical knowledge.":
+        if system != "FACT JUDGE":
             return Reply(content="Reasoning")  # the efficiency judge, with its own system line
         if "new heart murmur" not in prompt:  # the keyword template does not carry the case
             return Reply(content="endocarditis")
@@ -322,7 +350,7 @@ def test_upstream_judge_runs_the_search_loop_with_its_own_system_lines(monkeypat
     assert scores["factuality"] == 0.0 and scores["efficiency"] == 1.0
     assert len(follow_ups) == MAX_EXTRA_SEARCHES
     assert searched == ["endocarditis"] + ["more"] * MAX_EXTRA_SEARCHES  # no search past the cap
-    assert all("[Known Correct Information]" in text for text in follow_ups)
+    assert all(text == "MORE EVIDENCE\nevidence" for text in follow_ups)
 
 
 def test_a_one_turn_not_required_ask_scores_zero_precision_and_recall():

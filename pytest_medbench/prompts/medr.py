@@ -2,15 +2,17 @@
 from ``<data>/medrbench/instructions/`` (``--medbench-prompts upstream``; never shipped with us).
 
 Both sets use the same placeholders, filled with ``str.format`` (the upstream files escape literal
-braces as ``{{ }}``), so every caller renders a template by our name alone. The upstream set is the
-whole upstream protocol: besides its 17 template files, the few messages its code writes inline
-(system lines, the agent's user message, the last-turn notice, the factuality search follow-up).
+braces as ``{{ }}``), so every caller renders a template by our name alone. The upstream set covers
+the whole upstream protocol when the instructions folder also holds ``inline_messages.json``: the few
+messages upstream's code writes inline (system lines, the agent's user message, the last-turn notice,
+the factuality search follow-up). No upstream wording is shipped here.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from pathlib import Path
 
 from .templates import template
@@ -34,35 +36,12 @@ UPSTREAM_FILES = {
     "judge_keywords": "extract_keywords.txt",
     "judge_treatment_keywords": "treatment_plan_extract_keywords.txt",
 }
-# Messages the upstream code sends as string literals, not template files (docs/medr-bench.md §4.1,
-# §4.4, §4.5, §6.0, §6.5): the template files themselves are only ever read from the data directory.
-UPSTREAM_INLINE = {
-    "medr_system": "You are a professional doctor",
-    "medr_agent_user": "The junior physician wants the following information:\n{request}",
-    "medr_free_turn_notice": (
-        "In the next turn, you cannot ask any additional infomation and must make a final diagnoisis."
-    ),
-    "judge_factuality_search": (
-        "After searching, the following supplementary Known Correct Information has been obtained, "
-        "please make a judgment again. \n[Known Correct Information]\n{info}"
-    ),
-}
-_DIAGNOSIS_EVALUATOR = "You are a professional medical diagnosis evaluation system."
-_KNOWLEDGE_EVALUATOR = "You are a professional evaluator of medical knowledge."
-UPSTREAM_JUDGE_SYSTEM = {
-    "judge_diagnosis": _DIAGNOSIS_EVALUATOR,
-    "judge_treatment": _DIAGNOSIS_EVALUATOR,
-    "judge_treatment_keywords": _KNOWLEDGE_EVALUATOR,
-    "judge_keywords": _KNOWLEDGE_EVALUATOR,
-    "judge_factuality": _KNOWLEDGE_EVALUATOR,
-    "judge_efficiency": "You are a reliable assistant for the analysis of thought processes.",
-    "judge_split_reference": "You are a reliable thought process organizer.",
-    "judge_step_hit": "You are a reliable thought process evaluator.",
-    "judge_exam_items": "You are a medical text organizer.",
-    "judge_exam_match": (
-        "You are a medical assistant examination specialist and a medical text comparison assistant."
-    ),
-}
+# The messages the upstream code writes as string literals rather than template files: read, like the
+# templates, from the data directory at run time, from this optional JSON object. Its keys are our
+# names ``medr_system``, ``medr_agent_user``, ``medr_free_turn_notice``, ``judge_factuality_search``
+# and ``judge_system:<judge template>`` (each judging step's own system line); a key it lacks, or the
+# whole file, falls back to our own wording, and ``hashes()`` records whether it was there.
+UPSTREAM_INLINE_FILE = "inline_messages.json"
 # what joins the last-turn notice to the follow-up message (upstream: one newline)
 NOTICE_JOINER = {"ours": "\n\n", "upstream": "\n"}
 SINGLE_TURN_TEMPLATES = {"oracle_diagnosis": "medr_oracle_diagnosis", "treatment": "medr_treatment"}
@@ -81,13 +60,25 @@ class MedrPrompts:
                     f"{instructions_dir} lacks the upstream templates {', '.join(missing)}"
                 )
 
+    @functools.cached_property
+    def _inline(self) -> dict[str, str]:
+        """The upstream inline messages the data directory supplies ({} without the file)."""
+        if self.source != "upstream" or not (self.instructions_dir / UPSTREAM_INLINE_FILE).is_file():
+            return {}
+        path = self.instructions_dir / UPSTREAM_INLINE_FILE
+        try:
+            messages = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: invalid JSON: {exc}") from None
+        if not isinstance(messages, dict) or not all(isinstance(v, str) for v in messages.values()):
+            raise ValueError(f"{path}: not a JSON object of message texts")
+        return messages
+
     @functools.cache  # noqa: B019 - one instance per run; templates never change during it
     def text(self, name: str) -> str:
         if self.source == "upstream" and name in UPSTREAM_FILES:
             return (self.instructions_dir / UPSTREAM_FILES[name]).read_text(encoding="utf-8").strip()
-        if self.source == "upstream" and name in UPSTREAM_INLINE:
-            return UPSTREAM_INLINE[name]
-        return template(name)
+        return self._inline.get(name) or template(name)
 
     def render(self, name: str, **fields: str) -> str:
         return self.text(name).format(**fields)
@@ -96,9 +87,12 @@ class MedrPrompts:
         """sha256 of each upstream file in use (our own templates are hashed with the package's)."""
         if self.source != "upstream":
             return {}
+        files = sorted(UPSTREAM_FILES.values())
+        if (self.instructions_dir / UPSTREAM_INLINE_FILE).is_file():
+            files.append(UPSTREAM_INLINE_FILE)
         return {
             f"upstream:{file}": hashlib.sha256((self.instructions_dir / file).read_bytes()).hexdigest()
-            for file in sorted(UPSTREAM_FILES.values())
+            for file in files
         }
 
     def system(self) -> str:
@@ -106,9 +100,7 @@ class MedrPrompts:
 
     def judge_system(self, judge_template: str) -> str:
         """The judge's system message for one judging step (upstream gives each step its own)."""
-        if self.source == "upstream":
-            return UPSTREAM_JUDGE_SYSTEM[judge_template]
-        return template("judge_system")
+        return self._inline.get(f"judge_system:{judge_template}") or template("judge_system")
 
     def follow_up(self, additional_information: str, *, last_chance: bool) -> str:
         """A free-turn follow-up message, led by the last-turn notice before the final turn."""
