@@ -120,6 +120,7 @@ class Run:
         self.collector.note_missing(missing)
 
     def close(self) -> None:
+        """End of the process: the samples file is finished, then the cache closed."""
         self.collector.close()
         self.clients.close()
 

@@ -163,6 +163,7 @@ class Clients:
         return f"hook:{','.join(users)}" if users else "none"
 
     def close(self) -> None:
+        """At the end of the process: the cache file is closed, the -n scratch folder removed."""
         if self._cache is not None:
             self._cache.close()
         if self._scratch is not None:

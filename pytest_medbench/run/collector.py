@@ -29,5 +29,6 @@ class Collector:
                 self._samples.write(record, missing=True)
 
     def close(self) -> None:
+        """At the end of the run: the samples file is complete."""
         if self._samples is not None:
             self._samples.close()
