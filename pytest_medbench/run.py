@@ -262,7 +262,8 @@ class Run:
 
         def meter(kind: str, completion: Any) -> None:
             calls.append((kind, completion))
-            _add_usage(record.usage if kind == "model" else record.judge_usage, completion, payer)
+            usage = record.usage if kind == "model" else record.judge_usage
+            _add_usage(usage, completion, payer, self.run_id)
             if kind == "model":
                 record.finish_reason = completion.finish_reason
                 record.truncated = record.truncated or completion.finish_reason == "length"
@@ -507,14 +508,19 @@ def _dialogue_key(item: EvalItem) -> tuple[str, ...]:
     return (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
 
 
-def _add_usage(usage: Usage, completion: Any, payer: str) -> None:
+def _add_usage(usage: Usage, completion: Any, payer: str, run_id: str) -> None:
     """A call made for this item in this run counts in full, even when another worker's prefetch
-    made it and it is read here from the cache; any other answer (from an earlier run, or a
-    conversation another item paid for) counts as a cache hit."""
-    usage.calls += 1
+    made it and it is read here from the cache; an answer another item of this run asked (the
+    conversation two MedR-Bench settings share) is reused, not called again; an answer from an
+    earlier run is a cache hit."""
     if completion.paid_by != payer:
-        usage.cache_hits += 1
+        if completion.run_id == run_id:
+            usage.reused += 1
+        else:
+            usage.calls += 1
+            usage.cache_hits += 1
         return
+    usage.calls += 1
     usage.prompt_tokens += completion.prompt_tokens
     usage.completion_tokens += completion.completion_tokens
     usage.cost_usd += completion.cost_usd

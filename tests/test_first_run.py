@@ -193,3 +193,23 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_shared_dialogue_is_reused_not_a_cache_hit_for_the_builtin_model(pytester, tmp_path):
+    """Built-in models are never cached. Two MedR-Bench settings share each dialogue: the second
+    reuses the first's answers. The 1-turn dialogue is two model calls (ask, then diagnose); the
+    baseline's free-turn dialogue is one (it asks for nothing more)."""
+    samples = tmp_path / "samples.jsonl"
+    _run(pytester, "-m", "medr", "--medbench-samples", str(samples))
+    usage = {}
+    for text in samples.read_text(encoding="utf-8").splitlines():
+        record = json.loads(text)
+        usage[record["task"], record["id"]] = record["usage"]
+    assert sum(entry["cache_hits"] for entry in usage.values()) == 0
+    cases = {case for task, case in usage if task == "exam_1turn"}
+    assert len(cases) == 4
+    dialogues = (("exam_1turn", "diagnosis_1turn", 2), ("exam_free_turn", "diagnosis_free_turn", 1))
+    for case in cases:
+        for exam, diagnosis, calls in dialogues:
+            pair = sorted((usage[t, case]["calls"], usage[t, case]["reused"]) for t in (exam, diagnosis))
+            assert pair == [(0, calls), (calls, 0)], (case, exam)
