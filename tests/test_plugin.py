@@ -179,8 +179,9 @@ def test_progress_lines_under_xdist_and_verbose_keep_pytest_lines_whole(pytester
     items = [x for x in verbose.outlines if x.startswith("suites/") and "::" in x]
     assert len(items) == 99 and all(re.search(r"(PASSED|FAILED) +\[ *\d+%\]$", x) for x in items)
     progress = [x for x in verbose.outlines if x.startswith("[medbench]")]
-    # a line every tenth: after items 10, 20, ..., 90 and the last
-    assert [int(x.split()[1].split("/")[0]) for x in progress] == [*range(10, 100, 10), 99]
+    # a line every tenth: after items 10, 20, ..., 90 and the last (a loaded machine may add 30-s lines)
+    done = [int(line.split()[1].split("/")[0]) for line in progress]
+    assert {*range(10, 100, 10), 99} <= set(done) and done == sorted(done) and done[-1] == 99
     assert not [x for x in verbose.outlines if "[medbench]" in x and not x.startswith("[medbench]")]
 
 
