@@ -224,8 +224,11 @@ class Reporter:
         for line in self._reuse_warnings(board):
             terminalreporter.write_line(line, yellow=True, bold=True)
         self._write_data_notes(terminalreporter)
-        for line in summary_lines(board):
+        for line in summary_lines(board, per_task=terminalreporter.config.get_verbosity() > 0):
             terminalreporter.write_line(line)
+        for result in self.verdict.gates if self.verdict is not None else ():
+            verdict = "holds" if result.passed else "FAILS"
+            terminalreporter.write_line(f"gate {result.describe()}: {verdict}", red=not result.passed)
         settings = self.run.settings
         for what, path in (
             ("leaderboard", settings.report_path),
