@@ -260,10 +260,10 @@ class Run:
         payer = f"{self.run_id} {'/'.join(record.key)}"
         calls: list[tuple[str, Any]] = []
 
-        def meter(kind: str, completion: Any) -> None:
+        def meter(kind: str, completion: Any, reused: bool = False) -> None:
             calls.append((kind, completion))
             usage = record.usage if kind == "model" else record.judge_usage
-            _add_usage(usage, completion, payer, self.run_id)
+            _add_usage(usage, completion, payer, self.run_id, reused)
             if kind == "model":
                 record.finish_reason = completion.finish_reason
                 record.truncated = record.truncated or completion.finish_reason == "length"
@@ -271,7 +271,7 @@ class Run:
 
         def recount(logged: list[tuple[str, Any]]) -> None:
             for kind, completion in logged:
-                meter(kind, completion)
+                meter(kind, completion, reused=True)
 
         def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
             record.messages = list(messages)  # kept even when the call fails, for the samples file
@@ -508,19 +508,18 @@ def _dialogue_key(item: EvalItem) -> tuple[str, ...]:
     return (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
 
 
-def _add_usage(usage: Usage, completion: Any, payer: str, run_id: str) -> None:
+def _add_usage(usage: Usage, completion: Any, payer: str, run_id: str, reused: bool) -> None:
     """A call made for this item in this run counts in full, even when another worker's prefetch
-    made it and it is read here from the cache; an answer another item of this run asked (the
-    conversation two MedR-Bench settings share) is reused, not called again; an answer from an
-    earlier run is a cache hit."""
-    if completion.paid_by != payer:
-        if completion.run_id == run_id:
-            usage.reused += 1
-        else:
-            usage.calls += 1
-            usage.cache_hits += 1
+    made it and it is read here from the cache. An answer another item of this run was given (the
+    conversation two MedR-Bench settings share: ``reused``, or read from the cache another worker
+    filled) is reused, not called again; any other answer, from an earlier run, is a cache hit."""
+    if reused or (completion.paid_by != payer and completion.run_id == run_id):
+        usage.reused += 1
         return
     usage.calls += 1
+    if completion.paid_by != payer:
+        usage.cache_hits += 1
+        return
     usage.prompt_tokens += completion.prompt_tokens
     usage.completion_tokens += completion.completion_tokens
     usage.cost_usd += completion.cost_usd

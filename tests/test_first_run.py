@@ -280,3 +280,18 @@ def test_the_summary_names_flagged_tasks_and_each_gate(pytester):
     gate = next(i for i, line in enumerate(text) if line.startswith("gate meds.mcqa.accuracy = "))
     assert text[gate].endswith(" (needs >= 101): FAILS")  # no accuracy reaches 101
     assert gate > next(i for i, line in enumerate(text) if "medbench summary" in line)
+
+
+def test_a_rerun_reads_a_shared_dialogue_from_the_cache_once(pytester, tmp_path, openai_server):
+    """Against a cached model, the second run's 1-turn dialogue (two model calls) is two cache hits
+    for the setting that runs first and two reused answers for its sibling, as in the first run."""
+    samples = tmp_path / "samples.jsonl"
+    options = ["-k", "1turn and PMC90000001", "--model=openai/echo", f"--api-base={openai_server.api_base}"]
+    options += ["--medbench-cache", str(tmp_path / "cache.sqlite3"), "--medbench-samples", str(samples)]
+    usages = []
+    for _ in range(2):
+        pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", *options)
+        usage = [json.loads(line)["usage"] for line in samples.read_text(encoding="utf-8").splitlines()]
+        usages.append(sorted((u["calls"], u["cache_hits"], u["reused"]) for u in usage))
+    assert usages == [[(0, 0, 2), (2, 0, 0)], [(0, 0, 2), (2, 2, 0)]]
+    assert len(openai_server.requests) == 2  # the first run's two calls; the second asks nothing
