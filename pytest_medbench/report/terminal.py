@@ -42,7 +42,7 @@ def _ordered(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _flags(task: dict[str, Any]) -> list[str]:
     """What makes a task's score suspect: errors, a degenerate gold set, cut or unscorable answers."""
-    flags = [f"{task['errors']} errors"] if task["errors"] else []
+    flags = [f"{task['errors']} error{'s' * (task['errors'] > 1)}"] if task["errors"] else []
     if "degenerate" in (task.get("audit") or {}).get("flags", ()):
         flags.append("degenerate: every gold is one label")
     flags += [f"{task[key]} {key}" for key in ("truncated", "unscorable") if task.get(key)]
