@@ -21,7 +21,7 @@ from .data.declared import DEFAULT_BENCHMARK, RESERVED_BENCHMARKS
 from .models.errors import ModelCallError
 from .report.gates import COUNTS
 from .report.records import ItemRecord
-from .run import RECORD_KEY
+from .run.scheduler import RECORD_KEY
 
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")  # a segment of a gate path: custom.<task>.<metric>
 

@@ -3,12 +3,11 @@ files and prompt templates by sha256, the generation and scoring settings, and p
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 from .data.declared import declared_files
@@ -17,9 +16,7 @@ from .judge.llm import JUDGE_TEMPERATURE
 from .metrics.overlap import TOKENIZER_PACKAGES, punkt_source
 from .models.secrets import without_userinfo
 from .prompts.templates import template_hashes
-
-if TYPE_CHECKING:
-    from .run import Run
+from .run import Run, now
 
 PACKAGES = (
     "pytest",
@@ -111,10 +108,6 @@ def _locked_repos(root: Path) -> list[dict[str, str]]:
     except LockFileError:  # reported as a data error item already
         return []
     return [asdict(repo) for repo in lock.repos] if lock else []
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _version(package: str) -> str | None:

@@ -211,7 +211,7 @@ class Evaluator:
         return f"<medbench evaluator for {self._run.model.name}>"
 
     def evaluate(self, item: Any) -> Any:
-        from .run import RECORD_KEY, ItemFailed
+        from .run.scheduler import RECORD_KEY, ItemFailed
 
         try:
             return self._run.evaluate(item, self._node)
@@ -279,7 +279,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             report.longrepr = mask(text)
     if call.when == "call":
         from .report.records import USER_PROPERTY
-        from .run import RECORD_KEY
+        from .run.scheduler import RECORD_KEY
 
         record = item.stash.get(RECORD_KEY, None)
         if record is not None:

@@ -44,7 +44,7 @@ def _heavy_imports_once():
     a re-imported httpcore would escape that map: it too must be loaded once.
     """
     from pytest_medbench.metrics import overlap
-    from pytest_medbench.models.client import import_litellm
+    from pytest_medbench.models.litellm_import import import_litellm
 
     import_litellm()
     overlap.bleu_1("warm up", "warm up", "zh")

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from ..data.files import DataFileError, LoadError
 from ..metrics.score import ItemScore
-from ..models.client import Completion
+from ..models.completion import Completion
 
 
 @dataclass

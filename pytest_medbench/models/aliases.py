@@ -6,6 +6,8 @@ pyproject.toml overrides or extends it. The leaderboard records both the name as
 
 from __future__ import annotations
 
+from .litellm_import import import_litellm
+
 BUILTIN_ALIASES = {
     "claude-3-5": "anthropic/claude-3-5-sonnet-20241022",
     "claude-3-5-sonnet": "anthropic/claude-3-5-sonnet-20241022",
@@ -40,8 +42,6 @@ def check_routable(name: str, resolved: str, overrides: dict[str, str] | None = 
 
     Imports litellm, so call it only for names without a provider prefix.
     """
-    from .client import import_litellm
-
     litellm = import_litellm()
     try:
         litellm.get_llm_provider(resolved)

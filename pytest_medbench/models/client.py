@@ -6,26 +6,24 @@ litellm is imported on its first call, never at plugin load (it costs seconds).
 
 from __future__ import annotations
 
-import email.utils
 import os
 import random
 import re
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 from .aliases import resolve
 from .builtin import BuiltinTransport
 from .cache import Cache, cache_key
+from .classify import EmptyAnswer, Refused, classify
+from .completion import Completion
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
-from .secrets import mask
+from .router import RouterGroup, RouterTransport
 from .transport import Answer, Endpoint, Transport, transport_for
-
-if TYPE_CHECKING:
-    from .router import RouterGroup
 
 BUILTIN_PREFIX = "medbench/"
 REPLAY_PREFIX = "replay:"
@@ -75,54 +73,10 @@ class ModelSpec:
 
     def transport(self) -> Transport:
         if self.group is not None:
-            from .router import RouterTransport
-
             return RouterTransport(self.group)
         if self.builtin:
             return BuiltinTransport(Endpoint(self.litellm_model, self.api_base))
         return transport_for(Endpoint(self.litellm_model, self.api_base))
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    reasoning: str | None = None  # provider "thinking" text, kept apart from the answer
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_s: float = 0.0
-    # who asked, so that the item a call was made for counts its usage even when another xdist
-    # worker made it (a prefetch) and this one reads it from the cache: the run and the item's key
-    paid_by: str = ""
-    cached: bool = False
-    finish_reason: str | None = None  # "length": the answer was cut at the token limit
-    # provenance, stored with the answer: the run that asked it, when, where, and what served it
-    run_id: str = ""
-    created: float | None = None
-    api_base: str | None = None
-    served_model: str | None = None
-    system_fingerprint: str | None = None
-    # why a 200 carried no answer (error body, no choices, content null): kept on the empty answer
-    no_content: str | None = None
-
-    def to_cache(self) -> dict[str, Any]:
-        record = asdict(self)
-        record.pop("cached")
-        return record
-
-    @classmethod
-    def from_cache(cls, record: dict[str, Any]) -> Completion:
-        return cls(**record, cached=True)
-
-    def provenance(self) -> dict[str, Any]:
-        """Where this answer came from, as the item's record keeps it."""
-        return {
-            "run": self.run_id,
-            "created": self.created,
-            "api_base": self.api_base,
-            "served_model": self.served_model,
-            "system_fingerprint": self.system_fingerprint,
-        }
 
 
 @dataclass(frozen=True)
@@ -136,17 +90,6 @@ class RetryPolicy:
             return min(retry_after, MAX_RETRY_AFTER_S)
         base = min(self.backoff_s * 2**attempt, self.max_backoff_s)
         return base * (0.5 + random.random() / 2)
-
-
-def import_litellm() -> Any:
-    """Import litellm configured for offline use: the cost map from the package, no hub downloads."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    litellm.telemetry = False
-    return litellm
 
 
 class ModelClient:
@@ -235,7 +178,7 @@ class ModelClient:
                 return completion
             except Exception as exc:
                 error, retryable, retry_after = classify(exc, self.spec.name, attempt + 1)
-                if isinstance(exc, _Empty) and attempt >= self.retry.max_retries:
+                if isinstance(exc, EmptyAnswer) and attempt >= self.retry.max_retries:
                     if self.limit:  # its tokens count toward --medbench-tpm like any answer's
                         spent = exc.completion.prompt_tokens + exc.completion.completion_tokens
                         self.limit.used(call_id, spent)
@@ -278,10 +221,11 @@ def _usable(answer: Answer, latency_s: float) -> Completion:
     )
     if not answer.text.strip():
         if answer.finish_reason == "content_filter" or answer.refused:
-            raise _Refused("the provider's content filter withheld the answer")
+            raise Refused("the provider's content filter withheld the answer")
         if answer.no_content is not None:
-            raise _Empty(completion, f"the model returned no content: {answer.no_content}", kind="no_content")
-        raise _Empty(completion, "the model returned no content")
+            message = f"the model returned no content: {answer.no_content}"
+            raise EmptyAnswer(completion, message, kind="no_content")
+        raise EmptyAnswer(completion, "the model returned no content")
     return completion
 
 
@@ -296,93 +240,3 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 class RetryAfterCapped(UserWarning):
     """A Retry-After longer than MAX_RETRY_AFTER_S: the wait is cut to it (said once)."""
-
-
-class _Empty(Exception):
-    """An answer with no content: retried, since it is usually transient; after the last retry the
-    empty ``completion`` is the answer, scored (and cached) like any other. ``kind`` is "empty" for an
-    empty text, "no_content" for a 200 with no answer in it (an error body, no choices, content null):
-    both take this one path."""
-
-    def __init__(self, completion: Completion, message: str, kind: str = "empty") -> None:
-        super().__init__(message)
-        self.completion = completion
-        self.kind = kind
-
-
-class _Refused(Exception):
-    """A content-filter refusal: not retried, since the same prompt gets the same refusal."""
-
-
-def _retry_after(exc: Exception) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date) on the error, if any."""
-    candidates: list[Any] = [getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None)]
-    response = getattr(exc, "response", None)
-    candidates.append(getattr(response, "headers", None))
-    for headers in candidates:
-        if not headers:
-            continue
-        try:
-            value = headers.get("retry-after") or headers.get("Retry-After")
-        except AttributeError:
-            continue
-        if value is None:
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(str(value))
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
-    return None
-
-
-_FILTER_MARKS = ("content management policy", "content_filter", "content_policy_violation")
-# 403 is "forbidden", not "auth": a gateway blocking one prompt says nothing of the key, so later
-# calls still go out (only auth and quota stop them: ModelCallError.fatal)
-_FAIL_FAST = {401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request", 422: "bad_request"}
-
-
-def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError, bool, float | None]:
-    """(error for the report, whether to retry, Retry-After seconds) for an exception from a call."""
-    if isinstance(exc, ModelCallError):  # a built-in model's own error (replay record missing)
-        exc.model, exc.attempts = model, attempts
-        return exc, False, None
-    if isinstance(exc, _Empty):
-        return ModelCallError(exc.kind, str(exc), model=model, attempts=attempts), True, None
-    if isinstance(exc, _Refused):
-        return ModelCallError("content_filter", str(exc), model=model, attempts=attempts), False, None
-    message = _clean_message(exc)
-    name = type(exc).__name__
-    status = getattr(exc, "status_code", None)
-    if (
-        name == "BudgetExceededError"
-        or "insufficient_quota" in message
-        or "exceeded your current quota" in message
-    ):
-        kind, retryable = "quota", False
-    elif name == "ContentPolicyViolationError" or any(m in message.lower() for m in _FILTER_MARKS):
-        kind, retryable = "content_filter", False
-    elif name == "AuthenticationError" or status == 401 or "Missing credentials" in message:
-        kind, retryable = "auth", False
-    elif name == "RateLimitError" or status == 429:
-        kind, retryable = "rate_limit", True
-    elif name in ("Timeout", "APITimeoutError") or "timed out" in message.lower():
-        kind, retryable = "timeout", True
-    elif (name == "APIConnectionError" and status in (None, 500)) or message.endswith("Connection error."):
-        kind, retryable = "connection", True
-    elif isinstance(status, int) and status >= 500:
-        kind, retryable = "server", True
-    elif isinstance(status, int) and status in _FAIL_FAST:
-        kind, retryable = _FAIL_FAST[status], False
-    else:
-        kind, retryable = "other", False
-    error = ModelCallError(kind, message, model=model, attempts=attempts)
-    return error, retryable, _retry_after(exc) if retryable else None
-
-
-def _clean_message(exc: Exception) -> str:
-    """The error text, first line only, with every secret the run knows masked."""
-    text = str(getattr(exc, "message", None) or exc).strip().splitlines()
-    message = text[0] if text else type(exc).__name__
-    return mask(message)[:500]

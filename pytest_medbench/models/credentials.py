@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import ModelSpec, import_litellm
+from .client import ModelSpec
+from .litellm_import import import_litellm
 
 
 def unset_key(settings: Any, model: ModelSpec, groups: dict) -> str | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .classify import classify
 from .transport import Answer, Endpoint, Transport, transport_for
 
 ENV_PREFIX = "os.environ/"
@@ -115,8 +116,6 @@ class RouterTransport:
     def send(
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
     ) -> Answer:
-        from .client import classify
-
         tried: list[_Deployment] = []
         while True:
             deployment = self._pick(tried)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .litellm_import import import_litellm
 from .secrets import without_userinfo
 
 # provider prefix -> the environment variable litellm reads its key from
@@ -234,8 +235,6 @@ class LitellmTransport:
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
     ) -> Answer:
         if self._litellm is None:
-            from .client import import_litellm
-
             self._litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.endpoint.model,

@@ -1,0 +1,164 @@
+"""The scheduler: solves and scores items. With ``--medbench-concurrency`` it answers them ahead of
+the test loop in a bounded pool (each xdist worker its own share); each test then takes its item's
+result, or solves it there and then.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor, Future, wait
+from typing import Any
+
+import pytest
+
+from ..data.files import DataFileError
+from ..items.base import EvalItem, Services
+from ..models.errors import ModelCallError
+from ..models.secrets import mask
+from ..options import Settings
+from ..report.records import ItemRecord
+from .clients import Clients
+from .metering import item_services
+
+RECORD_KEY = pytest.StashKey[ItemRecord]()
+
+
+class ItemFailed(Exception):
+    """An item that could not be scored (model or data error); its record says why."""
+
+
+class Scheduler:
+    """Solves and scores the items of one process, ahead of the tests when there is concurrency."""
+
+    def __init__(self, settings: Settings, clients: Clients, worker_input: dict) -> None:
+        self.settings = settings
+        self._clients = clients
+        self._worker_input = worker_input
+        self._conversations: dict = {}
+        # results prefetch computed, by item key: the test takes its item's (usage included) as is
+        self._prefetched: dict[tuple[str, str, str], tuple[ItemRecord, list[str], list[Any]]] = {}
+        # model errors prefetch met after all its retries: the test reports them instead of asking
+        # again, so an item's attempts are one budget
+        self._prefetch_failed: dict[tuple[str, str, str], tuple[ItemRecord, ModelCallError]] = {}
+        # the prefetch's pool and its pending work, by dialogue key (see prefetch)
+        self._pool: Executor | None = None
+        self._ahead: dict[tuple[str, ...], Future] = {}
+
+    def services(self, record: ItemRecord, epoch: int) -> Services:
+        """The model, judge and agent for one item and epoch, metering usage into its record."""
+        return item_services(self._clients, record, epoch, self._conversations)
+
+    def prefetch(self, items: list[EvalItem]) -> None:
+        """Start answering ``items`` ``--medbench-concurrency`` at a time, in the order the tests will
+        ask for them, while the tests run: a test waits only for its own item, so the wall time
+        approaches the longer of the model's time and the harness's, not their sum.
+
+        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. A
+        bounded pool keeps N calls in flight ahead of the test loop. Errors are left for the test to
+        meet again and report; one item per dialogue is prefetched, since its sibling reuses the same
+        conversation (its test waits for that). An xdist worker takes its own share of them (every
+        worker collected the same list); the shared cache's claims keep a test from asking again
+        what another worker is still asking. ``stop_prefetch`` ends it.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        first_of_dialogue: dict[tuple[str, ...], EvalItem] = {}
+        for item in items:
+            first_of_dialogue.setdefault(_dialogue_key(item), item)
+        chosen = list(first_of_dialogue.items())
+        if self._worker_input:  # shares by dialogue, so that both settings of one land together
+            count = self._worker_input["workercount"]
+            worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
+            chosen = chosen[worker::count]
+
+        # the clients (and the cache they share) are made here, once: cached_property does not lock
+        # on Python 3.12+, and the threads below would each make their own
+        _ = (self._clients.client, self._clients.judge_clients, self._clients.agent_client)
+
+        def answer(item: EvalItem) -> None:
+            record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
+            try:
+                self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+            except ModelCallError as exc:
+                self._prefetch_failed[record.key] = (record, exc)
+            except Exception:  # the test meets the same error again and reports it
+                pass
+
+        self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="medbench-prefetch")
+        self._ahead = {key: self._pool.submit(answer, item) for key, item in chosen}
+
+    def stop_prefetch(self) -> None:
+        """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
+        wait for the calls in flight, so nothing writes to the cache once it is closed."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._ahead = None, {}
+
+    def _solve_and_score(self, item: EvalItem, record: ItemRecord) -> tuple[list[str], list[Any]]:
+        outputs, scores = [], []
+        for epoch in range(self.settings.epochs):
+            services = self.services(record, epoch)
+            transcript = item.solve(services)
+            record.messages = transcript.messages
+            outputs.append(transcript.output)
+            scores.append(item.score(transcript, services))
+        return outputs, scores
+
+    def evaluate(self, item: EvalItem, node: pytest.Item) -> ItemRecord:
+        """Solve the item with the model, score it, and stash the record on the node for the reporter."""
+        record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
+        record.reference = item.reference
+        node.stash[RECORD_KEY] = record
+        if self._ahead and (ahead := self._ahead.pop(_dialogue_key(item), None)) is not None:
+            wait([ahead])  # this item's answers (or its dialogue's), from the prefetch
+        try:
+            if (done := self._prefetched.pop(record.key, None)) is not None:
+                prefetched, outputs, scores = done
+                _take_prefetched(record, prefetched)
+            elif (failed := self._prefetch_failed.pop(record.key, None)) is not None:
+                _take_prefetched(record, failed[0])
+                raise failed[1]
+            else:
+                outputs, scores = self._solve_and_score(item, record)
+        except ModelCallError as exc:
+            record.error = {"kind": exc.kind, "message": str(exc)}
+            raise ItemFailed(f"{item.benchmark} {item.task} {item.item_id}: {exc}") from None
+        except DataFileError as exc:
+            record.error = {"kind": "data", "message": str(exc)}
+            raise ItemFailed(f"data error: {exc}") from None
+        except Exception as exc:
+            record.error = {"kind": "harness", "message": mask(f"{type(exc).__name__}: {exc}")}
+            raise
+        record.output, record.epoch_outputs = outputs[0], outputs if len(outputs) > 1 else []
+        record.parsed = scores[-1].parsed
+        record.aggregation = scores[0].aggregation
+        record.passed = all(score.passed for score in scores)
+        record.pass_rule = next((score.rule for score in scores if not score.passed), scores[-1].rule)
+        record.unscorable = any(score.unscorable for score in scores)
+        record.scores = _mean_scores([score.scores for score in scores])
+        record.counts = {k: sum(s.counts.get(k, 0.0) for s in scores) for k in scores[0].counts}
+        return record
+
+
+def _take_prefetched(record: ItemRecord, prefetched: ItemRecord) -> None:
+    """What the prefetch metered for an item, into the test's record: the same as a sequential run's."""
+    record.messages, record.usage = prefetched.messages, prefetched.usage
+    record.judge_usage, record.provenance = prefetched.judge_usage, prefetched.provenance
+    record.finish_reason, record.truncated = prefetched.finish_reason, prefetched.truncated
+    record.no_content = prefetched.no_content
+
+
+def _dialogue_key(item: EvalItem) -> tuple[str, ...]:
+    """The two settings of one MedR-Bench dialogue share a key (they share the conversation); every
+    other item has its own."""
+    from ..items.medr import DIALOGUE_MODE
+
+    mode = DIALOGUE_MODE.get(item.task)
+    return (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
+
+
+def _mean_scores(per_epoch: list[dict[str, float | None]]) -> dict[str, float | None]:
+    merged: dict[str, float | None] = {}
+    for name in per_epoch[0]:
+        values = [scores[name] for scores in per_epoch if scores.get(name) is not None]
+        merged[name] = sum(values) / len(values) if values else None
+    return merged
