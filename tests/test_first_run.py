@@ -295,3 +295,24 @@ def test_a_rerun_reads_a_shared_dialogue_from_the_cache_once(pytester, tmp_path,
         usages.append(sorted((u["calls"], u["cache_hits"], u["reused"]) for u in usage))
     assert usages == [[(0, 0, 2), (2, 0, 0)], [(0, 0, 2), (2, 2, 0)]]
     assert len(openai_server.requests) == 2  # the first run's two calls; the second asks nothing
+
+
+def test_an_answer_another_worker_asked_for_the_sibling_setting_is_reused():
+    """Under -n the sibling setting may run on another worker and read the dialogue from the shared
+    cache: asked in this run for another item, so reused; the same answer from an earlier run is a
+    cache hit; this item's own answer (a prefetch another worker made) counts in full."""
+    from pytest_medbench.models.completion import Completion
+    from pytest_medbench.report.records import Usage
+    from pytest_medbench.run.metering import _add_usage
+
+    asked = {"text": "x", "prompt_tokens": 5, "completion_tokens": 3, "cached": True}
+    sibling, mine = "run1 medr/exam_1turn/P", "run1 medr/diagnosis_1turn/P"
+
+    def counted(paid_by: str, run_id: str) -> tuple[int, int, int, int]:
+        usage = Usage()
+        _add_usage(usage, Completion(**asked, paid_by=paid_by, run_id=run_id), mine, "run1", False)
+        return usage.calls, usage.cache_hits, usage.reused, usage.prompt_tokens
+
+    assert counted(sibling, "run1") == (0, 0, 1, 0)  # this run, for the sibling: reused
+    assert counted("run0 medr/exam_1turn/P", "run0") == (1, 1, 0, 0)  # an earlier run's: a cache hit
+    assert counted(mine, "run1") == (1, 0, 0, 5)  # this item's own, from another worker's prefetch
