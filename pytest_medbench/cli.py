@@ -48,7 +48,7 @@ def _show(args: argparse.Namespace) -> int:
     model, judge = run.get("model", {}).get("name", "?"), run.get("judge", {}).get("model", "?")
     scoring = run.get("scoring", {}).get("meds_scoring", "?")
     print(f"model {model}; judge {judge}; scoring {scoring}; finished {run.get('finished', '?')}")
-    print("\n".join(summary_lines(board)))
+    print("\n".join(summary_lines(board, per_task=True)))
     return 0
 
 

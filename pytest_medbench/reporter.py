@@ -26,6 +26,7 @@ class Reporter:
         self.verdict_line: str | None = None
         self.other_failures = 0  # failed reports that carry no medbench record (setup errors, other tests)
         self.progress: Any = None
+        self._terminal: Any = None  # pytest's terminal reporter, when progress lines are shown
         self.completeness = Completeness(functools.cache(self._items_by_param))
         self.missing: list[ItemRecord] = []  # selected items that produced no record
 
@@ -43,11 +44,8 @@ class Reporter:
         if wanted and terminal is not None:
             from .report.progress import Progress
 
-            def write(line: str) -> None:
-                terminal.ensure_newline()  # after pytest's own progress dots
-                terminal.write_line(line)
-
-            self.progress = Progress(write)
+            self.progress = Progress()
+            self._terminal = terminal
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.completeness.select(item.nodeid for item in session.items)
@@ -81,6 +79,20 @@ class Reporter:
                 self.progress.record(record)
         if self.progress is not None and report.when == "teardown":
             self.progress.item_finished()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(self) -> None:
+        """After pytest's own output for the item: an owed progress line goes where pytest's line is
+        whole. Under -v every item's line is whole (pytest starts the next with a newline); in the dot
+        layout only right after a line ends in ``[ NN%]``, so the dots are never split."""
+        if self.progress is None or not self.progress.due:
+            return
+        writer = self._terminal.config.get_terminal_writer()
+        if self._terminal.showlongtestinfo:
+            writer.line()
+            writer.write(self.progress.take_line(), flush=True)
+        elif writer.width_of_current_line == 0:
+            writer.line(self.progress.take_line())
 
     def leaderboard(self) -> dict | None:
         if self._leaderboard is None and self.run.records:
@@ -191,6 +203,11 @@ class Reporter:
     def pytest_terminal_summary(self, terminalreporter: Any) -> Any:
         """Wraps pytest's own summary, so the table comes after its short summary of failures: the
         scores are what the reader looks for last, not 78 FAILED lines."""
+        if self.progress is not None and self.progress.due:  # the last line, after pytest's [100%]
+            writer = terminalreporter.config.get_terminal_writer()
+            if writer.width_of_current_line:
+                writer.line()
+            writer.line(self.progress.take_line())
         result = yield
         self._write_summary(terminalreporter)
         return result
@@ -207,8 +224,11 @@ class Reporter:
         for line in self._reuse_warnings(board):
             terminalreporter.write_line(line, yellow=True, bold=True)
         self._write_data_notes(terminalreporter)
-        for line in summary_lines(board):
+        for line in summary_lines(board, per_task=terminalreporter.config.get_verbosity() > 0):
             terminalreporter.write_line(line)
+        for result in self.verdict.gates if self.verdict is not None else ():
+            verdict = "holds" if result.passed else "FAILS"
+            terminalreporter.write_line(f"gate {result.describe()}: {verdict}", red=not result.passed)
         settings = self.run.settings
         for what, path in (
             ("leaderboard", settings.report_path),

@@ -119,6 +119,7 @@ def test_every_task_entry_carries_its_audit_and_the_summary_shows_it(
         "--medbench-html",
         str(page),
         "--medbench-no-cache",
+        "-v",  # the summary's task rows
         *workers,
     )
     tasks = {task["task"]: task for task in json.loads(report.read_text())["tasks"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -193,3 +194,125 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_shared_dialogue_is_reused_not_a_cache_hit_for_the_builtin_model(pytester, tmp_path):
+    """Built-in models are never cached. Two MedR-Bench settings share each dialogue: the second
+    reuses the first's answers. The 1-turn dialogue is two model calls (ask, then diagnose); the
+    baseline's free-turn dialogue is one (it asks for nothing more)."""
+    samples = tmp_path / "samples.jsonl"
+    _run(pytester, "-m", "medr", "--medbench-samples", str(samples))
+    usage = {}
+    for text in samples.read_text(encoding="utf-8").splitlines():
+        record = json.loads(text)
+        usage[record["task"], record["id"]] = record["usage"]
+    assert sum(entry["cache_hits"] for entry in usage.values()) == 0
+    cases = {case for task, case in usage if task == "exam_1turn"}
+    assert len(cases) == 4
+    dialogues = (("exam_1turn", "diagnosis_1turn", 2), ("exam_free_turn", "diagnosis_free_turn", 1))
+    for case in cases:
+        for exam, diagnosis, calls in dialogues:
+            pair = sorted((usage[t, case]["calls"], usage[t, case]["reused"]) for t in (exam, diagnosis))
+            assert pair == [(0, calls), (calls, 0)], (case, exam)
+
+
+def _forty_task_data(tmp_path):
+    """A data directory the size of the real MedS-Bench: 40 task files (each a copy of a bundled
+    fixture file scored the same way, under another task id), plus the bundled MedR-Bench cases."""
+    from pytest_medbench.data.meds_tasks import TASKS
+
+    bundled = {path.name.split("_")[0]: path for path in (FIXTURES / "meds-bench").rglob("task*")}
+    by_scorer = {TASKS[task].scorer: path for task, path in sorted(bundled.items()) if task in TASKS}
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES / "medrbench", data / "medrbench")
+    (data / "meds-bench" / "all").mkdir(parents=True)
+    chosen = []
+    for task, spec in sorted(TASKS.items(), key=lambda pair: int(pair[0][4:])):
+        source = bundled.get(task) or (by_scorer.get(spec.scorer) if spec.scorer != "label_prefix" else None)
+        if source is not None and len(chosen) < 40:
+            shutil.copy(source, data / "meds-bench" / "all" / f"{task}_copy{source.suffix}")
+            chosen.append(task)
+    assert len(chosen) == 40
+    return data, {TASKS[task].category for task in chosen}
+
+
+def test_the_summary_fits_a_screen_with_forty_tasks(pytester, tmp_path):
+    """A row per MedS-Bench category (12 at most), per MedR-Bench category (3) and setting (6), one per
+    benchmark (2), the header, the absent-tasks note, the lowest pass rates, the flags and the hint:
+    30 lines at most, pytest's closing line included. -v adds the 40 task rows."""
+    data, categories = _forty_task_data(tmp_path)
+    result = _run(pytester, "--medbench-data", str(data))
+    lines = result.outlines
+    summary = lines[next(i for i, line in enumerate(lines) if "medbench summary" in line) :]
+    assert len(summary) <= 30, "\n".join(summary)
+    assert {line.split()[0] for line in summary if line.startswith("meds.")} == {
+        f"meds.{category}" for category in categories
+    }
+    assert not [line for line in summary if line.startswith("  task")]  # no MedS-Bench task rows
+    assert [line for line in summary if line.startswith("lowest pass rates: ")]
+
+    verbose = _run(pytester, "--medbench-data", str(data), "-v")
+    summary = verbose.outlines[next(i for i, x in enumerate(verbose.outlines) if "medbench summary" in x) :]
+    assert len([line for line in summary if line.startswith("  task")]) == 40
+
+
+def test_the_summary_names_flagged_tasks_and_each_gate(pytester):
+    from pytest_medbench.report.terminal import summary_lines
+
+    metric = {"accuracy": {"value": 50.0, "ci95": [10.0, 90.0], "n": 4}}
+    counts = {"n": 4, "passed": 2, "errors": 0, "pass_rate": 50.0, "metrics": metric}
+    task_fields = {"benchmark": "meds", "category": "mcqa", **counts}
+    degenerate = {"instances": 4, "distinct_inputs": 4, "majority_share": 100.0, "flags": ["degenerate"]}
+    board = {
+        "categories": [{"benchmark": "meds", "category": "mcqa", **counts}],
+        "benchmarks": [{"benchmark": "meds", **counts}],
+        "tasks": [
+            {"task": "task57", **task_fields, "errors": 2, "truncated": 1},
+            {"task": "task12", **task_fields, "audit": degenerate},
+        ],
+    }
+    assert summary_lines(board)[-1] == (
+        "flagged: task12 (degenerate: every gold is one label); task57 (2 errors, 1 truncated)"
+    )
+
+    result = _run(pytester, "-k", "task57", "--medbench-gate", "meds.mcqa.accuracy>=101")
+    text = result.stdout.lines
+    gate = next(i for i, line in enumerate(text) if line.startswith("gate meds.mcqa.accuracy = "))
+    assert text[gate].endswith(" (needs >= 101): FAILS")  # no accuracy reaches 101
+    assert gate > next(i for i, line in enumerate(text) if "medbench summary" in line)
+
+
+def test_a_rerun_reads_a_shared_dialogue_from_the_cache_once(pytester, tmp_path, openai_server):
+    """Against a cached model, the second run's 1-turn dialogue (two model calls) is two cache hits
+    for the setting that runs first and two reused answers for its sibling, as in the first run."""
+    samples = tmp_path / "samples.jsonl"
+    options = ["-k", "1turn and PMC90000001", "--model=openai/echo", f"--api-base={openai_server.api_base}"]
+    options += ["--medbench-cache", str(tmp_path / "cache.sqlite3"), "--medbench-samples", str(samples)]
+    usages = []
+    for _ in range(2):
+        pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", *options)
+        usage = [json.loads(line)["usage"] for line in samples.read_text(encoding="utf-8").splitlines()]
+        usages.append(sorted((u["calls"], u["cache_hits"], u["reused"]) for u in usage))
+    assert usages == [[(0, 0, 2), (2, 0, 0)], [(0, 0, 2), (2, 2, 0)]]
+    assert len(openai_server.requests) == 2  # the first run's two calls; the second asks nothing
+
+
+def test_an_answer_another_worker_asked_for_the_sibling_setting_is_reused():
+    """Under -n the sibling setting may run on another worker and read the dialogue from the shared
+    cache: asked in this run for another item, so reused; the same answer from an earlier run is a
+    cache hit; this item's own answer (a prefetch another worker made) counts in full."""
+    from pytest_medbench.models.completion import Completion
+    from pytest_medbench.report.records import Usage
+    from pytest_medbench.run.metering import _add_usage
+
+    asked = {"text": "x", "prompt_tokens": 5, "completion_tokens": 3, "cached": True}
+    sibling, mine = "run1 medr/exam_1turn/P", "run1 medr/diagnosis_1turn/P"
+
+    def counted(paid_by: str, run_id: str) -> tuple[int, int, int, int]:
+        usage = Usage()
+        _add_usage(usage, Completion(**asked, paid_by=paid_by, run_id=run_id), mine, "run1", False)
+        return usage.calls, usage.cache_hits, usage.reused, usage.prompt_tokens
+
+    assert counted(sibling, "run1") == (0, 0, 1, 0)  # this run, for the sibling: reused
+    assert counted("run0 medr/exam_1turn/P", "run0") == (1, 1, 0, 0)  # an earlier run's: a cache hit
+    assert counted(mine, "run1") == (1, 0, 0, 5)  # this item's own, from another worker's prefetch

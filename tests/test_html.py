@@ -53,7 +53,8 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 def test_the_page_is_self_contained_and_escapes_model_text(two_runs):
     page = (two_runs / "run.html").read_text(encoding="utf-8")
     assert not re.search(r"(src|href)=[\"']?(https?:)?//", page)  # nothing fetched at view time
-    assert "&lt;script&gt;document.title=&#x27;PWNED&#x27;" in page and ATTACK not in page
+    # escaped as markupsafe (jinja2's autoescape) writes it: ' is &#39;
+    assert "&lt;script&gt;document.title=&#39;PWNED&#39;" in page and ATTACK not in page
     assert compare_page(two_runs) == 0
     both = (two_runs / "both.html").read_text(encoding="utf-8")
     assert "before" in both and "after" in both and "-60.00" in both  # task57: oracle 100 -> replay 40
@@ -74,7 +75,7 @@ def test_the_page_renders_in_headless_chromium(two_runs):
 
 
 def test_failed_items_show_their_reference_and_pass_rule(two_runs):
-    import html
+    from markupsafe import escape
 
     task57 = (
         Path(__file__).resolve().parent.parent
@@ -88,7 +89,7 @@ def test_failed_items_show_their_reference_and_pass_rule(two_runs):
     assert wrong
     page = (two_runs / "run.html").read_text(encoding="utf-8")
     for reference in wrong:
-        assert f"<p>reference</p><pre>{html.escape(reference)}</pre>" in page
+        assert f"<p>reference</p><pre>{escape(reference)}</pre>" in page
     assert "answer wrong under official scoring (must be correct)" in page
 
 
@@ -195,3 +196,24 @@ def test_in_chromium_the_chart_spans_the_window(fact_run, tmp_path):
     # the chart's value labels (dark text right of the 100 tick) sit past 80% of a 1,400 px window:
     # the page uses the window's width, not a fixed 880 px chart in a 1,200 px column
     assert max(dark) > 0.8 * width
+
+
+def test_hostile_names_and_answers_are_escaped_wherever_the_page_shows_them(two_runs):
+    from pytest_medbench.report.html import render
+
+    hostile = "<script>alert(1)</script>"
+    board = json.loads((two_runs / "after.json").read_text(encoding="utf-8"))  # task57 only: one task
+    (task,) = board["tasks"]
+    task["task"] = hostile
+    board["categories"][0]["category"] = hostile
+    board["run"]["model"]["name"] = hostile
+    lines = (two_runs / "after.jsonl").read_text(encoding="utf-8").splitlines()
+    samples = [json.loads(line) for line in lines]
+    failed = next(sample for sample in samples if not sample["passed"])
+    failed.update(task=hostile, output=hostile, reference=hostile)
+    page = render([(hostile, board)], samples)
+    assert hostile not in page
+    # the run's name and model in its settings line and in the legend (4), the run's column head (1),
+    # the category's bar label (1), the task's row (1, one metric), the failed item's task, output and
+    # reference (3)
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -127,13 +128,64 @@ def test_aliases_resolve_and_pyproject_extends_them(pytester, openai_server, mon
     assert {request["model"] for request in openai_server.requests} == {"echo-7b"}
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["single", "xdist"])
-def test_progress_lines_count_every_item(pytester, workers):
-    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--medbench-progress=on", *workers)
-    lines = [line[line.index("[medbench]") :] for line in result.outlines if "[medbench]" in line]
-    # a line every tenth of the run; a slow start (a loaded machine) may add a 30-second line before it
-    assert any(line.startswith("[medbench] 10/99 items (10%), 0 errors") for line in lines), lines
-    assert lines[-1].startswith("[medbench] 99/99 items (100%)") and lines[-1].endswith("ETA 0m00s")
+# The bundled fixtures: 22 MedR-Bench items (4 cases x 5 settings + 2 treatment cases) in
+# test_medr_bench.py, then 77 MedS-Bench items; every item's dot is "." or "F".
+# MedR-Bench answers reused from a shared dialogue: per case, the 1-turn dialogue's 2 model calls and
+# the baseline's one free turn (it asks for nothing more), each reused by the second setting: 4 x 3 = 12.
+PROGRESS = (
+    r"\[medbench\] {done}/99 items \({share}%\), 0 errors, 0 cache hits, 12 reused from shared dialogues, "
+    r"0 tokens, \$0\.0000 so far, ETA \dm\d\ds"
+)
+
+
+def test_progress_lines_never_split_pytest_dot_lines(pytester, monkeypatch):
+    """At 80 columns pytest's line holds 72 characters before its " [ NN%]": the MedR-Bench file's
+    22 dots end at the file; "suites/test_meds_bench.py " (26) takes 46 dots, reaching item 68; the
+    last 31 dots close the run. A progress line may come only after a whole line."""
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(SUITES.parent)  # as a user runs it: pytest names the files suites/...
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--medbench-progress=on")
+    lines = result.outlines
+    start = lines.index("collected 99 items")
+    expected = [
+        r"",
+        r"suites/test_medr_bench\.py [.F]{22} {25}\[ 22%\]",
+        r"suites/test_meds_bench\.py [.F]{46} \[ 68%\]",
+        PROGRESS.format(done=68, share=68),
+        r"[.F]{31} {42}\[100%\]",
+        PROGRESS.format(done=99, share=100),
+        r"",
+        r"=+ FAILURES =+",
+    ]
+    shown = lines[start + 1 : start + 1 + len(expected)]
+    assert all(re.fullmatch(pattern, line) for pattern, line in zip(expected, shown, strict=True)), shown
+
+
+def test_progress_lines_under_xdist_and_verbose_keep_pytest_lines_whole(pytester, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.chdir(SUITES.parent)
+    result = pytester.runpytest("suites", "-p", "no:cacheprovider", "--medbench-progress=on", "-n", "2")
+    lines = result.outlines
+    end = next(number for number, line in enumerate(lines) if "FAILURES" in line)
+    run = lines[lines.index("2 workers [99 items]") + 2 : end]
+    progress = [line for line in run if line.startswith("[medbench]")]
+    dots = [line for line in run if not line.startswith("[medbench]")]
+    assert dots and all(re.fullmatch(r"[.F]+ +\[ *\d+%\]", line) for line in dots), run
+    assert all(len(line) == 79 for line in dots), run
+    assert sum(line.count(".") + line.count("F") for line in dots) == 99
+    assert progress and re.fullmatch(PROGRESS.format(done=99, share=100).replace("12", r"\d+"), progress[-1])
+
+    verbose = pytester.runpytest("suites", "-p", "no:cacheprovider", "--medbench-progress=on", "-v")
+    items = [x for x in verbose.outlines if x.startswith("suites/") and "::" in x]
+    assert len(items) == 99 and all(re.search(r"(PASSED|FAILED) +\[ *\d+%\]$", x) for x in items)
+    progress = [x for x in verbose.outlines if x.startswith("[medbench]")]
+    # a line every tenth: after items 10, 20, ..., 90 and the last (a loaded machine may add 30-s lines)
+    done = [int(line.split()[1].split("/")[0]) for line in progress]
+    assert {*range(10, 100, 10), 99} <= set(done) and done == sorted(done) and done[-1] == 99
+    assert not [x for x in verbose.outlines if "[medbench]" in x and not x.startswith("[medbench]")]
+
+
+def test_progress_is_off_by_default_where_output_is_not_a_terminal(pytester):
     quiet = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-k", "task57")  # auto: not a terminal
     assert not [line for line in quiet.outlines if "[medbench]" in line]
 

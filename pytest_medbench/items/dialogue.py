@@ -31,7 +31,7 @@ def run_dialogue(mode: str, case: Case, services: Services, context: Callable[[i
         services.memo[key] = (transcript, services.calls[first:])
         return transcript
     transcript, calls = services.memo[key]
-    services.recount(calls)  # the same calls, seen again: cache hits unless this item paid for them
+    services.recount(calls)  # the same calls, seen again: reused by this item, not asked again
     return transcript
 
 

@@ -20,8 +20,9 @@ def _cut(text: str) -> str:
 
 @dataclass
 class Usage:
-    calls: int = 0
-    cache_hits: int = 0
+    calls: int = 0  # answers this item was given by the model or the cache
+    cache_hits: int = 0  # of those, answers an earlier run gave (read from the cache)
+    reused: int = 0  # answers another item of this run was given (a shared MedR-Bench dialogue)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0

@@ -19,9 +19,10 @@ def item_services(clients: Clients, record: ItemRecord, epoch: int, conversation
     payer = f"{clients.run_id} {'/'.join(record.key)}"
     calls: list[tuple[str, Any]] = []
 
-    def meter(kind: str, completion: Any) -> None:
+    def meter(kind: str, completion: Any, reused: bool = False) -> None:
         calls.append((kind, completion))
-        _add_usage(record.usage if kind == "model" else record.judge_usage, completion, payer)
+        usage = record.usage if kind == "model" else record.judge_usage
+        _add_usage(usage, completion, payer, clients.run_id, reused)
         if kind == "model":
             record.finish_reason = completion.finish_reason
             record.truncated = record.truncated or completion.finish_reason == "length"
@@ -29,7 +30,7 @@ def item_services(clients: Clients, record: ItemRecord, epoch: int, conversation
 
     def recount(logged: list[tuple[str, Any]]) -> None:
         for kind, completion in logged:
-            meter(kind, completion)
+            meter(kind, completion, reused=True)
 
     def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
         record.messages = list(messages)  # kept even when the call fails, for the samples file
@@ -56,10 +57,14 @@ def item_services(clients: Clients, record: ItemRecord, epoch: int, conversation
     return Services(ask_model, judge, agent, clients.prompts, conversations, epoch, calls, recount)
 
 
-def _add_usage(usage: Usage, completion: Any, payer: str) -> None:
+def _add_usage(usage: Usage, completion: Any, payer: str, run_id: str, reused: bool) -> None:
     """A call made for this item in this run counts in full, even when another worker's prefetch
-    made it and it is read here from the cache; any other answer (from an earlier run, or a
-    conversation another item paid for) counts as a cache hit."""
+    made it and it is read here from the cache. An answer another item of this run was given (the
+    conversation two MedR-Bench settings share: ``reused``, or read from the cache another worker
+    filled) is reused, not called again; any other answer, from an earlier run, is a cache hit."""
+    if reused or (completion.paid_by != payer and completion.run_id == run_id):
+        usage.reused += 1
+        return
     usage.calls += 1
     if completion.paid_by != payer:
         usage.cache_hits += 1
