@@ -5,10 +5,17 @@
 First, what a user waits for: the end-to-end ratio, the endpoint bound (items x latency / calls in
 flight) over the whole command's wall time minus that of the same command on 1 item (start-up,
 collection of the data, the report), at 32 and 64 calls in flight, in one process and under -n 2
-(half the calls in flight per worker). Then the sub-window figures, labelled as such: items/s from
-the first to the last answered request as a share of the bound, at concurrency 1 and 8 and under
--n 16, with the start-up until the first model call; collection of 15,000 items; `pytest suites/`
-with the built-in oracle; a fully cached rerun of 15,000 items; the peak RSS of the largest run.
+(half the calls in flight per worker). Then MedR-Bench's free-turn dialogue with an LLM patient agent
+and an LLM judge (many dependent calls per case) against its critical-path bound: the calls of one
+case, which follow one another, x latency x cases / cases in flight. Then the sub-window figures,
+labelled as such: items/s from the first to the last answered request as a share of the bound, at
+concurrency 1 and 8 and under -n 16, with the start-up until the first model call; collection of
+15,000 items; `pytest suites/` with the built-in oracle; a fully cached rerun of 15,000 items; the
+peak RSS of the largest run.
+
+Every pytest it times runs with PYTHONDONTWRITEBYTECODE unset, whatever this process has: a user's
+Python writes bytecode, so a rerun loads the package (and pytest's rewritten plugin modules) from
+it, where with the variable set every run compiles all of them again (about 1 s a run here).
 """
 
 from __future__ import annotations
@@ -37,6 +44,33 @@ PYTEST = [
 ]
 
 
+def make_medr_data(root: Path, count: int) -> Path:
+    """``count`` synthetic MedR-Bench diagnosis cases, each with ancillary tests to ask for."""
+    folder = root / "medrbench"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = (
+        "- **Patient Information:** 29-year-old woman\n- **Chief Complaint:** Palpitations, case {n}\n"
+        "- **Physical Examination:** Pulse 112/min, fine tremor.\n- **Ancillary Tests:**\n"
+        "  - **Blood count:** haemoglobin 13.1 g/dL.\n  - **Thyroid Function:** TSH suppressed."
+    )
+    cases = {
+        f"PMC9{n:07d}": {
+            "generate_case": {
+                "case_summary": summary.format(n=n),
+                "differential_diagnosis": "1. Graves disease: goitre and eye signs.",
+                "final_diagnosis": "Graves disease.",
+                "diagnosis_results": "Graves disease",
+            },
+            "body_category": ["Endocrine System"],
+            "disorder_category": ["Metabolic Problems"],
+            "checked_rare_disease": [],
+        }
+        for n in range(count)
+    }
+    (folder / "diagnosis_bench.json").write_text(json.dumps(cases))
+    return root
+
+
 def make_data(root: Path, count: int) -> Path:
     folder = root / "meds-bench" / "MCQA"
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +86,7 @@ def make_data(root: Path, count: int) -> Path:
 
 
 class Server:
-    def __init__(self, latency: float, workdir: Path) -> None:
+    def __init__(self, latency: float, workdir: Path, *, medr: bool = False) -> None:
         self.ready, self.stamps = workdir / "ready", workdir / "stamps.json"
         self.ready.unlink(missing_ok=True)
         command = [
@@ -61,6 +95,7 @@ class Server:
             f"--latency={latency}",
             f"--ready={self.ready}",
             f"--stamps={self.stamps}",
+            *(["--medr"] if medr else []),
         ]
         self.process = subprocess.Popen(command)
         while not self.ready.exists():
@@ -80,6 +115,44 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
         [*PYTEST, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
     )
     return time.monotonic() - started, started
+
+
+def medr_case(label: str, cases: int, in_flight: int, latency: float, work: Path, env: dict) -> dict:
+    """The free-turn settings of ``cases`` MedR-Bench cases (exam and diagnosis, one dialogue each)
+    with an LLM agent and judge, against the critical-path bound; less a 1-case run's wall."""
+    data = make_medr_data(work / f"medr{cases}", cases)
+
+    def timed_medr(count: int) -> tuple[float, list[float]]:
+        server = Server(latency, work, medr=True)
+        options = [
+            f"--medbench-data={data}",
+            "-m",
+            "exam_free_turn or diagnosis_free_turn",
+            "--model=openai/bench",
+            f"--api-base={server.api_base}",
+            "--judge-model=openai/bench-judge",  # also the patient agent
+            f"--judge-api-base={server.api_base}",
+            "--medbench-no-cache",
+            f"--medbench-limit={count}",
+            f"--medbench-concurrency={in_flight}",
+        ]
+        wall, _ = run(options, env)
+        return wall, server.finish()
+
+    wall, stamps = timed_medr(cases)
+    one, one_stamps = timed_medr(1)
+    chain = len(one_stamps)  # one case's calls: each waits for the one before it
+    bound = chain * latency * max(1.0, cases / in_flight)
+    return {
+        "run": label,
+        "cases": cases,
+        "calls": len(stamps),
+        "calls_per_case": round(len(stamps) / cases, 2),
+        "wall_s": round(wall, 2),
+        "one_case_wall_s": round(one, 2),
+        "critical_path_bound_s": round(bound, 2),
+        "end_to_end_ratio": round(bound / (wall - one), 3),
+    }
 
 
 def timed(
@@ -150,6 +223,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer items, for a smoke run")
     args = parser.parse_args()
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # what a user's machine does: see the docstring
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -160,6 +234,9 @@ def main() -> None:
                 count = n * in_flight // 16  # about 3 s of calls at the bound
                 label = f"end to end, {in_flight} in flight" + (f", -n {workers}" if workers else "")
                 rows.append(end_to_end(label, count, in_flight, workers, args.latency, big, work, env))
+        cases = 64 if args.quick else 256
+        label = "MedR-Bench free-turn dialogue, LLM agent and judge, 32 cases in flight"
+        rows.append(medr_case(label, cases, 32, args.latency, work, env))
         wall, _ = run(["--collect-only", f"--medbench-data={big}"], env)
         rows.append({"run": "collect 15,000 items", "wall_s": round(wall, 2)})
         oracle, _ = run(["--model=medbench/oracle"], env)

@@ -27,10 +27,42 @@ def _validator() -> Any:
 
 
 def validate(leaderboard: dict[str, Any]) -> None:
+    # jsonschema walks every per-item entry: 0.49 s for 15,000 items, against about 0.01 s for the
+    # plain check of the same rules; so it sees "items" only when that check finds fault there
+    if _items_plainly_valid(leaderboard.get("items")):
+        leaderboard = {**leaderboard, "items": {}}
     errors = sorted(_validator().iter_errors(leaderboard), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/" + "/".join(str(p) for p in errors[0].absolute_path)
         raise LeaderboardError(f"leaderboard invalid at {where}: {errors[0].message}")
+
+
+_ITEM_KEYS = frozenset(("passed", "scores", "error", "counts", "unscorable"))
+
+
+def _items_plainly_valid(items: object) -> bool:
+    """True when ``items`` certainly meets the schema's "items" rules, checked in plain Python with
+    the schema's exact types (a bool is no number); entries with keys the schema does not name are
+    left to jsonschema."""
+    if type(items) is not dict:
+        return False
+    for task in items.values():
+        if type(task) is not dict:
+            return False
+        for entry in task.values():
+            if type(entry) is not dict or type(entry.get("passed")) is not bool or not entry.keys() <= _ITEM_KEYS:
+                return False
+            scores = entry["scores"] if "scores" in entry else None
+            if type(scores) is not dict or not all(v is None or type(v) in (int, float) for v in scores.values()):
+                return False
+            if "error" in entry and entry["error"] is not None and type(entry["error"]) is not str:
+                return False
+            counts = entry.get("counts", {})
+            if type(counts) is not dict or not all(type(v) in (int, float) for v in counts.values()):
+                return False
+            if "unscorable" in entry and type(entry["unscorable"]) is not bool:
+                return False
+    return True
 
 
 def build(
