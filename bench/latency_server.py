@@ -19,12 +19,12 @@ import asyncio
 import json
 import signal
 import time
+import zlib
 from pathlib import Path
 
 ANSWER = "The right answer is A: 1"  # every MCQA item of bench/throughput.py's data
 # --medr: (words the last message of a request holds, the reply), the first match wins; our own
-# prompt wording (pytest_medbench/prompts/templates). The model asks for a test on every turn, so each
-# dialogue runs its full 5 model turns and 4 agent replies: the longest chain the protocol allows.
+# prompt wording (pytest_medbench/prompts/templates). Any other request is the evaluated model's turn.
 SCRIPT = (
     ("The colleague asks for:", "Complete blood count: haemoglobin 13.1 g/dL, white cells 7.2 x10^9/L."),
     (
@@ -33,12 +33,14 @@ SCRIPT = (
     ),
     ("Is the following test", "Yes"),
     ("Does the predicted diagnosis", "Correct"),
-    (
-        "",  # the evaluated model, on every turn of the dialogue
-        "### Chain of Thought:\n<step 1> The findings so far suggest a thyroid cause.\n"
-        "### Additional Information Required:\n1. Complete blood count\n"
-        "### Conclusion:\nGraves disease",
-    ),
+)
+# The model asks for another test on every turn, so each dialogue runs its full 5 model turns and 4
+# agent replies (the longest chain the protocol allows); its turns name the case (a digest of the
+# first prompt), so no two requests of the whole run are alike and none is served from a cache.
+TURN = (
+    "### Chain of Thought:\n<step 1> The findings so far suggest a thyroid cause.\n"
+    "### Additional Information Required:\n1. Test number {turn} for case {case}\n"
+    "### Conclusion:\nGraves disease (case {case})"
 )
 
 
@@ -64,8 +66,13 @@ SCRIPTED = [(words, response(reply)) for words, reply in SCRIPT]
 
 
 def scripted(body: bytes) -> bytes:
-    last = json.loads(body)["messages"][-1]["content"]
-    return next(answer for words, answer in SCRIPTED if words in last)
+    messages = json.loads(body)["messages"]
+    last = messages[-1]["content"]
+    for words, answer in SCRIPTED:
+        if words in last:
+            return answer
+    case = zlib.crc32(messages[1]["content"].encode())
+    return response(TURN.format(turn=sum(message["role"] == "assistant" for message in messages), case=case))
 
 
 async def serve(latency: float, ready: Path, stamps: list[float], medr: bool = False) -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai_server import Reply
 
 from conftest import FIXTURES, SUITES, stable
 from pytest_medbench.report.leaderboard import LeaderboardError, _items_plainly_valid, _validator, validate
@@ -304,17 +305,26 @@ def test_concurrency_overlaps_the_tests_with_the_calls_still_in_flight(pytester,
     assert late_saw_a_report and all(late_saw_a_report), late_saw_a_report
 
 
-MEDR_SCRIPT = (  # (words in the last message, reply): the model, the patient agent and the judge
+MEDR_SCRIPT = (  # (words in the last message, reply): the patient agent and the judge
     ("The colleague asks for:", "Thyroid function: TSH suppressed."),
     ("List each separate test", '[{"type": "laboratory", "test_name": "TSH", "info_required": "thyroid"}]'),
     ("Is the following test", "Yes"),
     ("Does the predicted diagnosis", "Correct"),
-    (
-        "",
-        "### Chain of Thought:\n<step 1> Thyroid.\n### Additional Information Required:\n1. TSH\n"
-        "### Conclusion:\nGraves disease",
-    ),
 )
+
+
+def medr_scripted(request: dict, number: int) -> Reply:
+    """MedR-Bench's model, agent and judge by the wording of the last message; the model asks for
+    another test on each turn, so no two requests of a dialogue are alike."""
+    last = request["messages"][-1]["content"]
+    reply = next((reply for words, reply in MEDR_SCRIPT if words in last), None)
+    if reply is None:
+        turn = sum(message["role"] == "assistant" for message in request["messages"])
+        reply = (
+            "### Chain of Thought:\n<step 1> Thyroid.\n"
+            f"### Additional Information Required:\n1. Test number {turn}\n### Conclusion:\nGraves disease"
+        )
+    return Reply(content=reply, hang_s=0.02)
 
 
 def test_concurrency_answers_both_settings_of_a_dialogue_in_the_pool(run_suites, monkeypatch):
@@ -323,7 +333,7 @@ def test_concurrency_answers_both_settings_of_a_dialogue_in_the_pool(run_suites,
     request count are a sequential run's."""
     import threading
 
-    from openai_server import OpenAIServer, Reply
+    from openai_server import OpenAIServer
 
     from pytest_medbench.models.client import ModelClient
 
@@ -336,12 +346,7 @@ def test_concurrency_answers_both_settings_of_a_dialogue_in_the_pool(run_suites,
         return complete(self, *args, **kwargs)
 
     monkeypatch.setattr(ModelClient, "complete", watched)
-
-    def scripted(request, number):
-        last = request["messages"][-1]["content"]
-        return Reply(content=next(reply for words, reply in MEDR_SCRIPT if words in last), hang_s=0.02)
-
-    with OpenAIServer(scripted) as server:
+    with OpenAIServer(medr_scripted) as server:
         options = [
             "-m",
             "exam_free_turn or diagnosis_free_turn",

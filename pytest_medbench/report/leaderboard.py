@@ -38,6 +38,7 @@ def validate(leaderboard: dict[str, Any]) -> None:
 
 
 _ITEM_KEYS = frozenset(("passed", "scores", "error", "counts", "unscorable"))
+_NUMBERS = (int, float)  # JSON numbers as json.loads gives them; a bool is none
 
 
 def _items_plainly_valid(items: object) -> bool:
@@ -50,15 +51,17 @@ def _items_plainly_valid(items: object) -> bool:
         if type(task) is not dict:
             return False
         for entry in task.values():
-            if type(entry) is not dict or type(entry.get("passed")) is not bool or not entry.keys() <= _ITEM_KEYS:
+            if type(entry) is not dict or not entry.keys() <= _ITEM_KEYS:
                 return False
-            scores = entry["scores"] if "scores" in entry else None
-            if type(scores) is not dict or not all(v is None or type(v) in (int, float) for v in scores.values()):
+            if type(entry.get("passed")) is not bool:
+                return False
+            scores = entry.get("scores")
+            if type(scores) is not dict or not all(v is None or type(v) in _NUMBERS for v in scores.values()):
                 return False
             if "error" in entry and entry["error"] is not None and type(entry["error"]) is not str:
                 return False
             counts = entry.get("counts", {})
-            if type(counts) is not dict or not all(type(v) in (int, float) for v in counts.values()):
+            if type(counts) is not dict or not all(type(v) in _NUMBERS for v in counts.values()):
                 return False
             if "unscorable" in entry and type(entry["unscorable"]) is not bool:
                 return False
