@@ -448,6 +448,38 @@ def test_builtin_models_never_import_litellm(tmp_path):
     assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
 
 
+FREEZE_RUN = """
+import gc, sys, pytest
+for limit in sys.argv[3:]:
+    pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", "medbench/oracle", "--medbench-data",
+                 sys.argv[2], "--medbench-limit", limit])
+    print("FROZEN AFTER", limit, gc.get_freeze_count() > 0)
+"""
+
+
+def test_a_big_run_spares_pytests_last_garbage_collections(tmp_path):
+    """From 1,000 items on, what the run leaves is collected once and frozen before pytest's five
+    last full collections (they would each walk it all); a smaller run leaves the collector alone."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, mcqa_data
+
+    data = mcqa_data(tmp_path, 1000)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_RUN, str(SUITES), str(data), "500", "1000"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert "FROZEN AFTER 500 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "FROZEN AFTER 1000 True" in done.stdout
+
+
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
     """HoC's per-item exact_match stands beside its corpus F1: it is scored, so it is never 'not judged'."""
     _, board = run_suites("--model", "medbench/oracle", "-k", "task106 or oracle_diagnosis")
