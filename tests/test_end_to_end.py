@@ -365,6 +365,28 @@ def test_concurrency_answers_both_settings_of_a_dialogue_in_the_pool(run_suites,
     assert [t["passed"] for t in concurrent["tasks"]] == [t["n"] for t in concurrent["tasks"]]
 
 
+def test_concurrency_without_a_cache_asks_a_repeated_request_as_often_as_a_sequential_run(
+    run_suites, monkeypatch, tmp_path
+):
+    """--medbench-no-cache in one process keeps no cache at all, so a request that comes up twice
+    (here 12 items with one question) is asked twice, as a sequential run asks it."""
+    from openai_server import OpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    answer = "The right answer is A: x"
+    instances = [{"input": "Question: Which?\nOptions: A: x\tB: y", "output": answer}] * 12
+    (folder / "task57_same.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
+    with OpenAIServer(lambda request, number: Reply(content=answer, hang_s=0.05)) as server:
+        options = ["--model=openai/m", f"--api-base={server.api_base}", "--medbench-no-cache"]
+        options += [f"--medbench-data={tmp_path / 'data'}", "--medbench-shots=0"]
+        run_suites(*options, report="sequential.json")
+        assert len(server.requests) == 12
+        run_suites(*options, "--medbench-concurrency=4", report="concurrent.json")
+    assert len(server.requests) == 24
+
+
 def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):
     """-x stops at the first failing item: the pool then drops what it has not started, so a run
     asks little more than the calls in flight, not every selected item."""
