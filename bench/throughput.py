@@ -10,8 +10,8 @@ and an LLM judge (many dependent calls per case) against its critical-path bound
 case, which follow one another, x latency x cases / cases in flight. Then the sub-window figures,
 labelled as such: items/s from the first to the last answered request as a share of the bound, at
 concurrency 1 and 8 and under -n 16, with the start-up until the first model call; collection of
-15,000 items; `pytest suites/` with the built-in oracle; a fully cached rerun of 15,000 items; the
-peak RSS of the largest run.
+15,000 items; `pytest suites/` with the built-in oracle; a fully cached rerun of 15,000 items (in one
+process and under -n 2); the peak RSS of the largest run.
 
 Every pytest it times runs with PYTHONDONTWRITEBYTECODE unset, whatever this process has: a user's
 Python writes bytecode, so a rerun loads the package (and pytest's rewritten plugin modules) from
@@ -281,8 +281,10 @@ def main() -> None:
         fill_wall, _ = run(fill, env)
         server.finish()
         rerun_wall, _ = run(fill, env)
+        rerun_n2_wall, _ = run([*fill, "-n", "2"], env)
         rows.append({"run": "fill the cache (concurrency 64)", "wall_s": round(fill_wall, 1)})
         rows.append({"run": "fully cached rerun", "wall_s": round(rerun_wall, 1)})
+        rows.append({"run": "fully cached rerun, -n 2", "wall_s": round(rerun_n2_wall, 1)})
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rows.append({"run": "peak RSS of any run", "rss_mb": round(peak_mb)})
     print(json.dumps(rows, indent=1))
