@@ -108,11 +108,22 @@ class Server:
         return json.loads(self.stamps.read_text())
 
 
+# Every timed pytest runs here, outside any checkout: ``python -m`` puts its working directory first
+# on sys.path, so run from a checkout it would import that checkout's package whatever PYTHONPATH
+# says (and `PYTHONPATH=<other checkout> python bench/throughput.py` would time the wrong code).
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, monotonic start) of one pytest run."""
     started = time.monotonic()
     subprocess.run(
-        [*PYTEST, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        [*PYTEST, *args],
+        env=env,
+        cwd=NEUTRAL_CWD,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
     )
     return time.monotonic() - started, started
 
@@ -254,6 +265,7 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "pytest", str(trivial), "-q", "-p", "no:cacheprovider"],
             env=env,
+            cwd=NEUTRAL_CWD,
             stdout=subprocess.DEVNULL,
             check=False,
         )
