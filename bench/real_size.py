@@ -188,6 +188,7 @@ def collect(root: Path) -> tuple[float, float, float, str]:
         f"--medbench-data={root}",
     ]
     env = os.environ | {"PYTHONPATH": str(REPO)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode written, as on a user's machine (bench/throughput.py)
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     output = process.stdout.read().decode()

@@ -5,10 +5,17 @@
 First, what a user waits for: the end-to-end ratio, the endpoint bound (items x latency / calls in
 flight) over the whole command's wall time minus that of the same command on 1 item (start-up,
 collection of the data, the report), at 32 and 64 calls in flight, in one process and under -n 2
-(half the calls in flight per worker). Then the sub-window figures, labelled as such: items/s from
-the first to the last answered request as a share of the bound, at concurrency 1 and 8 and under
--n 16, with the start-up until the first model call; collection of 15,000 items; `pytest suites/`
-with the built-in oracle; a fully cached rerun of 15,000 items; the peak RSS of the largest run.
+(half the calls in flight per worker). Then MedR-Bench's free-turn dialogue with an LLM patient agent
+and an LLM judge (many dependent calls per case) against its critical-path bound: the calls of one
+case, which follow one another, x latency x cases / cases in flight. Then the sub-window figures,
+labelled as such: items/s from the first to the last answered request as a share of the bound, at
+concurrency 1 and 8 and under -n 16, with the start-up until the first model call; collection of
+15,000 items; `pytest suites/` with the built-in oracle; a fully cached rerun of 15,000 items (in one
+process and under -n 2); the peak RSS of the largest run.
+
+Every pytest it times runs with PYTHONDONTWRITEBYTECODE unset, whatever this process has: a user's
+Python writes bytecode, so a rerun loads the package (and pytest's rewritten plugin modules) from
+it, where with the variable set every run compiles all of them again (about 1 s a run here).
 """
 
 from __future__ import annotations
@@ -37,6 +44,33 @@ PYTEST = [
 ]
 
 
+def make_medr_data(root: Path, count: int) -> Path:
+    """``count`` synthetic MedR-Bench diagnosis cases, each with ancillary tests to ask for."""
+    folder = root / "medrbench"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = (
+        "- **Patient Information:** 29-year-old woman\n- **Chief Complaint:** Palpitations, case {n}\n"
+        "- **Physical Examination:** Pulse 112/min, fine tremor.\n- **Ancillary Tests:**\n"
+        "  - **Blood count:** haemoglobin 13.1 g/dL.\n  - **Thyroid Function:** TSH {n} suppressed."
+    )  # every case's own tests, so that no judge request is the same for two cases
+    cases = {
+        f"PMC9{n:07d}": {
+            "generate_case": {
+                "case_summary": summary.format(n=n),
+                "differential_diagnosis": "1. Graves disease: goitre and eye signs.",
+                "final_diagnosis": "Graves disease.",
+                "diagnosis_results": "Graves disease",
+            },
+            "body_category": ["Endocrine System"],
+            "disorder_category": ["Metabolic Problems"],
+            "checked_rare_disease": [],
+        }
+        for n in range(count)
+    }
+    (folder / "diagnosis_bench.json").write_text(json.dumps(cases))
+    return root
+
+
 def make_data(root: Path, count: int) -> Path:
     folder = root / "meds-bench" / "MCQA"
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +86,7 @@ def make_data(root: Path, count: int) -> Path:
 
 
 class Server:
-    def __init__(self, latency: float, workdir: Path) -> None:
+    def __init__(self, latency: float, workdir: Path, *, medr: bool = False) -> None:
         self.ready, self.stamps = workdir / "ready", workdir / "stamps.json"
         self.ready.unlink(missing_ok=True)
         command = [
@@ -61,6 +95,7 @@ class Server:
             f"--latency={latency}",
             f"--ready={self.ready}",
             f"--stamps={self.stamps}",
+            *(["--medr"] if medr else []),
         ]
         self.process = subprocess.Popen(command)
         while not self.ready.exists():
@@ -73,13 +108,65 @@ class Server:
         return json.loads(self.stamps.read_text())
 
 
+# Every timed pytest runs here, outside any checkout: ``python -m`` puts its working directory first
+# on sys.path, so run from a checkout it would import that checkout's package whatever PYTHONPATH
+# says (and `PYTHONPATH=<other checkout> python bench/throughput.py` would time the wrong code).
+NEUTRAL_CWD = tempfile.gettempdir()
+
+
 def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, monotonic start) of one pytest run."""
     started = time.monotonic()
     subprocess.run(
-        [*PYTEST, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        [*PYTEST, *args],
+        env=env,
+        cwd=NEUTRAL_CWD,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
     )
     return time.monotonic() - started, started
+
+
+def medr_case(label: str, cases: int, in_flight: int, latency: float, work: Path, env: dict) -> dict:
+    """The free-turn settings of ``cases`` MedR-Bench cases (exam and diagnosis, one dialogue each)
+    with an LLM agent and judge, against the critical-path bound: a case's calls follow one another
+    (the chain), so ``cases / in_flight`` chains one after another at best. The fixed cost taken off
+    the wall is a 1-case run's wall less its own chain."""
+    data = make_medr_data(work / f"medr{cases}", cases)
+
+    def timed_medr(count: int) -> tuple[float, list[float]]:
+        server = Server(latency, work, medr=True)
+        options = [
+            f"--medbench-data={data}",
+            "-m",
+            "exam_free_turn or diagnosis_free_turn",
+            "--model=openai/bench",
+            f"--api-base={server.api_base}",
+            "--judge-model=openai/bench-judge",  # also the patient agent
+            f"--judge-api-base={server.api_base}",
+            "--medbench-no-cache",
+            f"--medbench-limit={count}",
+            f"--medbench-concurrency={in_flight}",
+        ]
+        wall, _ = run(options, env)
+        return wall, server.finish()
+
+    wall, stamps = timed_medr(cases)
+    one, one_stamps = timed_medr(1)
+    chain = len(one_stamps)  # one case's calls: each waits for the one before it
+    bound = chain * latency * max(1.0, cases / in_flight)
+    fixed = one - chain * latency
+    return {
+        "run": label,
+        "cases": cases,
+        "calls": len(stamps),
+        "chain_calls": chain,
+        "wall_s": round(wall, 2),
+        "fixed_s": round(fixed, 2),
+        "critical_path_bound_s": round(bound, 2),
+        "end_to_end_ratio": round(bound / (wall - fixed), 3),
+    }
 
 
 def timed(
@@ -150,6 +237,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer items, for a smoke run")
     args = parser.parse_args()
     env = {**os.environ, "OPENAI_API_KEY": "sk-bench"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # what a user's machine does: see the docstring
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -160,6 +248,9 @@ def main() -> None:
                 count = n * in_flight // 16  # about 3 s of calls at the bound
                 label = f"end to end, {in_flight} in flight" + (f", -n {workers}" if workers else "")
                 rows.append(end_to_end(label, count, in_flight, workers, args.latency, big, work, env))
+        cases = 64 if args.quick else 256
+        label = "MedR-Bench free-turn dialogue, LLM agent and judge, 32 cases in flight"
+        rows.append(medr_case(label, cases, 32, args.latency, work, env))
         wall, _ = run(["--collect-only", f"--medbench-data={big}"], env)
         rows.append({"run": "collect 15,000 items", "wall_s": round(wall, 2)})
         oracle, _ = run(["--model=medbench/oracle"], env)
@@ -174,6 +265,7 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "-m", "pytest", str(trivial), "-q", "-p", "no:cacheprovider"],
             env=env,
+            cwd=NEUTRAL_CWD,
             stdout=subprocess.DEVNULL,
             check=False,
         )
@@ -201,8 +293,10 @@ def main() -> None:
         fill_wall, _ = run(fill, env)
         server.finish()
         rerun_wall, _ = run(fill, env)
+        rerun_n2_wall, _ = run([*fill, "-n", "2"], env)
         rows.append({"run": "fill the cache (concurrency 64)", "wall_s": round(fill_wall, 1)})
         rows.append({"run": "fully cached rerun", "wall_s": round(rerun_wall, 1)})
+        rows.append({"run": "fully cached rerun, -n 2", "wall_s": round(rerun_n2_wall, 1)})
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rows.append({"run": "peak RSS of any run", "rss_mb": round(peak_mb)})
     print(json.dumps(rows, indent=1))

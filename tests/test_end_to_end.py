@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai_server import Reply
 
 from conftest import FIXTURES, SUITES, stable
-from pytest_medbench.report.leaderboard import LeaderboardError, validate
+from pytest_medbench.report.leaderboard import LeaderboardError, _items_plainly_valid, _validator, validate
 
 
 def test_oracle_is_perfect_on_every_bundled_task_under_strict_scoring(run_suites, tmp_path):
@@ -75,6 +78,55 @@ def test_leaderboard_is_valid_and_complete(run_suites):
     broken = json.loads(json.dumps(board))
     broken["tasks"][0]["metrics"]["accuracy"] = {"value": 140, "ci95": [0, 1], "n": 1}
     with pytest.raises(LeaderboardError, match="/tasks/0/metrics/accuracy/value"):
+        validate(broken)
+
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+number = st.none() | st.integers() | st.floats()
+good_entry = st.fixed_dictionaries(
+    {"passed": st.booleans(), "scores": st.dictionaries(st.text(max_size=3), number, max_size=3)},
+    optional={
+        "error": st.none() | st.text(max_size=3),
+        "counts": st.dictionaries(st.text(max_size=3), st.integers() | st.floats(), max_size=3),
+        "unscorable": st.booleans(),
+    },
+)
+entry_like = good_entry | st.dictionaries(
+    st.sampled_from(["passed", "scores", "error", "counts", "unscorable", "other"]), anything, max_size=5
+)
+items_like = st.dictionaries(
+    st.text(max_size=3), st.dictionaries(st.text(max_size=3), entry_like, max_size=3)
+)
+
+
+def _schema_accepts_items(items: object) -> bool:
+    errors = _validator().iter_errors({"items": items})
+    return not [error for error in errors if list(error.absolute_path)[:1] == ["items"]]
+
+
+@given(st.dictionaries(st.text(max_size=3), st.dictionaries(st.text(max_size=3), good_entry, max_size=3)))
+def test_every_well_formed_items_section_takes_the_fast_path(items):
+    assert _items_plainly_valid(items) and _schema_accepts_items(items)
+
+
+@settings(max_examples=400)
+@given(items_like | anything)
+def test_what_the_fast_items_check_passes_the_schema_passes(items):
+    if _items_plainly_valid(items):
+        assert _schema_accepts_items(items)
+
+
+def test_a_bad_item_entry_is_still_reported_where_it_is(run_suites):
+    _, board = run_suites("--model", "medbench/oracle", "--medbench-limit", "2")
+    broken = json.loads(json.dumps(board))
+    task = next(iter(broken["items"]))
+    item = next(iter(broken["items"][task]))
+    broken["items"][task][item]["scores"]["accuracy"] = "1"
+    with pytest.raises(LeaderboardError, match=f"/items/{task}/{item}/scores/accuracy"):
         validate(broken)
 
 
@@ -236,12 +288,103 @@ def test_concurrency_overlaps_the_tests_with_the_calls_still_in_flight(pytester,
 
     with OpenAIServer(answer) as server:
         result = pytester.runpytest(
-            str(SUITES), "-p", "no:cacheprovider", "-k", "mcqa", "--model=openai/slow",
-            f"--api-base={server.api_base}", "--medbench-no-cache", "--medbench-concurrency=4",
-            "--medbench-report", str(tmp_path / "leaderboard.json"), plugins=[Watch()],
+            str(SUITES),
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "mcqa",
+            "--model=openai/slow",
+            f"--api-base={server.api_base}",
+            "--medbench-no-cache",
+            "--medbench-concurrency=4",
+            "--medbench-report",
+            str(tmp_path / "leaderboard.json"),
+            plugins=[Watch()],
         )
     assert result.ret in (0, 1) and len(server.requests) == 17
     assert late_saw_a_report and all(late_saw_a_report), late_saw_a_report
+
+
+MEDR_SCRIPT = (  # (words in the last message, reply): the patient agent and the judge
+    ("The colleague asks for:", "Thyroid function: TSH suppressed."),
+    ("List each separate test", '[{"type": "laboratory", "test_name": "TSH", "info_required": "thyroid"}]'),
+    ("Is the following test", "Yes"),
+    ("Does the predicted diagnosis", "Correct"),
+)
+
+
+def medr_scripted(request: dict, number: int) -> Reply:
+    """MedR-Bench's model, agent and judge by the wording of the last message; the model asks for
+    another test on each turn, so no two requests of a dialogue are alike."""
+    last = request["messages"][-1]["content"]
+    reply = next((reply for words, reply in MEDR_SCRIPT if words in last), None)
+    if reply is None:
+        turn = sum(message["role"] == "assistant" for message in request["messages"])
+        reply = (
+            "### Chain of Thought:\n<step 1> Thyroid.\n"
+            f"### Additional Information Required:\n1. Test number {turn}\n### Conclusion:\nGraves disease"
+        )
+    return Reply(content=reply, hang_s=0.02)
+
+
+def test_concurrency_answers_both_settings_of_a_dialogue_in_the_pool(run_suites, monkeypatch):
+    """The two free-turn settings share one dialogue: the pool answers both (the second's judge
+    calls included), so the test loop makes no call of its own, and the leaderboard and the
+    request count are a sequential run's."""
+    import threading
+
+    from openai_server import OpenAIServer
+
+    from pytest_medbench.models.client import ModelClient
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    callers: list[str] = []
+    complete = ModelClient.complete
+
+    def watched(self, *args, **kwargs):
+        callers.append(threading.current_thread().name)
+        return complete(self, *args, **kwargs)
+
+    monkeypatch.setattr(ModelClient, "complete", watched)
+    with OpenAIServer(medr_scripted) as server:
+        options = [
+            "-m",
+            "exam_free_turn or diagnosis_free_turn",
+            "--model=openai/m",
+            f"--api-base={server.api_base}",
+            "--judge-model=openai/judge",
+            f"--judge-api-base={server.api_base}",
+            "--medbench-no-cache",
+        ]
+        _, sequential = run_suites(*options, report="sequential.json")
+        asked_sequentially, callers[:] = len(server.requests), []
+        _, concurrent = run_suites(*options, "--medbench-concurrency=4", report="concurrent.json")
+    assert asked_sequentially > 0 and len(server.requests) == 2 * asked_sequentially
+    assert callers and all(name.startswith("medbench-prefetch") for name in callers), set(callers)
+    assert stable(concurrent) == stable(sequential)
+    assert [t["passed"] for t in concurrent["tasks"]] == [t["n"] for t in concurrent["tasks"]]
+
+
+def test_concurrency_without_a_cache_asks_a_repeated_request_as_often_as_a_sequential_run(
+    run_suites, monkeypatch, tmp_path
+):
+    """--medbench-no-cache in one process keeps no cache at all, so a request that comes up twice
+    (here 12 items with one question) is asked twice, as a sequential run asks it."""
+    from openai_server import OpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    answer = "The right answer is A: x"
+    instances = [{"input": "Question: Which?\nOptions: A: x\tB: y", "output": answer}] * 12
+    (folder / "task57_same.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
+    with OpenAIServer(lambda request, number: Reply(content=answer, hang_s=0.05)) as server:
+        options = ["--model=openai/m", f"--api-base={server.api_base}", "--medbench-no-cache"]
+        options += [f"--medbench-data={tmp_path / 'data'}", "--medbench-shots=0"]
+        run_suites(*options, report="sequential.json")
+        assert len(server.requests) == 12
+        run_suites(*options, "--medbench-concurrency=4", report="concurrent.json")
+    assert len(server.requests) == 24
 
 
 def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):
@@ -254,8 +397,13 @@ def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monke
 
     with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.3)) as server:
         result, _ = run_suites(
-            "-k", "mcqa", "-x", "--model=openai/wrong", f"--api-base={server.api_base}",
-            "--medbench-no-cache", "--medbench-concurrency=2",
+            "-k",
+            "mcqa",
+            "-x",
+            "--model=openai/wrong",
+            f"--api-base={server.api_base}",
+            "--medbench-no-cache",
+            "--medbench-concurrency=2",
         )
         time.sleep(3)  # long enough for a pool left running to ask every item
     assert result.ret == 1
@@ -313,9 +461,45 @@ def test_builtin_models_never_import_litellm(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-c", BUILTIN_RUN, str(SUITES), *models],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+FREEZE_RUN = """
+import gc, sys, pytest
+for limit in sys.argv[3:]:
+    pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", "medbench/oracle", "--medbench-data",
+                 sys.argv[2], "--medbench-limit", limit])
+    print("FROZEN AFTER", limit, gc.get_freeze_count() > 0)
+"""
+
+
+def test_a_big_run_spares_pytests_last_garbage_collections(tmp_path):
+    """From 1,000 items on, what the run leaves is collected once and frozen before pytest's five
+    last full collections (they would each walk it all); a smaller run leaves the collector alone."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, mcqa_data
+
+    data = mcqa_data(tmp_path, 1000)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZE_RUN, str(SUITES), str(data), "500", "1000"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert "FROZEN AFTER 500 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "FROZEN AFTER 1000 True" in done.stdout
 
 
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):

@@ -78,28 +78,6 @@ def cache_key(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-class MemoryCache:
-    """Answers kept for this process only (``--medbench-no-cache`` with concurrency): they carry the
-    prefetched answers to the tests. A dict, since its reads and writes are atomic across threads."""
-
-    claims = False  # one process: nobody else could be asking
-
-    def __init__(self) -> None:
-        self._answers: dict[str, dict[str, Any]] = {}
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self._answers.get(key)
-
-    def put(self, key: str, model: str, response: dict[str, Any]) -> None:
-        self._answers[key] = response
-
-    def __len__(self) -> int:
-        return len(self._answers)
-
-    def close(self) -> None:
-        self._answers.clear()
-
-
 class ResponseCache:
     """The answers on disk. With ``claims`` (xdist workers, or separate runs sharing the file), a
     process about to ask the model first claims the request, and one that finds it claimed waits for
@@ -180,9 +158,6 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
-
-
-Cache = ResponseCache | MemoryCache
 
 
 def _switch_to_wal(db: sqlite3.Connection, attempts: int = 100) -> None:

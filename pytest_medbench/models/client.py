@@ -17,7 +17,7 @@ from typing import Any
 
 from .aliases import resolve
 from .builtin import BuiltinTransport
-from .cache import Cache, cache_key
+from .cache import ResponseCache, cache_key
 from .classify import EmptyAnswer, Refused, classify
 from .completion import Completion
 from .errors import ModelCallError
@@ -100,7 +100,7 @@ class ModelClient:
         spec: ModelSpec,
         params: GenerationParams,
         *,
-        cache: Cache | None,
+        cache: ResponseCache | None,
         timeout_s: float,
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,

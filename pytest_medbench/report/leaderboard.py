@@ -27,10 +27,45 @@ def _validator() -> Any:
 
 
 def validate(leaderboard: dict[str, Any]) -> None:
+    # jsonschema walks every per-item entry: 0.49 s for 15,000 items, against about 0.01 s for the
+    # plain check of the same rules; so it sees "items" only when that check finds fault there
+    if _items_plainly_valid(leaderboard.get("items")):
+        leaderboard = {**leaderboard, "items": {}}
     errors = sorted(_validator().iter_errors(leaderboard), key=lambda e: list(e.absolute_path))
     if errors:
         where = "/" + "/".join(str(p) for p in errors[0].absolute_path)
         raise LeaderboardError(f"leaderboard invalid at {where}: {errors[0].message}")
+
+
+_ITEM_KEYS = frozenset(("passed", "scores", "error", "counts", "unscorable"))
+_NUMBERS = (int, float)  # JSON numbers as json.loads gives them; a bool is none
+
+
+def _items_plainly_valid(items: object) -> bool:
+    """True when ``items`` certainly meets the schema's "items" rules, checked in plain Python with
+    the schema's exact types (a bool is no number); entries with keys the schema does not name are
+    left to jsonschema."""
+    if type(items) is not dict:
+        return False
+    for task in items.values():
+        if type(task) is not dict:
+            return False
+        for entry in task.values():
+            if type(entry) is not dict or not entry.keys() <= _ITEM_KEYS:
+                return False
+            if type(entry.get("passed")) is not bool:
+                return False
+            scores = entry.get("scores")
+            if type(scores) is not dict or not all(v is None or type(v) in _NUMBERS for v in scores.values()):
+                return False
+            if "error" in entry and entry["error"] is not None and type(entry["error"]) is not str:
+                return False
+            counts = entry.get("counts", {})
+            if type(counts) is not dict or not all(type(v) in _NUMBERS for v in counts.values()):
+                return False
+            if "unscorable" in entry and type(entry["unscorable"]) is not bool:
+                return False
+    return True
 
 
 def build(

@@ -17,7 +17,7 @@ import pytest
 from ..data.files import MEDR_DIR
 from ..judge.evidence import NO_EVIDENCE
 from ..judge.llm import JUDGE_TEMPERATURE
-from ..models.cache import Cache, MemoryCache, ResponseCache
+from ..models.cache import ResponseCache
 from ..models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from ..options import DEFAULT_MODEL, Settings, split_judge
 from ..prompts.medr import MedrPrompts
@@ -35,7 +35,7 @@ class Clients:
         self.run_id = run_id
         self._config = config
         self._hook = config.hook
-        self._cache: Cache | None = None
+        self._cache: ResponseCache | None = None
         # under -n, the file every worker reads and writes answers in (see worker_cache_path)
         self._worker_input: dict = getattr(config, "workerinput", {})
         self._scratch: Path | None = None
@@ -84,17 +84,16 @@ class Clients:
     def _new_client(
         self, spec: ModelSpec, params: GenerationParams, revision: str | None = None
     ) -> ModelClient:
-        """A client sharing the run's cache; with no cache file but concurrency, an in-memory cache
-        (or the controller's scratch file, under -n) carries the prefetched answers to the tests.
-        Every process claims each request in the file before asking it (xdist workers, and separate
-        runs sharing one cache), so none is asked twice at once.
-        Built-in models are never cached."""
+        """A client sharing the run's cache; with no cache file but concurrency under -n, the
+        controller's scratch file carries what one worker prefetched to the others. Every process
+        claims each request in the file before asking it (xdist workers, and separate runs sharing
+        one cache), so none is asked twice at once. One process with no cache file keeps none: its
+        tests take the prefetched results themselves, and a request asked twice is asked twice, as
+        in a sequential run. Built-in models are never cached."""
         if self._cache is None and not spec.builtin:
             path = self.settings.cache_path or self._worker_input.get("medbench_cache")
             if path:
                 self._cache = ResponseCache(path, claims=True)
-            elif self.settings.concurrency > 1:
-                self._cache = MemoryCache()
         retry = RetryPolicy(max_retries=self.settings.retries, backoff_s=self.settings.backoff_s)
         return ModelClient(
             spec,

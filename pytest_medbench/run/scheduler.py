@@ -54,17 +54,19 @@ class Scheduler:
 
         Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. A
         bounded pool keeps N calls in flight ahead of the test loop. Errors are left for the test to
-        meet again and report; one item per dialogue is prefetched, since its sibling reuses the same
-        conversation (its test waits for that). An xdist worker takes its own share of them (every
-        worker collected the same list); the shared cache's claims keep a test from asking again
-        what another worker is still asking. ``stop_prefetch`` ends it.
+        meet again and report; the two settings of one dialogue are answered one after the other by
+        one task, the second reusing the conversation (and both tests wait for that task), so the
+        second's judge calls are not left for the test loop to make one by one. An xdist worker
+        takes its own share of them (every worker collected the same list); the shared cache's
+        claims keep a test from asking again what another worker is still asking.
+        ``stop_prefetch`` ends it.
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        first_of_dialogue: dict[tuple[str, ...], EvalItem] = {}
+        dialogues: dict[tuple[str, ...], list[EvalItem]] = {}
         for item in items:
-            first_of_dialogue.setdefault(_dialogue_key(item), item)
-        chosen = list(first_of_dialogue.items())
+            dialogues.setdefault(_dialogue_key(item), []).append(item)
+        chosen = list(dialogues.items())
         if self._worker_input:  # shares by dialogue, so that both settings of one land together
             count = self._worker_input["workercount"]
             worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
@@ -74,17 +76,18 @@ class Scheduler:
         # on Python 3.12+, and the threads below would each make their own
         _ = (self._clients.client, self._clients.judge_clients, self._clients.agent_client)
 
-        def answer(item: EvalItem) -> None:
-            record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
-            try:
-                self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
-            except ModelCallError as exc:
-                self._prefetch_failed[record.key] = (record, exc)
-            except Exception:  # the test meets the same error again and reports it
-                pass
+        def answer(group: list[EvalItem]) -> None:
+            for item in group:
+                record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
+                try:
+                    self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+                except ModelCallError as exc:
+                    self._prefetch_failed[record.key] = (record, exc)
+                except Exception:  # the test meets the same error again and reports it
+                    pass
 
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="medbench-prefetch")
-        self._ahead = {key: self._pool.submit(answer, item) for key, item in chosen}
+        self._ahead = {key: self._pool.submit(answer, group) for key, group in chosen}
 
     def stop_prefetch(self) -> None:
         """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
