@@ -364,6 +364,22 @@ def test_epochs_with_fractional_scores_are_seen(new):
     assert task.delta < 0 and task.p_value < 0.05 and task.ci95[1] < 0
 
 
+def test_a_tiny_change_in_a_continuous_score_keeps_the_interval_of_no_change():
+    """ROUGE-L 0.37 on 20 items, one of which moved by 0.001: Agresti-Min's pad of +-1 at weight 1/2 gives,
+    by hand, variance ((0.001^2 + 1) / 22 - (0.001 / 22)^2) / 22, so 1.96 x 0.04545 = 8.91 points
+    each side, the same as with no change at all; a pad at the observed difference collapsed it."""
+
+    def graded(values):
+        rows = np.array(values, dtype=float)[:, None]
+        return stats.Stratum(1.0, rows, lambda totals: totals[..., 0], False)
+
+    old = [0.37] * 20
+    for new in (old, [0.371] + [0.37] * 19):
+        result = stats.change([(graded(old), graded(new))], 0.05)
+        assert result.low == pytest.approx(-0.0891, abs=2e-4)
+        assert result.high == pytest.approx(0.0891, abs=2e-4)
+
+
 # -- the command and the in-run baseline --------------------------------------------------------
 
 

@@ -340,17 +340,28 @@ def _two_way_noise(differences: np.ndarray) -> float:
     return 2 * min(gains, losses) / len(differences)
 
 
+def _grid_step(scores: np.ndarray, most_epochs: int = 10) -> float:
+    """1/E for scores that are all multiples of 1/E (E <= most_epochs; E = 1 for 0/1 scores), else 1:
+    continuous scores have no grid, and their pad spans the whole range."""
+    for epochs in range(1, most_epochs + 1):
+        scaled = scores * epochs
+        if np.allclose(scaled, np.round(scaled), rtol=0, atol=1e-9):
+            return 1.0 / epochs
+    return 1.0
+
+
 def _agresti_min(pairs: list[tuple[Stratum, Stratum]]) -> tuple[float, float]:
     """Agresti & Min (2005) for paired proportions, stratified: each task's differences get the
     pseudo-differences +1 and -1 (weight 1/2 each) and 0 (weight 1), i.e. 1/2 added to each cell of
-    its 2x2 table. Graded differences are padded at their own largest size instead of at 1: a pad of
-    +-1 beside differences of 1/3 widened six equal losses to an interval over 0 that the sign-flip
-    test (p = 2/2**6) rejects; at the observed scale the two agree, and 0/1 data keep Agresti-Min."""
+    its 2x2 table. Continuous scores are padded the same way (+-1, the whole range). Scores on a
+    grid, the means of E epochs of 0/1 items, are padded at their largest difference, never under
+    the grid's step 1/E: a pad of +-1 beside differences of 1/3 widened six equal losses to an
+    interval over 0 that the sign-flip test (p = 2/2**6) rejects."""
     centre, variance = 0.0, 0.0
     for old, new in pairs:
         differences = new.rows[:, 0] - old.rows[:, 0]
-        largest = float(np.abs(differences).max(initial=0.0))
-        pad = largest if largest > 0 else 1.0  # no change at all: Agresti-Min's pad keeps a width
+        step = _grid_step(np.concatenate([old.rows[:, 0], new.rows[:, 0]]))
+        pad = max(float(np.abs(differences).max(initial=0.0)), step) if step < 1 else 1.0
         size = old.n + 2
         mean = differences.sum() / size
         centre += old.weight * mean
