@@ -31,7 +31,7 @@ def needs_shared(path: Path) -> pytest.MarkDecorator:
 
 
 # Fields that legitimately differ between two runs of the same evaluation.
-VOLATILE = ("latency_s", "started", "finished", "cache_hits", "tokens", "cost_usd")
+VOLATILE = ("latency_s", "started", "finished", "cache_hits", "reused", "tokens", "cost_usd")
 
 
 @pytest.fixture(scope="session", autouse=True)

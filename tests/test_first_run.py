@@ -200,8 +200,8 @@ def test_a_shared_dialogue_is_reused_not_a_cache_hit_for_the_builtin_model(pytes
     """Built-in models are never cached. Two MedR-Bench settings share each dialogue: the second
     reuses the first's answers. The 1-turn dialogue is two model calls (ask, then diagnose); the
     baseline's free-turn dialogue is one (it asks for nothing more)."""
-    samples = tmp_path / "samples.jsonl"
-    _run(pytester, "-m", "medr", "--medbench-samples", str(samples))
+    samples, report = tmp_path / "samples.jsonl", tmp_path / "board.json"
+    _run(pytester, "-m", "medr", "--medbench-samples", str(samples), "--medbench-report", str(report))
     usage = {}
     for text in samples.read_text(encoding="utf-8").splitlines():
         record = json.loads(text)
@@ -214,6 +214,9 @@ def test_a_shared_dialogue_is_reused_not_a_cache_hit_for_the_builtin_model(pytes
         for exam, diagnosis, calls in dialogues:
             pair = sorted((usage[t, case]["calls"], usage[t, case]["reused"]) for t in (exam, diagnosis))
             assert pair == [(0, calls), (calls, 0)], (case, exam)
+    tasks = json.loads(report.read_text(encoding="utf-8"))["tasks"]
+    assert sum(entry["reused"] for entry in tasks) == 4 * (2 + 1)  # 4 cases: 2 + 1 reused answers each
+    assert sum(entry["cache_hits"] for entry in tasks) == 0
 
 
 def _forty_task_data(tmp_path):

@@ -133,7 +133,7 @@ def test_aliases_resolve_and_pyproject_extends_them(pytester, openai_server, mon
 # MedR-Bench answers reused from a shared dialogue: per case, the 1-turn dialogue's 2 model calls and
 # the baseline's one free turn (it asks for nothing more), each reused by the second setting: 4 x 3 = 12.
 PROGRESS = (
-    r"\[medbench\] {done}/99 items \({share}%\), 0 errors, 0 cache hits, 12 reused from shared dialogues, "
+    r"\[medbench\] {done}/99 items \({share}%\), 0 errors, 0 cache hits, 12 reused within the run, "
     r"0 tokens, \$0\.0000 so far, ETA \dm\d\ds"
 )
 

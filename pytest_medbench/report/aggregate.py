@@ -54,6 +54,7 @@ def _usage(records: Iterable[ItemRecord]) -> dict:
         },
         "cost_usd": round(sum(r.usage.cost_usd for r in records), 6),
         "cache_hits": sum(r.usage.cache_hits for r in records),
+        "reused": sum(r.usage.reused for r in records),
         "latency_s": round(latency / live_calls, 4) if live_calls else None,
         "judge_tokens": {
             "prompt": sum(u.prompt_tokens for u in judge),
@@ -141,6 +142,7 @@ def combine(entries: list[dict], metrics: dict[str, dict], **identity: str) -> d
         "tokens": {k: sum(e["tokens"][k] for e in entries) for k in ("prompt", "completion")},
         "cost_usd": round(sum(e["cost_usd"] for e in entries), 6),
         "cache_hits": sum(e["cache_hits"] for e in entries),
+        "reused": sum(e["reused"] for e in entries),
         "latency_s": round(sum(e["latency_s"] for e in live) / len(live), 4) if live else None,
         "judge_tokens": {k: sum(e["judge_tokens"][k] for e in entries) for k in ("prompt", "completion")},
         "judge_cost_usd": round(sum(e["judge_cost_usd"] for e in entries), 6),

@@ -55,7 +55,7 @@ class Progress:
         elapsed = now - self._started
         remaining = elapsed / self.done * (self.total - self.done) if self.done else 0.0
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
-        reused = f", {self.reused} reused from shared dialogues" if self.reused else ""
+        reused = f", {self.reused} reused within the run" if self.reused else ""
         counts = f"{self.errors} errors, {self.cache_hits} cache hits{reused}, {self.tokens:,} tokens"
         spent = f"${self.cost_usd:.4f} so far, ETA {_duration(remaining)}"
         return f"[medbench] {self.done}/{self.total} items{share}, {counts}, {spent}"
