@@ -313,13 +313,14 @@ MEDR_SCRIPT = (  # (words in the last message, reply): the patient agent and the
 )
 
 
-def medr_scripted(request: dict, number: int) -> Reply:
+def medr_scripted(request: dict, number: int, same_test: bool = False) -> Reply:
     """MedR-Bench's model, agent and judge by the wording of the last message; the model asks for
-    another test on each turn, so no two requests of a dialogue are alike."""
+    another test on each turn, so no two requests of a dialogue are alike (or, with ``same_test``,
+    for the same test on every turn, so the agent is asked the same request again and again)."""
     last = request["messages"][-1]["content"]
     reply = next((reply for words, reply in MEDR_SCRIPT if words in last), None)
     if reply is None:
-        turn = sum(message["role"] == "assistant" for message in request["messages"])
+        turn = 1 if same_test else sum(message["role"] == "assistant" for message in request["messages"])
         reply = (
             "### Chain of Thought:\n<step 1> Thyroid.\n"
             f"### Additional Information Required:\n1. Test number {turn}\n### Conclusion:\nGraves disease"
@@ -385,6 +386,45 @@ def test_concurrency_without_a_cache_asks_a_repeated_request_as_often_as_a_seque
         assert len(server.requests) == 12
         run_suites(*options, "--medbench-concurrency=4", report="concurrent.json")
     assert len(server.requests) == 24
+
+
+def test_xdist_without_a_cache_asks_a_repeated_request_as_often_as_a_sequential_run(
+    run_suites, monkeypatch, tmp_path
+):
+    """Under -n with no cache file, the workers' scratch file carries an item's (or a shared
+    dialogue's) prefetched answers to its test and nothing across items: a request that two items,
+    or two turns of one dialogue, repeat is asked each time, as a sequential run asks it."""
+    from functools import partial
+
+    from openai_server import OpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    answer = "The right answer is A: x"
+    instances = [{"input": "Question: Which?\nOptions: A: x\tB: y", "output": answer}] * 4
+    (folder / "task57_same.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
+    runs = {  # the free-turn dialogues of the bundled cases, then four MCQA items with one prompt
+        "medr": ["-m", "exam_free_turn or diagnosis_free_turn", "--judge-model=openai/judge"],
+        "mcqa": [f"--medbench-data={tmp_path / 'data'}", "--medbench-shots=0"],
+    }
+    asked, boards = {}, {}
+    with OpenAIServer(partial(medr_scripted, same_test=True)) as server:
+        base = ["--model=openai/m", f"--api-base={server.api_base}", "--medbench-no-cache"]
+        base.append(f"--judge-api-base={server.api_base}")
+        for name, options in runs.items():
+            for way, more in (("sequential", []), ("xdist", ["-n", "2", "--medbench-concurrency=2"])):
+                before = len(server.requests)
+                _, boards[name, way] = run_suites(*base, *options, *more, report=f"{name}-{way}.json")
+                asked[name, way] = [
+                    json.dumps(request, sort_keys=True) for request in server.requests[before:]
+                ]
+    # the agent is asked the same request on turns 1-4 of each dialogue
+    assert len(set(asked["medr", "sequential"])) < len(asked["medr", "sequential"])
+    assert len(asked["mcqa", "sequential"]) == 4
+    for name in runs:  # the same requests, each as many times
+        assert sorted(asked[name, "xdist"]) == sorted(asked[name, "sequential"]), name
+        assert stable(boards[name, "xdist"]) == stable(boards[name, "sequential"]), name
 
 
 def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):

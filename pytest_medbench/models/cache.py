@@ -14,6 +14,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,24 @@ def cache_key(request: dict[str, Any]) -> str:
     """
     canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ItemScope:
+    """Where one item's requests are stored in the -n workers' scratch file (no cache file): under
+    the item's name (a MedR-Bench dialogue's, for the calls its two settings share) and how often
+    the item has asked the request before. Its test, on any worker, finds what the prefetch asked
+    for it, while a request another item, or a later turn, repeats is asked again, as in a
+    sequential run without a cache. One per item and epoch, used by one thread at a time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._asked: Counter[str] = Counter()
+
+    def key(self, key: str) -> str:
+        """The scratch key of the next asking of the request whose cache key is ``key``."""
+        occurrence = self._asked[key]
+        self._asked[key] += 1
+        return cache_key({"request": key, "scope": self.name, "occurrence": occurrence})
 
 
 class ResponseCache:

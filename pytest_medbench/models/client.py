@@ -17,7 +17,7 @@ from typing import Any
 
 from .aliases import resolve
 from .builtin import BuiltinTransport
-from .cache import ResponseCache, cache_key
+from .cache import ItemScope, ResponseCache, cache_key
 from .classify import EmptyAnswer, Refused, classify
 from .completion import Completion
 from .errors import ModelCallError
@@ -128,11 +128,13 @@ class ModelClient:
         epoch: int = 0,
         context: dict | None = None,
         paid_by: str = "",
+        scope: ItemScope | None = None,
     ) -> Completion:
         """One answer to ``messages``; raises ModelCallError when none can be had.
 
         ``context`` describes the item for the built-in models only; it never reaches a real provider.
-        ``paid_by`` is stored with a new answer (see ``Completion.paid_by``).
+        ``paid_by`` is stored with a new answer (see ``Completion.paid_by``). ``scope`` keys the
+        answer to one item's asking of it (the -n scratch file; see ``ItemScope``).
         """
         if self._fatal is not None:
             raise self._fatal
@@ -144,6 +146,8 @@ class ModelClient:
         if self.revision is not None:  # --model-revision: another revision of a model never shares answers
             request["revision"] = self.revision
         key = cache_key({**request, "epoch": epoch})
+        if scope is not None:
+            key = scope.key(key)
         if (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
         claimed = self.cache.claims

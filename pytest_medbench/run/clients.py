@@ -81,6 +81,13 @@ class Clients:
             self._scratch = Path(tempfile.mkdtemp(prefix="medbench-"))
         return self._scratch / "responses.sqlite3"
 
+    @property
+    def scratch(self) -> bool:
+        """Whether the cache is the controller's scratch file: it carries each item's answers from
+        the prefetch to the item's test and nothing across items (see ``ItemScope``), where a cache
+        file answers any request it holds."""
+        return self.settings.cache_path is None and "medbench_cache" in self._worker_input
+
     def _new_client(
         self, spec: ModelSpec, params: GenerationParams, revision: str | None = None
     ) -> ModelClient:

@@ -9,14 +9,23 @@ from ..judge.agent import LLMAgent
 from ..judge.jury import Jury
 from ..judge.llm import LLMJudge
 from ..judge.offline import OfflineAgent, OfflineJudge
+from ..models.cache import ItemScope
 from ..models.client import ModelClient
 from ..report.records import ItemRecord, Usage
 from .clients import Clients
 
 
-def item_services(clients: Clients, record: ItemRecord, epoch: int, conversations: dict) -> Services:
-    """The model, judge and agent for one item and epoch, metering usage into its record."""
+def item_services(
+    clients: Clients, record: ItemRecord, epoch: int, conversations: dict, unit: tuple[str, ...]
+) -> Services:
+    """The model, judge and agent for one item and epoch, metering usage into its record.
+
+    In a scratch file, the model's and the agent's answers (the solve) are kept under ``unit``, the
+    item's prefetch unit, so that the other setting of a MedR-Bench dialogue finds the dialogue on
+    any worker; the judges' (the scoring) under the item alone."""
     payer = f"{clients.run_id} {'/'.join(record.key)}"
+    solving = ItemScope(f"solve {'/'.join(unit)}") if clients.scratch else None
+    scoring = ItemScope(f"score {'/'.join(record.key)}") if clients.scratch else None
     calls: list[tuple[str, Any]] = []
 
     def meter(kind: str, completion: Any, reused: bool = False) -> None:
@@ -34,26 +43,29 @@ def item_services(clients: Clients, record: ItemRecord, epoch: int, conversation
 
     def ask_model(messages: list[dict[str, str]], context: dict) -> Any:
         record.messages = list(messages)  # kept even when the call fails, for the samples file
-        completion = clients.client.complete(messages, epoch=epoch, context=context, paid_by=payer)
+        completion = clients.client.complete(
+            messages, epoch=epoch, context=context, paid_by=payer, scope=solving
+        )
         meter("model", completion)
         if not clients.model.builtin and (origin := completion.provenance()) not in record.provenance:
             record.provenance.append(origin)
         return completion
 
-    def metered(client: ModelClient) -> Any:
+    def metered(client: ModelClient, scope: ItemScope | None) -> Any:
         def ask(messages: list[dict[str, str]]) -> str:
-            completion = client.complete(messages, paid_by=payer)
+            completion = client.complete(messages, paid_by=payer, scope=scope)
             meter("judge", completion)  # the judge's and the agent's usage
             return completion.text
 
         return ask
 
     judges = [
-        LLMJudge(metered(client), clients.prompts, clients.evidence) for client in clients.judge_clients
+        LLMJudge(metered(client, scoring), clients.prompts, clients.evidence)
+        for client in clients.judge_clients
     ]
     judge = OfflineJudge() if not judges else judges[0] if len(judges) == 1 else Jury(judges)
     agent_client = clients.agent_client
-    agent = LLMAgent(metered(agent_client), clients.prompts) if agent_client else OfflineAgent()
+    agent = LLMAgent(metered(agent_client, solving), clients.prompts) if agent_client else OfflineAgent()
     return Services(ask_model, judge, agent, clients.prompts, conversations, epoch, calls, recount)
 
 

@@ -45,7 +45,7 @@ class Scheduler:
 
     def services(self, record: ItemRecord, epoch: int) -> Services:
         """The model, judge and agent for one item and epoch, metering usage into its record."""
-        return item_services(self._clients, record, epoch, self._conversations)
+        return item_services(self._clients, record, epoch, self._conversations, _dialogue_key(*record.key))
 
     def prefetch(self, items: list[EvalItem]) -> None:
         """Start answering ``items`` ``--medbench-concurrency`` at a time, in the order the tests will
@@ -65,7 +65,7 @@ class Scheduler:
 
         dialogues: dict[tuple[str, ...], list[EvalItem]] = {}
         for item in items:
-            dialogues.setdefault(_dialogue_key(item), []).append(item)
+            dialogues.setdefault(_dialogue_key(item.benchmark, item.task, item.item_id), []).append(item)
         chosen = list(dialogues.items())
         if self._worker_input:  # shares by dialogue, so that both settings of one land together
             count = self._worker_input["workercount"]
@@ -111,7 +111,7 @@ class Scheduler:
         record = ItemRecord(item.benchmark, item.task, item.category, item.item_id, node.nodeid, item.tags)
         record.reference = item.reference
         node.stash[RECORD_KEY] = record
-        if self._ahead and (ahead := self._ahead.pop(_dialogue_key(item), None)) is not None:
+        if self._ahead and (ahead := self._ahead.pop(_dialogue_key(*record.key), None)) is not None:
             wait([ahead])  # this item's answers (or its dialogue's), from the prefetch
         try:
             if (done := self._prefetched.pop(record.key, None)) is not None:
@@ -150,13 +150,13 @@ def _take_prefetched(record: ItemRecord, prefetched: ItemRecord) -> None:
     record.no_content = prefetched.no_content
 
 
-def _dialogue_key(item: EvalItem) -> tuple[str, ...]:
+def _dialogue_key(benchmark: str, task: str, item_id: str) -> tuple[str, ...]:
     """The two settings of one MedR-Bench dialogue share a key (they share the conversation); every
     other item has its own."""
     from ..items.medr import DIALOGUE_MODE
 
-    mode = DIALOGUE_MODE.get(item.task)
-    return (item.item_id, mode) if mode else (item.benchmark, item.task, item.item_id)
+    mode = DIALOGUE_MODE.get(task)
+    return (item_id, mode) if mode else (benchmark, task, item_id)
 
 
 def _mean_scores(per_epoch: list[dict[str, float | None]]) -> dict[str, float | None]:
