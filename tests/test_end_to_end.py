@@ -450,6 +450,32 @@ def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monke
     assert len(server.requests) <= 8  # 17 items selected; 2 in flight when the first test fails
 
 
+def test_a_test_loop_cut_short_stops_the_items_in_flight_after_their_epoch(run_suites, monkeypatch):
+    """-x with 5 epochs, 2 items in flight and 0.5 s a call: items 1 and 2 take 2.5 s, then item 1's
+    test fails while items 3 and 4 are in their first epoch. They stop after the epoch in flight
+    (a loaded machine may let them start a second): at most 2 x 5 + 2 x 2 = 14 requests, where
+    finishing every epoch of the items in flight asks 4 x 5 = 20."""
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    import time
+
+    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.5)) as server:
+        result, _ = run_suites(
+            "-k",
+            "mcqa",
+            "-x",
+            "--model=openai/wrong",
+            f"--api-base={server.api_base}",
+            "--medbench-no-cache",
+            "--medbench-concurrency=2",
+            "--medbench-epochs=5",
+        )
+        time.sleep(3)  # long enough for the items in flight to finish every epoch, were they let
+    assert result.ret == 1
+    assert len(server.requests) <= 14
+
+
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
     """Both benchmarks under -n 2 with concurrency: each worker prefetches its share, and the workers
     share one scratch cache whose claims keep any request (a dialogue two settings share, say) from

@@ -5,6 +5,7 @@ result, or solves it there and then.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Executor, Future, wait
 from typing import Any
 
@@ -26,6 +27,10 @@ class ItemFailed(Exception):
     """An item that could not be scored (model or data error); its record says why."""
 
 
+class _Stopped(Exception):
+    """The test loop ended early (-x, Ctrl-C): a prefetch task gives up before its next epoch."""
+
+
 class Scheduler:
     """Solves and scores the items of one process, ahead of the tests when there is concurrency."""
 
@@ -42,6 +47,9 @@ class Scheduler:
         # the prefetch's pool and its pending work, by dialogue key (see prefetch)
         self._pool: Executor | None = None
         self._ahead: dict[tuple[str, ...], Future] = {}
+        # set when the test loop ends: a task in flight (a dialogue's settings x epochs) stops
+        # after the epoch it is in, rather than answering items no test will take
+        self._stopping = threading.Event()
 
     def services(self, record: ItemRecord, epoch: int) -> Services:
         """The model, judge and agent for one item and epoch, metering usage into its record."""
@@ -80,7 +88,9 @@ class Scheduler:
             for item in group:
                 record = ItemRecord(item.benchmark, item.task, item.category, item.item_id)
                 try:
-                    self._prefetched[record.key] = (record, *self._solve_and_score(item, record))
+                    self._prefetched[record.key] = (record, *self._solve_and_score(item, record, True))
+                except _Stopped:
+                    return
                 except ModelCallError as exc:
                     self._prefetch_failed[record.key] = (record, exc)
                 except Exception:  # the test meets the same error again and reports it
@@ -93,12 +103,18 @@ class Scheduler:
         """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
         wait for the calls in flight, so nothing writes to the cache once it is closed."""
         if self._pool is not None:
+            self._stopping.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool, self._ahead = None, {}
 
-    def _solve_and_score(self, item: EvalItem, record: ItemRecord) -> tuple[list[str], list[Any]]:
+    def _solve_and_score(
+        self, item: EvalItem, record: ItemRecord, ahead: bool = False
+    ) -> tuple[list[str], list[Any]]:
+        """Every epoch of one item; ``ahead`` (a prefetch task) gives up once the test loop has ended."""
         outputs, scores = [], []
         for epoch in range(self.settings.epochs):
+            if ahead and self._stopping.is_set():
+                raise _Stopped
             services = self.services(record, epoch)
             transcript = item.solve(services)
             record.messages = transcript.messages
