@@ -74,7 +74,7 @@ def examiner(request: dict) -> str:
         names = ["REQ-A", "REQ-B", "REQ-C"] if "<<<ANSWER-" in prompt else ["GT-1", "GT-2", "GT-3", "GT-4"]
         return "[" + ",".join(_item(name) for name in names) + "]"
     if "Is the following test" in prompt:
-        return MATCHES[re.search(r"Name of Test Item: ([A-Z0-9-]+)", prompt).group(1)]
+        return MATCHES[re.search(r"Test: ([A-Z0-9-]+) \(kind:", prompt).group(1)]
     if "<Step k>" in prompt:
         return "<Step 1> R-ONE fever\n\n<Step 2> R-TWO thrombophlebitis\n<Step 3> R-THREE endocarditis"
     if "search keywords" in prompt:
@@ -286,6 +286,7 @@ INLINE = {
     "medr_agent_user": "AGENT ASKED:\n{request}",
     "medr_free_turn_notice": "LAST TURN NOTICE.",
     "judge_factuality_search": "MORE EVIDENCE\n{info}",
+    "judge_exam_item": "ITEM {test_name}/{type}/{info_required}",
     "judge_system:judge_factuality": "FACT JUDGE",
     "judge_system:judge_keywords": "FACT JUDGE",  # upstream's keyword step shares the factuality line
 }
@@ -319,6 +320,22 @@ def test_upstream_prompts_send_every_inline_message_from_the_data_directory(tmp_
         "SYSTEM LINE"
     )
     assert f"upstream:{UPSTREAM_INLINE_FILE}" in prompts.hashes()
+
+
+@needs_shared(SHARED_DATA / "medrbench" / "instructions")
+def test_upstream_exam_items_are_written_out_as_the_data_directory_says(tmp_path):
+    """The match step's exam item line is upstream code, not a template file: it comes from
+    inline_messages.json, like the other inline messages."""
+    sent: list[list[dict]] = []
+    extracted = json.dumps([{"type": "Lab", "test_name": "CBC", "info_required": "anaemia"}])
+
+    def ask(messages):
+        sent.append(messages)
+        return extracted if len(sent) <= 2 else "Yes"
+
+    LLMJudge(ask, upstream_prompts(tmp_path), lambda query: "").exam_scores("1. CBC", "CBC: Hb 9")
+    matches = [m[-1]["content"] for m in sent[2:]]
+    assert matches and all("ITEM CBC/Lab/anaemia" in text for text in matches)
 
 
 @needs_shared(SHARED_DATA / "medrbench" / "instructions")

@@ -106,9 +106,11 @@ class LLMJudge:
         return items
 
     def _matched(self, item: dict[str, str], text: str) -> bool:
-        rendered = (
-            f"Category of Test: {item.get('type', '')}, Name of Test Item: {item.get('test_name', '')}, "
-            f"Purpose of the Test or Information Desired: {item.get('info_required', '')}"
+        rendered = self._prompts.render(
+            "judge_exam_item",
+            type=item.get("type", ""),
+            test_name=item.get("test_name", ""),
+            info_required=item.get("info_required", ""),
         )
         return self._judge("judge_exam_match", ("Yes", "No"), a_info_step=rendered, gt_info=text) == "Yes"
 

@@ -5,7 +5,8 @@ Both sets use the same placeholders, filled with ``str.format`` (the upstream fi
 braces as ``{{ }}``), so every caller renders a template by our name alone. The upstream set covers
 the whole upstream protocol when the instructions folder also holds ``inline_messages.json``: the few
 messages upstream's code writes inline (system lines, the agent's user message, the last-turn notice,
-the factuality search follow-up). No upstream wording is shipped here.
+the factuality search follow-up, how an exam item is written out for matching). No upstream wording
+is shipped here.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ UPSTREAM_FILES = {
 }
 # The messages the upstream code writes as string literals rather than template files: read, like the
 # templates, from the data directory at run time, from this optional JSON object. Its keys are our
-# names ``medr_system``, ``medr_agent_user``, ``medr_free_turn_notice``, ``judge_factuality_search``
-# and ``judge_system:<judge template>`` (each judging step's own system line); a key it lacks, or the
+# names ``medr_system``, ``medr_agent_user``, ``medr_free_turn_notice``, ``judge_factuality_search``,
+# ``judge_exam_item`` (one requested exam item, written out for the match) and
+# ``judge_system:<judge template>`` (each judging step's own system line); a key it lacks, or the
 # whole file, falls back to our own wording, and ``hashes()`` records whether it was there.
 UPSTREAM_INLINE_FILE = "inline_messages.json"
 # what joins the last-turn notice to the follow-up message (upstream: one newline)
