@@ -95,6 +95,17 @@ class OpenAIServer:
         self._httpd.server_close()
 
 
+def served_by(server: OpenAIServer) -> list[str]:
+    """Options that make one local server the model, the judge and the patient agent."""
+    base = server.api_base
+    return [
+        "--model=openai/doctor",
+        f"--api-base={base}",
+        "--judge-model=openai/examiner",
+        f"--judge-api-base={base}",
+    ]
+
+
 def _completion(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     if reply.status != 200:
         return {"error": {"message": reply.content, "type": "test_error", "code": reply.status}}

@@ -427,15 +427,29 @@ def test_xdist_without_a_cache_asks_a_repeated_request_as_often_as_a_sequential_
         assert stable(boards[name, "xdist"]) == stable(boards[name, "sequential"]), name
 
 
-def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monkeypatch):
-    """-x stops at the first failing item: the pool then drops what it has not started, so a run
-    asks little more than the calls in flight, not every selected item."""
+@pytest.mark.parametrize(
+    ("epochs", "hang_s", "most_requests"),
+    [
+        # 17 items selected; 2 in flight when the first test fails
+        (1, 0.3, 8),
+        # items 1 and 2 take 5 x 0.5 s, then item 1's test fails while items 3 and 4 are in their
+        # first epoch; they stop after the epoch in flight (a loaded machine may let them start a
+        # second): at most 2 x 5 + 2 x 2 = 14, where finishing every epoch in flight asks 4 x 5 = 20
+        (5, 0.5, 14),
+    ],
+    ids=["drops-the-calls-not-yet-started", "stops-the-items-in-flight-after-their-epoch"],
+)
+def test_a_test_loop_cut_short_asks_little_more_than_the_calls_in_flight(
+    run_suites, monkeypatch, epochs, hang_s, most_requests
+):
+    """-x stops at the first failing item: the pool drops what it has not started, and an item in
+    flight stops after its current epoch, so a run does not ask for every selected item."""
     from openai_server import OpenAIServer, Reply
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     import time
 
-    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.3)) as server:
+    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=hang_s)) as server:
         result, _ = run_suites(
             "-k",
             "mcqa",
@@ -444,36 +458,11 @@ def test_a_test_loop_cut_short_drops_the_calls_not_yet_started(run_suites, monke
             f"--api-base={server.api_base}",
             "--medbench-no-cache",
             "--medbench-concurrency=2",
+            f"--medbench-epochs={epochs}",
         )
-        time.sleep(3)  # long enough for a pool left running to ask every item
+        time.sleep(3)  # long enough for a pool left running to ask every item and epoch
     assert result.ret == 1
-    assert len(server.requests) <= 8  # 17 items selected; 2 in flight when the first test fails
-
-
-def test_a_test_loop_cut_short_stops_the_items_in_flight_after_their_epoch(run_suites, monkeypatch):
-    """-x with 5 epochs, 2 items in flight and 0.5 s a call: items 1 and 2 take 2.5 s, then item 1's
-    test fails while items 3 and 4 are in their first epoch. They stop after the epoch in flight
-    (a loaded machine may let them start a second): at most 2 x 5 + 2 x 2 = 14 requests, where
-    finishing every epoch of the items in flight asks 4 x 5 = 20."""
-    from openai_server import OpenAIServer, Reply
-
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    import time
-
-    with OpenAIServer(lambda request, number: Reply(content="no answer", hang_s=0.5)) as server:
-        result, _ = run_suites(
-            "-k",
-            "mcqa",
-            "-x",
-            "--model=openai/wrong",
-            f"--api-base={server.api_base}",
-            "--medbench-no-cache",
-            "--medbench-concurrency=2",
-            "--medbench-epochs=5",
-        )
-        time.sleep(3)  # long enough for the items in flight to finish every epoch, were they let
-    assert result.ret == 1
-    assert len(server.requests) <= 14
+    assert len(server.requests) <= most_requests
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from openai_server import OpenAIServer, Reply
+from openai_server import OpenAIServer, Reply, served_by
 
 from conftest import FIXTURES, SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
@@ -105,16 +105,6 @@ def clinic(request: dict, number: int) -> Reply:
     if len(request["messages"]) == 2:
         return Reply(content=ASK_TURN)
     return Reply(content="### Chain of Thought:\n<step 1> S5-ASK cultures.\n### Conclusion:\nEndocarditis")
-
-
-def served_by(server: OpenAIServer) -> list[str]:
-    base = server.api_base
-    return [
-        "--model=openai/doctor",
-        f"--api-base={base}",
-        "--judge-model=openai/examiner",
-        f"--judge-api-base={base}",
-    ]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from openai_server import OpenAIServer, Reply
+from openai_server import OpenAIServer, Reply, served_by
 
 from conftest import FIXTURES, SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
@@ -62,17 +62,6 @@ def clinic(request: dict, number: int) -> Reply:
         content="### Chain of Thought:\n<step 1> Positive cultures.\n"
         "### Additional Information Required:\nNot required.\n### Conclusion:\nInfective endocarditis"
     )
-
-
-def served_by(server: OpenAIServer) -> list[str]:
-    """Options that make one local server the model, the judge and the patient agent."""
-    base = server.api_base
-    return [
-        "--model=openai/doctor",
-        f"--api-base={base}",
-        "--judge-model=openai/examiner",
-        f"--judge-api-base={base}",
-    ]
 
 
 def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, monkeypatch):
