@@ -4,28 +4,25 @@ litellm routes every provider, but spends about 4 ms of Python per call (request
 logging hooks, response conversion: ``bench/call_overhead.py``), which caps one process near 200
 calls/s. A self-hosted OpenAI-compatible endpoint (vLLM, llama.cpp, a proxy: ``openai/...`` or
 ``hosted_vllm/...`` with an api_base, reached without a proxy) needs none of that, so it gets a
-lean path: about 0.1 ms per call, and no litellm import at all. Every other model keeps litellm's
-coverage. Retries, the cache and error classification stay in the client, the same for both paths.
+lean path: about 0.12 ms of this process's CPU per call (the HTTP work is done in a process of its
+own), and no litellm import at all. Every other model keeps litellm's coverage. Retries, the cache
+and error classification stay in the client, the same for both paths.
 """
 
 from __future__ import annotations
 
 import functools
-import http.client
 import importlib.util
-import io
 import json
 import os
-import select
-import socket
 import threading
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import http_process
 from .litellm_import import import_litellm
 from .secrets import without_userinfo
 
@@ -105,55 +102,32 @@ class APIConnectionError(Exception):
 
 
 class HTTPTransport:
-    """POST ``{api_base}/chat/completions``, each thread on its own kept-alive connection.
+    """POST ``{api_base}/chat/completions`` through this process's HTTP process (``http_process``).
 
-    The standard library's client costs about 0.1 ms of Python per call, a shared httpx client about
-    0.34 ms, and 64 threads queue on that client's pool lock: at 64 calls in flight on one core's
-    worth of Python, the difference decides whether the endpoint's rate is reached
-    (docs/performance.md).
+    litellm's path costs about 4 ms of Python a call; the standard library's client in the asking
+    thread about 0.32 ms at 64 threads; handing the call to a process of its own about 0.12 ms, the
+    HTTP work being done on another core. At 64 calls in flight on one core's worth of Python, the
+    difference decides whether the endpoint's rate is reached (docs/performance.md).
     """
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.url = endpoint.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
         parts = urllib.parse.urlsplit(self.url)
-        self._https = parts.scheme == "https"
-        self._host, self._port, self._path = parts.hostname or "", parts.port, parts.path
+        # userinfo stays out of the request (the key goes in a header); messages name self.url, masked
+        self._post_url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self.model = endpoint.model.split("/", 1)[1]
         self.headers = {"authorization": f"Bearer {endpoint.key()}", "content-type": "application/json"}
         self._prices = _prices(endpoint.model)  # once here, not by every thread on its first answer
-        self._local = threading.local()
-
-    def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
-        """This thread's connection, fresh when the server has closed the idle one."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None and _readable(connection.sock):
-            connection.close()  # EOF (or stray bytes) on an idle connection: the server is done with it
-        if connection is None:
-            if self._https:
-                connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout_s)
-            else:
-                connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout_s)
-            self._local.connection = connection
-        connection.timeout = timeout_s
-        if connection.sock is not None:
-            connection.sock.settimeout(timeout_s)
-        return connection
+        http_process.shared()  # started now, so that it is ready by the first call
 
     def _post(self, body: bytes, timeout_s: float) -> tuple[int, Any, bytes]:
-        deadline = time.monotonic() + timeout_s
-        connection = self._connection(timeout_s)
-        connection.response_class = functools.partial(_DeadlineResponse, deadline=deadline)
         try:
-            connection.request("POST", self._path, body, self.headers)
-            response = connection.getresponse()
-            return response.status, response.headers, response.read()
-        except TimeoutError as exc:
-            connection.close()
-            raise Timeout(f"{self.url} timed out after {timeout_s:g} s") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise APIConnectionError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+            return http_process.shared().post(self._post_url, self.headers, body, timeout_s)
+        except TimeoutError:
+            raise Timeout(f"{self.url} timed out after {timeout_s:g} s") from None
+        except ConnectionError as exc:
+            raise APIConnectionError(f"{self.url}: {exc}") from None
 
     def send(
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
@@ -194,34 +168,6 @@ class HTTPTransport:
             served_model=payload.get("model"),
             system_fingerprint=payload.get("system_fingerprint"),
         )
-
-
-class _DeadlineSocket:
-    """The reading side of a socket, every read bounded by what is left until ``deadline``: a
-    socket timeout alone bounds each read, so a body trickling a byte a second never times out."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock, self._deadline = sock, deadline
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the whole answer did not arrive in time")
-        self._sock.settimeout(left)
-        return self._sock.recv_into(buffer, nbytes, flags)
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
-
-    def _decref_socketios(self) -> None:
-        """Called when the reader closes; this wrapper holds no reference count on the socket."""
-
-
-class _DeadlineResponse(http.client.HTTPResponse):
-    """An HTTPResponse that reads status, headers and body by ``deadline``."""
-
-    def __init__(self, sock: socket.socket, *args: Any, deadline: float, **kwargs: Any) -> None:
-        super().__init__(_DeadlineSocket(sock, deadline), *args, **kwargs)  # type: ignore[arg-type]
 
 
 class LitellmTransport:
@@ -351,12 +297,6 @@ def _error_text(status: int, data: bytes) -> str:
     except (ValueError, AttributeError):
         text = None
     return f"HTTP {status}: {text or data[:300].decode('utf-8', 'replace')}"
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether an idle socket has something to read: only EOF or junk can be waiting there."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
 
 
 @functools.cache

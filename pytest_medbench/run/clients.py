@@ -169,7 +169,11 @@ class Clients:
         return f"hook:{','.join(users)}" if users else "none"
 
     def close(self) -> None:
-        """At the end of the process: the cache file is closed, the -n scratch folder removed."""
+        """At the end of the process: the lean transport's HTTP process ended, the cache file closed,
+        the -n scratch folder removed."""
+        from ..models import http_process
+
+        http_process.close_shared()
         if self._cache is not None:
             self._cache.close()
         if self._scratch is not None:
