@@ -1,61 +1,104 @@
 """CPU per model call on the client's side (not a test): the figures docs/performance.md cites.
 
-    python bench/call_overhead.py [--calls 500]
+    python bench/call_overhead.py [--calls 500] [--threads 64] [--latency 0.05]
 
-Sends sequential chat requests to bench/latency_server.py with no latency and reports the calling
-process's CPU time per call for: the lean HTTP transport, the litellm transport, and (for
-comparison, since the lean path once used it) one shared httpx client.
+Against bench/latency_server.py: sequential calls with no latency, then ``--threads`` threads calling
+at once against ``--latency``, as the prefetch pool does. Reports the calling process's CPU time per
+call for the lean HTTP transport (its HTTP work done in its own process, whose CPU per call is given
+too, read from /proc on Linux), the litellm transport, and, for comparison, the standard library's
+http.client with one kept-alive connection per calling thread (what the lean path used before).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import Server
 
+from pytest_medbench.models import http_process
 from pytest_medbench.models.transport import Endpoint, HTTPTransport, LitellmTransport
 
 MESSAGES = [{"role": "user", "content": "Question: Which number is 7?\nOptions: A: 7\tB: 8"}]
 
 
-def cpu_ms_per_call(send, calls: int) -> float:
+def child_cpu_s() -> float:
+    """CPU seconds the lean transport's HTTP process has used (Linux), else NaN."""
+    try:
+        stat = Path(f"/proc/{http_process.shared()._process.pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms_per_call(send, calls: int, threads: int = 1) -> tuple[float, float]:
+    """(this process's, the HTTP process's) CPU ms per call."""
     send()  # connect, import and warm up outside the measurement
-    started = time.process_time()
-    for _ in range(calls):
-        send()
-    return round((time.process_time() - started) / calls * 1000, 3)
+    started, child_started = time.process_time(), child_cpu_s()
+    if threads == 1:
+        for _ in range(calls):
+            send()
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(lambda _: send(), range(calls)):
+                pass
+    per_call = lambda seconds: round(seconds / calls * 1000, 3)  # noqa: E731
+    return per_call(time.process_time() - started), per_call(child_cpu_s() - child_started)
+
+
+def http_client_sender(api_base: str):
+    """The standard library's client, one kept-alive connection per thread (the old lean path)."""
+    parts = urllib.parse.urlsplit(api_base.rstrip("/") + "/chat/completions")
+    local = threading.local()
+    body = json.dumps({"model": "bench", "messages": MESSAGES}).encode()
+
+    def send() -> None:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        local.connection.request("POST", parts.path, body, {"content-type": "application/json"})
+        json.loads(local.connection.getresponse().read())
+
+    return send
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=64)
+    parser.add_argument("--latency", type=float, default=0.05)
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
+    rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(0.0, Path(tmp))
-        endpoint = Endpoint("openai/bench", server.api_base)
-        lean, through_litellm = HTTPTransport(endpoint), LitellmTransport(endpoint)
-        import httpx
-
-        client = httpx.Client()
-        body = {"model": "bench", "messages": MESSAGES}
-        rows = {
-            "lean HTTP transport": cpu_ms_per_call(lambda: lean.send(MESSAGES, {}, 30, None), args.calls),
-            "litellm transport": cpu_ms_per_call(
-                lambda: through_litellm.send(MESSAGES, {}, 30, None), args.calls
-            ),
-            "shared httpx client": cpu_ms_per_call(
-                lambda: client.post(f"{server.api_base}/chat/completions", json=body).json(), args.calls
-            ),
-        }
-        server.finish()
+        for latency, threads in ((0.0, 1), (args.latency, args.threads)):
+            server = Server(latency, Path(tmp))
+            endpoint = Endpoint("openai/bench", server.api_base)
+            lean = HTTPTransport(endpoint)
+            how = "sequential" if threads == 1 else f"{threads} threads, {latency * 1000:g} ms latency"
+            calls = args.calls if threads == 1 else args.calls * 8
+            mine, child = cpu_ms_per_call(lambda lean=lean: lean.send(MESSAGES, {}, 30, None), calls, threads)
+            rows[f"lean HTTP transport, {how}: this process"] = mine
+            rows[f"lean HTTP transport, {how}: its HTTP process"] = child
+            old = http_client_sender(server.api_base)
+            rows[f"http.client in the calling thread, {how}"] = cpu_ms_per_call(old, calls, threads)[0]
+            if threads == 1:
+                through_litellm = LitellmTransport(endpoint)
+                rows["litellm transport, sequential"] = cpu_ms_per_call(
+                    lambda send=through_litellm.send: send(MESSAGES, {}, 30, None), calls
+                )[0]
+            http_process.close_shared()
+            server.finish()
     print(json.dumps({"cpu_ms_per_call": rows}, indent=1))
 
 

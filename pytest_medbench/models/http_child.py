@@ -54,7 +54,9 @@ async def _serve() -> None:
 
     async def post(url: str, headers: dict, body: bytes) -> tuple:
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-            return response.status, dict(response.headers), await response.read()
+            # headers matter only to an error (Retry-After): not copied and pickled for every answer
+            kept = dict(response.headers) if response.status >= 300 else {}
+            return response.status, kept, await response.read()
 
     async def answer(request: tuple) -> None:
         request_id, url, headers, body, timeout_s = request
