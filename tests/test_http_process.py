@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
 from openai_server import OpenAIServer, Reply, echo_last_user
 
+from conftest import SUITES, mcqa_data
 from pytest_medbench.models import http_process
 from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.models.errors import ModelCallError
@@ -90,3 +94,25 @@ def test_without_retries_the_death_of_the_http_process_is_that_calls_connection_
     assert isinstance(outcome.get("error"), ModelCallError), outcome
     assert outcome["error"].kind == "connection" and "the HTTP process ended" in str(outcome["error"])
     assert outcome["seconds"] < 1.5
+
+
+def test_ctrl_c_to_a_whole_run_keeps_the_answers_in_flight(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group, the HTTP process included: the run stops
+    (exit 2), and the answers of the calls it was waiting for are in the cache, not lost."""
+    data, cache = mcqa_data(tmp_path, count=40), tmp_path / "cache.sqlite3"
+    with OpenAIServer(lambda request, number: Reply(content="The right answer is A", hang_s=1.0)) as server:
+        command = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-q"]
+        command += ["--medbench-data", str(data), "--model", "openai/m", "--api-base", server.api_base]
+        command += ["--medbench-cache", str(cache), "--medbench-concurrency", "4", "--medbench-shots", "0"]
+        run = subprocess.Popen(
+            command, cwd=tmp_path, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        wait_for_requests(server, 4)
+        os.killpg(run.pid, signal.SIGINT)
+        output = run.communicate(timeout=60)[0].decode()
+        asked = len(server.requests)
+    assert run.returncode == 2, output  # interrupted
+    assert "KeyboardInterrupt" in output
+    with sqlite3.connect(cache) as db:
+        answered = db.execute("SELECT count(*) FROM responses").fetchone()[0]
+    assert answered == asked >= 4, output  # every call that went out was answered and kept
