@@ -3,6 +3,8 @@ dies costs a retry, never a lost or hung call."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -11,12 +13,15 @@ import sys
 import threading
 import time
 
+import pytest
 from openai_server import OpenAIServer, Reply, echo_last_user
 
 from conftest import SUITES, mcqa_data
 from pytest_medbench.models import http_process
 from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.models.errors import ModelCallError
+from pytest_medbench.models.http_child import session_for_calls
+from pytest_medbench.models.transport import Endpoint, HTTPTransport
 
 MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
 
@@ -116,3 +121,115 @@ def test_ctrl_c_to_a_whole_run_keeps_the_answers_in_flight(tmp_path):
     with sqlite3.connect(cache) as db:
         answered = db.execute("SELECT count(*) FROM responses").fetchone()[0]
     assert answered == asked >= 4, output  # every call that went out was answered and kept
+
+
+def test_the_http_process_sets_no_deadline_of_its_own():
+    """aiohttp's default gives up after 300 s; a reasoning model's long answer must get the whole
+    ``--medbench-timeout``."""
+
+    async def timeouts():
+        async with session_for_calls() as session:
+            return session.timeout
+
+    limits = asyncio.run(timeouts())
+    assert (limits.total, limits.connect, limits.sock_read, limits.sock_connect) == (None, None, None, None)
+
+
+def test_a_hung_http_process_is_stopped_and_the_retry_goes_through_a_new_one(monkeypatch):
+    monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
+    with OpenAIServer() as server:
+        model = client(server, retries=1)
+        model.timeout_s = 0.5
+        hung = http_process.shared()._process
+        os.kill(hung.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            text = model.complete(MESSAGES).text
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGCONT)
+        assert text == "echo: What causes scurvy?"
+        assert time.monotonic() - started < 5
+        assert http_process.shared()._process.pid != hung.pid
+
+
+def test_what_the_http_process_prints_cannot_garble_the_answers(monkeypatch):
+    monkeypatch.setattr(http_process, "_START_CHILD", "print('x' * 100_000)\n" + http_process._START_CHILD)
+    http_process.close_shared()
+    try:
+        with OpenAIServer() as server:
+            assert client(server, retries=0).complete(MESSAGES).text == "echo: What causes scurvy?"
+    finally:
+        http_process.close_shared()
+
+
+def test_an_http_process_that_cannot_start_says_why_once_and_is_not_started_again(monkeypatch):
+    monkeypatch.setattr(http_process, "_START_CHILD", "raise ImportError('aiohttp is broken here')")
+    http_process.close_shared()
+    try:
+        with OpenAIServer() as server:
+            model = client(server, retries=3)
+            http_process.shared()._process.wait()  # gone before the first call: its pipe is broken
+            for _ in range(2):
+                with pytest.raises(ModelCallError) as caught:
+                    model.complete(MESSAGES)
+                assert "the HTTP process could not start: ImportError: aiohttp is broken here" in str(
+                    caught.value
+                )
+                assert caught.value.kind == "other" and caught.value.attempts == 1  # not retried
+            assert not server.requests
+            broken = http_process.shared()
+            assert broken.broken and http_process.shared() is broken  # not started again
+    finally:
+        http_process.close_shared()
+
+
+def test_a_forked_process_does_not_hold_the_http_process_open():
+    http_process.shared()
+    child = os.fork()
+    if child == 0:  # the forked copy outlives the run's end by a while
+        time.sleep(5)
+        os._exit(0)
+    try:
+        started = time.monotonic()
+        http_process.close_shared()
+        assert time.monotonic() - started < 3
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
+def test_tls_failures_keep_their_own_words():
+    with OpenAIServer() as server:  # plain HTTP, asked over TLS
+        model = client(server, retries=0)
+        model.transport = HTTPTransport(
+            Endpoint("openai/test-model", server.api_base.replace("http:", "https:"))
+        )
+        with pytest.raises(ModelCallError) as caught:
+            model.complete(MESSAGES)
+    assert caught.value.kind == "connection"
+    assert "SSL" in str(caught.value) and "Operation not permitted" not in str(caught.value)
+
+
+def test_long_headers_are_read_and_retry_after_is_found_however_it_is_spelled():
+    def replies(request, number):
+        if number == 1:
+            return Reply(status=429, headers={"RETRY-AFTER": "7"})
+        return Reply(content="fine", headers={"x-trace": "t" * 20_000})
+
+    sleeps: list[float] = []
+    with OpenAIServer(replies) as server:
+        model = client(server, retries=1)
+        model._sleep = sleeps.append
+        assert model.complete(MESSAGES).text == "fine"
+    assert sleeps == [7.0]
+
+
+def test_a_key_that_cannot_be_sent_is_not_retried_and_not_shown(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-4f1e2d3c\n")
+    with OpenAIServer() as server:
+        with pytest.raises(ModelCallError) as caught:
+            client(server, retries=3).complete(MESSAGES)
+        assert not server.requests
+    assert caught.value.kind == "other" and caught.value.attempts == 1
+    assert "4f1e2d3c" not in str(caught.value)

@@ -1,7 +1,7 @@
 """The child end of ``http_process``: answers the parent's requests, many at a time, on one asyncio loop.
 
-It ignores Ctrl-C (the pytest process decides what to do about it, and waits for the calls in
-flight), and ends when its input closes, once its calls in flight are answered.
+It ends when the parent's request pipe closes, once its calls in flight are answered. It ignores
+SIGINT as well as running in a session of its own: a Ctrl-C is the pytest process's to handle.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import asyncio
 import os
 import signal
 import ssl
-import sys
-from typing import Any
+from typing import IO, Any
 
-from .http_process import frames, write_frame
+from .http_process import READY, frames, write_frame
+
+# what the standard library's client accepted, where aiohttp's default is 8,190 bytes a header line
+_MAX_HEADER_BYTES = 65536
 
 
 class _Requests(asyncio.Protocol):
@@ -29,7 +31,8 @@ class _Requests(asyncio.Protocol):
             self._start(request)
 
     def eof_received(self) -> bool:
-        self._closed.set_result(None)
+        if not self._closed.done():
+            self._closed.set_result(None)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -37,25 +40,39 @@ class _Requests(asyncio.Protocol):
             self._closed.set_result(None)
 
 
-async def _serve() -> None:
+def session_for_calls() -> Any:
+    """One aiohttp session for every call (within a running loop)."""
     # aiohttp, not httpx: at 64 calls in flight httpx's AsyncClient spent 8.9 ms of CPU a call here,
     # aiohttp 0.19 ms (2,000 and 4,000 calls to bench/latency_server.py)
     import aiohttp
 
-    loop = asyncio.get_running_loop()
-    answers = sys.stdout.buffer
-    closed = loop.create_future()
-    in_flight: set[asyncio.Task] = set()
-    session = aiohttp.ClientSession(
+    return aiohttp.ClientSession(
         # the system's trust store, as the standard library's client uses; no limit on connections
         connector=aiohttp.TCPConnector(limit=0, ssl=ssl.create_default_context()),
+        # no limit of aiohttp's (its default gives up after 300 s): the deadline is the caller's
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None),
+        max_line_size=_MAX_HEADER_BYTES,
+        max_field_size=_MAX_HEADER_BYTES,
         trust_env=False,  # the lean path is only taken for endpoints reached without a proxy
     )
 
+
+async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    closed = loop.create_future()
+    in_flight: set[asyncio.Task] = set()
+    session = session_for_calls()
+
     async def post(url: str, headers: dict, body: bytes) -> tuple:
         async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
-            # headers matter only to an error (Retry-After): not copied and pickled for every answer
-            kept = dict(response.headers) if response.status >= 300 else {}
+            # headers matter only to an error (Retry-After), named in lower case whatever the parser
+            kept = (
+                {name.lower(): value for name, value in response.headers.items()}
+                if response.status >= 300
+                else {}
+            )
             return response.status, kept, await response.read()
 
     async def answer(request: tuple) -> None:
@@ -64,8 +81,10 @@ async def _serve() -> None:
             reply = (request_id, *await asyncio.wait_for(post(url, headers, body), timeout_s))
         except asyncio.TimeoutError:
             reply = (request_id, None, "timeout", "")
-        except Exception as exc:  # aiohttp's client errors, a malformed answer: the connection failed
+        except (aiohttp.ClientError, OSError) as exc:  # refused, dropped, reset, malformed, TLS
             reply = (request_id, None, "connection", _failure(exc))
+        except Exception as exc:  # the request itself cannot be sent (a control character in a header)
+            reply = (request_id, None, "invalid", _without(headers, f"{type(exc).__name__}: {exc}"))
         write_frame(answers, reply)
 
     def start(request: tuple) -> None:
@@ -73,7 +92,8 @@ async def _serve() -> None:
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
 
-    await loop.connect_read_pipe(lambda: _Requests(start, closed), sys.stdin.buffer)
+    write_frame(answers, (READY,))
+    await loop.connect_read_pipe(lambda: _Requests(start, closed), requests)
     await closed
     while in_flight:
         await asyncio.gather(*in_flight)
@@ -81,16 +101,31 @@ async def _serve() -> None:
 
 
 def _failure(exc: Exception) -> str:
-    """What failed, as the standard library says it ("ConnectionRefusedError: [Errno 111]
-    Connection refused", which tells the run its model cannot be reached): asyncio words a refused
-    connection as "Connect call failed"."""
+    """What failed, as the standard library says it. asyncio words a refused connection "Connect call
+    failed", where "[Errno 111] Connection refused" tells the run its model cannot be reached."""
     cause = getattr(exc, "os_error", None)
-    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+    if (
+        isinstance(cause, OSError)
+        and cause.errno
+        and cause.errno > 0
+        and str(cause.strerror).startswith("Connect call failed")
+    ):
         return f"{type(cause).__name__}: [Errno {cause.errno}] {os.strerror(cause.errno)}"
+    if isinstance(cause, OSError):
+        return f"{type(cause).__name__}: {cause}"
     return f"{type(exc).__name__}: {exc}"
 
 
-def main() -> None:
-    """The child's entry point (``http_process.HTTPProcess`` starts it)."""
+def _without(headers: dict, message: str) -> str:
+    """``message`` with every header value (the bearer key among them) taken out."""
+    for value in headers.values():
+        message = message.replace(str(value), "***").replace(repr(str(value).encode())[2:-1], "***")
+    return message
+
+
+def main(fds: str) -> None:
+    """The child's entry point (``http_process.HTTPProcess`` starts it with its two pipes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # see the docstring
-    asyncio.run(_serve())
+    requests_fd, answers_fd = (int(fd) for fd in fds.split(","))
+    with os.fdopen(requests_fd, "rb", buffering=0) as requests, os.fdopen(answers_fd, "wb") as answers:
+        asyncio.run(_serve(requests, answers))

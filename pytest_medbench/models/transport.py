@@ -104,10 +104,10 @@ class APIConnectionError(Exception):
 class HTTPTransport:
     """POST ``{api_base}/chat/completions`` through this process's HTTP process (``http_process``).
 
-    litellm's path costs about 4 ms of Python a call; the standard library's client in the asking
-    thread about 0.32 ms at 64 threads; handing the call to a process of its own about 0.12 ms, the
-    HTTP work being done on another core. At 64 calls in flight on one core's worth of Python, the
-    difference decides whether the endpoint's rate is reached (docs/performance.md).
+    litellm's path costs several ms of Python a call; handing the call to a process of its own costs
+    the asking process a pickle and a wake-up, the HTTP work being done on another core. At 64 calls
+    in flight on one core's worth of Python, the difference decides whether the endpoint's rate is
+    reached (``bench/call_overhead.py``, docs/performance.md).
     """
 
     def __init__(self, endpoint: Endpoint) -> None:
@@ -128,6 +128,8 @@ class HTTPTransport:
             raise Timeout(f"{self.url} timed out after {timeout_s:g} s") from None
         except ConnectionError as exc:
             raise APIConnectionError(f"{self.url}: {exc}") from None
+        except ValueError as exc:  # a request that cannot be sent as given: not retried
+            raise ValueError(f"{self.url}: {exc}") from None
 
     def send(
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
