@@ -13,7 +13,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -97,22 +97,22 @@ class RetryPolicy:
 class WaitGate(Protocol):
     """What a thread holds while it runs and opens while it waits (the prefetch pool's gate)."""
 
-    def opened(self) -> Any: ...  # a context manager
+    def opened(self) -> AbstractContextManager[None]: ...
 
 
-_thread = threading.local()
+_this_thread = threading.local()
 
 
 def set_wait_gate(gate: WaitGate | None) -> None:
     """The gate this thread opens while ``complete`` waits on a model or on another process (the
     prefetch pool's, on its threads: run/scheduler.py); None: none."""
-    _thread.gate = gate
+    _this_thread.gate = gate
 
 
 @contextmanager
 def _waiting() -> Iterator[None]:
     """Around a wait: this thread's gate opened, if it has one."""
-    gate = getattr(_thread, "gate", None)
+    gate = getattr(_this_thread, "gate", None)
     if gate is None:
         yield
         return
