@@ -7,6 +7,8 @@ controller's Reporter (``reporter.py``) turns records into the samples, leaderbo
 
 from __future__ import annotations
 
+import functools
+import importlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,6 +28,14 @@ SETTINGS = (
     "diagnosis_free_turn",
     "treatment",
 )
+
+
+@functools.cache
+def _module(name: str) -> Any:
+    """``pytest_medbench.<name>``, imported on first use rather than at plugin load. The per-item
+    hooks below use it instead of a relative import in their body, which costs 1 us a call (CPython
+    checks the package against ``__spec__.parent``, a Python property, each time)."""
+    return importlib.import_module(f"{__package__}.{name}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -228,13 +238,12 @@ class Evaluator:
         return f"<medbench evaluator for {self._run.model.name}>"
 
     def evaluate(self, item: Any) -> Any:
-        from .run.scheduler import RECORD_KEY, ItemFailed
-
+        scheduler = _module("run.scheduler")
         try:
             return self._run.evaluate(item, self._node)
-        except ItemFailed as exc:
+        except scheduler.ItemFailed as exc:
             message = str(exc)  # failed below, outside this block, so pytest shows it once, unchained
-        error = self._node.stash[RECORD_KEY].error or {}
+        error = self._node.stash[scheduler.RECORD_KEY].error or {}
         unreachable = error.get("kind") == "connection" and any(m in error["message"] for m in UNREACHABLE)
         if error.get("kind") in STOPS_THE_RUN or unreachable:
             self._node.session.shouldstop = self._stop_reason(error["kind"])
@@ -263,10 +272,27 @@ class Evaluator:
         return record_scores(own_test(self._run, self._node), task, scores, passed, benchmark, tags)
 
 
+# The items whose protocol is running, innermost last (a pytester run inside a test nests one): the
+# medbench fixture's node. The fixture takes no ``request``: pytest 9 builds a RequestFixtureDef
+# (inspect.signature included) for each of the three times one item asks for ``request``: about 25 us
+# an item (5,000 trivial tests), where this costs one hook wrapper.
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
 @pytest.fixture
-def medbench(request: pytest.FixtureRequest) -> Evaluator:
+def medbench() -> Evaluator:
     """Evaluate benchmark items against the configured model."""
-    return Evaluator(request.config.stash[RUN_KEY], request.node)
+    node = _RUNNING[-1]  # a function-scoped fixture is only set up inside its test's protocol
+    return Evaluator(node.config.stash[RUN_KEY], node)
 
 
 @pytest.fixture
@@ -295,14 +321,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         if mask(text) != text:  # a traceback or message that shows a key: terminal and junit get it masked
             report.longrepr = mask(text)
     if call.when == "call":
-        from .report.records import USER_PROPERTY
-        from .run.scheduler import RECORD_KEY
-
-        record = item.stash.get(RECORD_KEY, None)
+        record = item.stash.get(_module("run.scheduler").RECORD_KEY, None)
         if record is not None:
             if record.passed is None:  # medbench.record(passed=None): the test's outcome decides
                 record.passed = call.excinfo is None
-            report.user_properties.append((USER_PROPERTY, record.to_dict()))
+            report.user_properties.append((_module("report.records").USER_PROPERTY, record.to_dict()))
             # flat scores on the item reach the teardown report, which is what --junitxml writes out
             item.user_properties += [
                 ("medbench.task", f"{record.benchmark}.{record.task}"),

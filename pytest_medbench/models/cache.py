@@ -75,8 +75,13 @@ def cache_key(request: dict[str, Any]) -> str:
     The caller passes only answer-changing fields (model, generation parameters, messages, epoch);
     timeouts, retries and API keys must never reach this function.
     """
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = _CANONICAL.encode(request)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# what json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":")) builds on every
+# call, made once (the same text; 0.8 us of a 4.6 us key, computed for every cached answer read)
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 class ItemScope:

