@@ -4,22 +4,19 @@
 
 Against bench/latency_server.py: sequential calls with no latency, then ``--threads`` threads calling
 at once against ``--latency``, as the prefetch pool does. Reports the calling process's CPU time per
-call for the lean HTTP transport (its HTTP work done in its own process, whose CPU per call is given
-too, read from /proc on Linux), the litellm transport, and, for comparison, the standard library's
-http.client with one kept-alive connection per calling thread (what the lean path used before).
+call for the lean HTTP transport both ways (through its HTTP process, whose own CPU per call is given
+too, read from /proc on Linux; and in the calling thread, the standard library's http.client with
+one kept-alive connection per thread), and for the litellm transport.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import sys
 import tempfile
-import threading
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,21 +54,6 @@ def cpu_ms_per_call(send, calls: int, threads: int = 1) -> tuple[float, float]:
     return per_call(time.process_time() - started), per_call(child_cpu_s() - child_started)
 
 
-def http_client_sender(api_base: str):
-    """The standard library's client, one kept-alive connection per thread (the old lean path)."""
-    parts = urllib.parse.urlsplit(api_base.rstrip("/") + "/chat/completions")
-    local = threading.local()
-    body = json.dumps({"model": "bench", "messages": MESSAGES}).encode()
-
-    def send() -> None:
-        if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-        local.connection.request("POST", parts.path, body, {"content-type": "application/json"})
-        json.loads(local.connection.getresponse().read())
-
-    return send
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=500)
@@ -84,14 +66,18 @@ def main() -> None:
         for latency, threads in ((0.0, 1), (args.latency, args.threads)):
             server = Server(latency, Path(tmp))
             endpoint = Endpoint("openai/bench", server.api_base)
-            lean = HTTPTransport(endpoint)
+            through_process = HTTPTransport(endpoint, in_own_process=True)
+            inline = HTTPTransport(endpoint)
             how = "sequential" if threads == 1 else f"{threads} threads, {latency * 1000:g} ms latency"
             calls = args.calls if threads == 1 else args.calls * 8
-            mine, child = cpu_ms_per_call(lambda lean=lean: lean.send(MESSAGES, {}, 30, None), calls, threads)
-            rows[f"lean HTTP transport, {how}: this process"] = mine
-            rows[f"lean HTTP transport, {how}: its HTTP process"] = child
-            old = http_client_sender(server.api_base)
-            rows[f"http.client in the calling thread, {how}"] = cpu_ms_per_call(old, calls, threads)[0]
+            mine, child = cpu_ms_per_call(
+                lambda send=through_process.send: send(MESSAGES, {}, 30, None), calls, threads
+            )
+            rows[f"lean HTTP transport through its HTTP process, {how}: this process"] = mine
+            rows[f"lean HTTP transport through its HTTP process, {how}: the HTTP process"] = child
+            rows[f"lean HTTP transport in the calling thread, {how}"] = cpu_ms_per_call(
+                lambda send=inline.send: send(MESSAGES, {}, 30, None), calls, threads
+            )[0]
             if threads == 1:
                 through_litellm = LitellmTransport(endpoint)
                 rows["litellm transport, sequential"] = cpu_ms_per_call(

@@ -40,6 +40,7 @@ class OpenAIServer:
     def __init__(self, responder: Responder = echo_last_user) -> None:
         self.responder = responder
         self.requests: list[dict[str, Any]] = []
+        self.user_agents: list[str] = []  # each request's, in order: which client made the call
         self._lock = threading.Lock()
         server = self
 
@@ -55,6 +56,7 @@ class OpenAIServer:
                 request = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     server.requests.append(request)
+                    server.user_agents.append(self.headers.get("user-agent", ""))
                     number = len(server.requests)
                 reply = server.responder(request, number)
                 if reply.hang_s:

@@ -1,5 +1,6 @@
 """The lean transport's HTTP process: Ctrl-C leaves the calls in flight to finish, and a process that
-dies costs a retry, never a lost or hung call."""
+dies costs a retry, never a lost or hung call; and what both ways of making the calls (in the calling
+thread, in the HTTP process) must do alike."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pytest_medbench.models.transport import Endpoint, HTTPTransport
 MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
 
 
-def client(server: OpenAIServer, retries: int) -> ModelClient:
+def client(server: OpenAIServer, retries: int, http_process: bool = True) -> ModelClient:
     return ModelClient(
         ModelSpec.parse("openai/test-model", server.api_base),
         GenerationParams(),
@@ -34,6 +35,7 @@ def client(server: OpenAIServer, retries: int) -> ModelClient:
         timeout_s=5,
         retry=RetryPolicy(max_retries=retries, backoff_s=0),
         sleep=lambda seconds: None,
+        http_process=http_process,
     )
 
 
@@ -199,7 +201,8 @@ def test_a_forked_process_does_not_hold_the_http_process_open():
         os.waitpid(child, 0)
 
 
-def test_tls_failures_keep_their_own_words():
+@pytest.mark.parametrize("in_own_process", [False, True], ids=["inline", "http-process"])
+def test_tls_failures_keep_their_own_words(in_own_process):
     with OpenAIServer() as server:  # plain HTTP, asked over TLS
         model = client(server, retries=0)
         model.transport = HTTPTransport(
@@ -211,7 +214,8 @@ def test_tls_failures_keep_their_own_words():
     assert "SSL" in str(caught.value) and "Operation not permitted" not in str(caught.value)
 
 
-def test_long_headers_are_read_and_retry_after_is_found_however_it_is_spelled():
+@pytest.mark.parametrize("in_own_process", [False, True], ids=["inline", "http-process"])
+def test_long_headers_are_read_and_retry_after_is_found_however_it_is_spelled(in_own_process):
     def replies(request, number):
         if number == 1:
             return Reply(status=429, headers={"RETRY-AFTER": "7"})
@@ -219,17 +223,40 @@ def test_long_headers_are_read_and_retry_after_is_found_however_it_is_spelled():
 
     sleeps: list[float] = []
     with OpenAIServer(replies) as server:
-        model = client(server, retries=1)
+        model = client(server, retries=1, http_process=in_own_process)
         model._sleep = sleeps.append
         assert model.complete(MESSAGES).text == "fine"
     assert sleeps == [7.0]
 
 
-def test_a_key_that_cannot_be_sent_is_not_retried_and_not_shown(monkeypatch):
+@pytest.mark.parametrize("in_own_process", [False, True], ids=["inline", "http-process"])
+def test_a_key_that_cannot_be_sent_is_not_retried_and_not_shown(monkeypatch, in_own_process):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-4f1e2d3c\n")
     with OpenAIServer() as server:
         with pytest.raises(ModelCallError) as caught:
-            client(server, retries=3).complete(MESSAGES)
+            client(server, retries=3, http_process=in_own_process).complete(MESSAGES)
         assert not server.requests
     assert caught.value.kind == "other" and caught.value.attempts == 1
     assert "4f1e2d3c" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "through_the_http_process"),
+    [
+        ([], False),
+        (["--medbench-concurrency", "4"], True),
+        (["-n", "2", "--medbench-concurrency", "4"], False),
+    ],
+    ids=["sequential", "concurrency", "xdist-workers"],
+)
+def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http_process(
+    run_suites, tmp_path, options, through_the_http_process
+):
+    """aiohttp names itself in the User-Agent; the standard library's client sends none."""
+    with OpenAIServer(lambda request, number: Reply(content="The right answer is A")) as server:
+        data = mcqa_data(tmp_path, count=8)
+        result, _ = run_suites(
+            "--medbench-data", str(data), "--model", "openai/m", "--api-base", server.api_base, *options
+        )
+    assert len(server.user_agents) >= 8, result.stdout.str()
+    assert {"aiohttp" in agent for agent in server.user_agents} == {through_the_http_process}

@@ -24,9 +24,10 @@ from pytest_medbench.models.transport import Endpoint, HTTPTransport, LitellmTra
 MESSAGES = [{"role": "user", "content": "What causes scurvy?"}]
 
 
-@pytest.fixture(params=["lean", "litellm"])
+@pytest.fixture(params=["lean", "lean-http-process", "litellm"])
 def client_for(request):
-    """Makes clients for a server's ``openai/test-model``, over the lean HTTP path or litellm's."""
+    """Makes clients for a server's ``openai/test-model``, over the lean HTTP path (its calls in the
+    calling thread, or in the HTTP process) or litellm's."""
 
     def make(server: OpenAIServer, cache: ResponseCache | None = None, sleeps=None, **params) -> ModelClient:
         client = ModelClient(
@@ -40,6 +41,9 @@ def client_for(request):
         assert isinstance(client.transport, HTTPTransport)  # OpenAI-compatible endpoint: the lean path
         if request.param == "litellm":
             client.transport = LitellmTransport(Endpoint("openai/test-model", server.api_base))
+        if request.param == "lean-http-process":
+            endpoint = Endpoint("openai/test-model", server.api_base)
+            client.transport = HTTPTransport(endpoint, in_own_process=True)
         return client
 
     return make

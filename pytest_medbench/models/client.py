@@ -73,12 +73,13 @@ class ModelSpec:
             return cls(name, name, builtin=True)
         return cls(name, resolve(name, aliases), api_base=api_base)
 
-    def transport(self) -> Transport:
+    def transport(self, *, http_process: bool = False) -> Transport:
+        """How its calls are made; ``http_process``: a lean endpoint's in a process of their own."""
         if self.group is not None:
-            return RouterTransport(self.group)
+            return RouterTransport(self.group, http_process=http_process)
         if self.builtin:
             return BuiltinTransport(Endpoint(self.litellm_model, self.api_base))
-        return transport_for(Endpoint(self.litellm_model, self.api_base))
+        return transport_for(Endpoint(self.litellm_model, self.api_base), in_own_process=http_process)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ class ModelClient:
         sleep: Callable[[float], None] = time.sleep,
         run_id: str = "",
         revision: str | None = None,
+        http_process: bool = False,
     ) -> None:
         self.spec = spec
         self.run_id = run_id
@@ -145,7 +147,7 @@ class ModelClient:
         self.timeout_s = timeout_s
         self.retry = retry
         self._sleep = sleep
-        self.transport = spec.transport()
+        self.transport = spec.transport(http_process=http_process)
         self._fatal: ModelCallError | None = None
         self._said_capped = False
 

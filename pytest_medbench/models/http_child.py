@@ -12,7 +12,7 @@ import signal
 import ssl
 from typing import IO, Any
 
-from .http_process import READY, frames, write_frame
+from .http_process import READY, frames, without_header_values, write_frame
 
 # what the standard library's client accepted, where aiohttp's default is 8,190 bytes a header line
 _MAX_HEADER_BYTES = 65536
@@ -84,7 +84,8 @@ async def _serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         except (aiohttp.ClientError, OSError) as exc:  # refused, dropped, reset, malformed, TLS
             reply = (request_id, None, "connection", _failure(exc))
         except Exception as exc:  # the request itself cannot be sent (a control character in a header)
-            reply = (request_id, None, "invalid", _without(headers, f"{type(exc).__name__}: {exc}"))
+            message = without_header_values(headers, f"{type(exc).__name__}: {exc}")
+            reply = (request_id, None, "invalid", message)
         write_frame(answers, reply)
 
     def start(request: tuple) -> None:
@@ -114,13 +115,6 @@ def _failure(exc: Exception) -> str:
     if isinstance(cause, OSError):
         return f"{type(cause).__name__}: {cause}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _without(headers: dict, message: str) -> str:
-    """``message`` with every header value (the bearer key among them) taken out."""
-    for value in headers.values():
-        message = message.replace(str(value), "***").replace(repr(str(value).encode())[2:-1], "***")
-    return message
 
 
 def main(fds: str) -> None:

@@ -238,6 +238,14 @@ def _forget_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+def without_header_values(headers: dict, message: str) -> str:
+    """``message`` with every header value (the bearer key among them) taken out, as it is and as
+    Python writes it inside bytes (a control character escaped)."""
+    for value in headers.values():
+        message = message.replace(str(value), "***").replace(repr(str(value).encode())[2:-1], "***")
+    return message
+
+
 def write_frame(stream: IO[bytes], message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_LENGTH.pack(len(data)) + data)

@@ -95,9 +95,13 @@ class _Deployment:
 class RouterTransport:
     """Spreads calls over a group's deployments; fails over past those that are down."""
 
-    def __init__(self, group: RouterGroup, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, group: RouterGroup, clock: Any = time.monotonic, *, http_process: bool = False
+    ) -> None:
         self.group = group
-        self._deployments = [_Deployment(transport_for(endpoint)) for endpoint in group.endpoints]
+        self._deployments = [
+            _Deployment(transport_for(endpoint, in_own_process=http_process)) for endpoint in group.endpoints
+        ]
         self._lock = threading.Lock()
         self._turn = itertools.count()
         self._clock = clock

@@ -4,9 +4,9 @@ litellm routes every provider, but spends about 4 ms of Python per call (request
 logging hooks, response conversion: ``bench/call_overhead.py``), which caps one process near 200
 calls/s. A self-hosted OpenAI-compatible endpoint (vLLM, llama.cpp, a proxy: ``openai/...`` or
 ``hosted_vllm/...`` with an api_base, reached without a proxy) needs none of that, so it gets a
-lean path: about 0.12 ms of this process's CPU per call (the HTTP work is done in a process of its
-own), and no litellm import at all. Every other model keeps litellm's coverage. Retries, the cache
-and error classification stay in the client, the same for both paths.
+lean path: about 0.1 ms of this process's CPU per call, and no litellm import at all. Every other
+model keeps litellm's coverage. Retries, the cache and error classification stay in the client, the
+same for both paths.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import http_process
+from .http_inline import InlineHTTP
 from .litellm_import import import_litellm
 from .secrets import without_userinfo
 
@@ -102,15 +103,18 @@ class APIConnectionError(Exception):
 
 
 class HTTPTransport:
-    """POST ``{api_base}/chat/completions`` through this process's HTTP process (``http_process``).
+    """POST ``{api_base}/chat/completions``: in the calling thread (``http_inline``), or, for a
+    process that keeps many calls in flight, through a process of its own (``http_process``).
 
-    litellm's path costs several ms of Python a call; handing the call to a process of its own costs
-    the asking process a pickle and a wake-up, the HTTP work being done on another core. At 64 calls
-    in flight on one core's worth of Python, the difference decides whether the endpoint's rate is
-    reached (``bench/call_overhead.py``, docs/performance.md).
+    litellm's path costs several ms of Python a call. The standard library's client in the calling
+    thread costs about 0.1 ms sequentially, but 0.26 ms of the process's CPU a call with 64 threads
+    calling at once; handing the call to the HTTP process costs the calling process 0.14 ms, the HTTP
+    work (0.24 ms) being done on another core. At 64 calls in flight on one core's worth of Python,
+    that decides how near the endpoint's rate a run gets; where the cores are busy with other
+    workers, the extra process only adds work (``bench/call_overhead.py``, docs/performance.md).
     """
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, *, in_own_process: bool = False) -> None:
         self.endpoint = endpoint
         self.url = endpoint.api_base.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
         parts = urllib.parse.urlsplit(self.url)
@@ -119,11 +123,17 @@ class HTTPTransport:
         self.model = endpoint.model.split("/", 1)[1]
         self.headers = {"authorization": f"Bearer {endpoint.key()}", "content-type": "application/json"}
         self._prices = _prices(endpoint.model)  # once here, not by every thread on its first answer
-        http_process.shared()  # started now, so that it is ready by the first call
+        self.in_own_process = in_own_process
+        if in_own_process:
+            http_process.shared()  # started now, so that it is ready by the first call
+        else:
+            self._inline = InlineHTTP(self._post_url)
 
     def _post(self, body: bytes, timeout_s: float) -> tuple[int, Any, bytes]:
         try:
-            return http_process.shared().post(self._post_url, self.headers, body, timeout_s)
+            if self.in_own_process:
+                return http_process.shared().post(self._post_url, self.headers, body, timeout_s)
+            return self._inline.post(self.headers, body, timeout_s)
         except TimeoutError:
             raise Timeout(f"{self.url} timed out after {timeout_s:g} s") from None
         except ConnectionError as exc:
@@ -284,10 +294,11 @@ def _within(timeout_s: float, call: Any) -> Any:
     return outcome["result"]
 
 
-def transport_for(endpoint: Endpoint) -> Transport:
-    """The lean path where it serves, litellm everywhere else."""
+def transport_for(endpoint: Endpoint, *, in_own_process: bool = False) -> Transport:
+    """The lean path where it serves (its calls in the HTTP process if ``in_own_process``), litellm
+    everywhere else."""
     if endpoint.lean:
-        return HTTPTransport(endpoint)
+        return HTTPTransport(endpoint, in_own_process=in_own_process)
     return LitellmTransport(endpoint)
 
 

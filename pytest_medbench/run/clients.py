@@ -96,7 +96,9 @@ class Clients:
         claims each request in the file before asking it (xdist workers, and separate runs sharing
         one cache), so none is asked twice at once. One process with no cache file keeps none: its
         tests take the prefetched results themselves, and a request asked twice is asked twice, as
-        in a sequential run. Built-in models are never cached."""
+        in a sequential run. Built-in models are never cached. A lean endpoint's calls go through
+        the HTTP process when this process keeps several in flight and is not an xdist worker (whose
+        cores are the other workers': there the extra process costs more than it saves)."""
         if self._cache is None and not spec.builtin:
             path = self.settings.cache_path or self._worker_input.get("medbench_cache")
             if path:
@@ -110,6 +112,7 @@ class Clients:
             retry=retry,
             run_id=self.run_id,
             revision=revision,
+            http_process=self.settings.concurrency > 1 and not self._worker_input,
         )
 
     @functools.cached_property
