@@ -71,7 +71,6 @@ class HTTPProcess:
             os.close(requests_read)
             os.close(answers_write)
         self._requests = os.fdopen(requests_write, "wb")
-        self.pid = os.getpid()  # a forked copy of this object must not share the pipes
         self._write_lock = threading.Lock()
         self._waiting: dict[int, _Waiter] = {}
         self._ids = itertools.count()
