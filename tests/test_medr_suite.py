@@ -177,6 +177,7 @@ def test_bm25_ranks_the_relevant_passage_first(tmp_path):
 def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
     instructions = SHARED_DATA / "medrbench" / "instructions"
     samples = tmp_path / "samples.jsonl"
+    case = load_medr(SHARED_DATA)[0][0]  # any case of the data directory's: none is named here
     result, board = run_suites(
         "--medbench-data",
         str(SHARED_DATA),
@@ -185,12 +186,11 @@ def test_upstream_templates_load_from_the_data_directory(run_suites, tmp_path):
         "--model",
         "medbench/oracle",
         "-k",
-        "oracle_diagnosis and PMC11625232",
+        f"oracle_diagnosis and {case.case_id}",
         "--medbench-samples",
         str(samples),
     )
     assert result.ret == 0
-    case = next(c for c in load_medr(SHARED_DATA)[0] if c.case_id == "PMC11625232")
     upstream = (instructions / UPSTREAM_FILES["medr_oracle_diagnosis"]).read_text(encoding="utf-8").strip()
     sample = json.loads(samples.read_text().splitlines()[0])
     assert sample["messages"][1]["content"] == upstream.format(case=case.summary.strip())
