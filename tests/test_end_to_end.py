@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -501,27 +504,22 @@ print("LITELLM IMPORTED", seen)
 """
 
 
+def run_python(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter (this checkout importable), its output captured."""
+    from conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", script, *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
 def test_builtin_models_never_import_litellm(tmp_path):
     """litellm costs seconds to import: a run with only built-in models answers
     in-process, so it never loads it."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO
-
     replay = tmp_path / "replay.jsonl"
     replay.write_text(json.dumps({"task": "task57", "id": "0", "output": "The right answer is B"}) + "\n")
     models = ["medbench/oracle", "medbench/baseline", f"replay:{replay}"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", BUILTIN_RUN, str(SUITES), *models],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
+    done = run_python(BUILTIN_RUN, str(SUITES), *models, cwd=tmp_path)
     assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -537,22 +535,10 @@ for limit in sys.argv[3:]:
 def test_a_big_run_spares_pytests_last_garbage_collections(tmp_path):
     """From 1,000 items on, what the run leaves is collected once and frozen before pytest's five
     last full collections (they would each walk it all); a smaller run leaves the collector alone."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import REPO, mcqa_data
+    from conftest import mcqa_data
 
     data = mcqa_data(tmp_path, 1000)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", FREEZE_RUN, str(SUITES), str(data), "500", "1000"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
+    done = run_python(FREEZE_RUN, str(SUITES), str(data), "500", "1000", cwd=tmp_path)
     assert "FROZEN AFTER 500 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert "FROZEN AFTER 1000 True" in done.stdout
 
