@@ -113,20 +113,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter = config.pluginmanager.get_plugin("medbench-reporter")
     if reporter is not None:
         reporter.write_verdict_line(config)
-    if max(config.stash.get(ITEMS_KEY, 0), len(run.records) if run is not None else 0) >= FREEZE_AT_END:
-        _spare_the_last_collections()
 
 
-def _spare_the_last_collections() -> None:
-    """pytest's last act is five full garbage collections (its check for unraisable exceptions),
-    each walking all the run still holds: every report, record and loaded instance (one pass: 0.1 s
-    after 4,000 items, 0.2 s after 15,000). Here the first is made, so whatever it finalizes is
-    still reported, and what survives it, which lives until the process exits, is moved out of the
-    collector's sight, so the other four walk nearly nothing."""
-    import gc
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After a big run, before the report is built: one full garbage collection, then what survives
+    it (every report, record and loaded instance, which live until the process exits) is moved out
+    of the collector's sight. Without it the collector walks all of them again while the leaderboard
+    is built, and five times more in pytest's last act (its check for unraisable exceptions): one
+    pass is 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of those, so
+    whatever it finalizes is still reported."""
+    run = session.config.stash.get(RUN_KEY, None)
+    records = len(run.records) if run is not None else 0
+    if max(session.config.stash.get(ITEMS_KEY, 0), records) >= FREEZE_AT:
+        import gc
 
-    gc.collect()
-    gc.freeze()
+        gc.collect()
+        gc.freeze()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -173,8 +176,9 @@ def _register_markers(config: pytest.Config, names: set[str]) -> None:
         config.addinivalue_line("markers", f"{name}: pytest-medbench items tagged {name}")
 
 
-FREEZE_AT_ITEMS = 5_000
-FREEZE_AT_END = 1_000  # items run (or, on an xdist controller, records): see pytest_unconfigure
+# items collected (or, on an xdist controller, records) from which a run's objects are frozen: a
+# smaller run leaves the collector alone (see pytest_collection_finish)
+FREEZE_AT = 1_000
 ITEMS_KEY = pytest.StashKey[int]()
 
 
@@ -182,10 +186,11 @@ ITEMS_KEY = pytest.StashKey[int]()
 def pytest_collection_finish(session: pytest.Session) -> None:
     """A big run's items and data live until the process ends: move them out of the garbage
     collector's sight, so its full passes (pytest makes five at the end) do not walk them all again
-    (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this). Small runs skip it:
-    an in-process pytester run must leave nothing behind that the collector cannot free."""
+    (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this), nor do the full
+    passes its allocations set off while the tests run (4,000 items: about 0.1 s each). Small runs
+    skip it: an in-process pytester run must leave nothing behind that the collector cannot free."""
     session.config.stash[ITEMS_KEY] = len(session.items)
-    if len(session.items) >= FREEZE_AT_ITEMS:
+    if len(session.items) >= FREEZE_AT:
         import gc
 
         gc.freeze()
@@ -229,24 +234,25 @@ UNREACHABLE = (
 
 class Evaluator:
     """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record, and
-    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``)."""
+    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``). One per session: each
+    call acts for the test that is running."""
 
-    def __init__(self, run: Any, node: pytest.Item) -> None:
-        self._run, self._node = run, node
+    def __init__(self, run: Any) -> None:
+        self._run = run
 
     def __repr__(self) -> str:
         return f"<medbench evaluator for {self._run.model.name}>"
 
     def evaluate(self, item: Any) -> Any:
-        scheduler = _module("run.scheduler")
+        scheduler, node = _module("run.scheduler"), _RUNNING[-1]
         try:
-            return self._run.evaluate(item, self._node)
+            return self._run.evaluate(item, node)
         except scheduler.ItemFailed as exc:
             message = str(exc)  # failed below, outside this block, so pytest shows it once, unchained
-        error = self._node.stash[scheduler.RECORD_KEY].error or {}
+        error = node.stash[scheduler.RECORD_KEY].error or {}
         unreachable = error.get("kind") == "connection" and any(m in error["message"] for m in UNREACHABLE)
         if error.get("kind") in STOPS_THE_RUN or unreachable:
-            self._node.session.shouldstop = self._stop_reason(error["kind"])
+            node.session.shouldstop = self._stop_reason(error["kind"])
         pytest.fail(message, pytrace=False)
 
     def _stop_reason(self, kind: str) -> str:
@@ -269,13 +275,14 @@ class Evaluator:
         ``passed`` None: the test's own outcome."""
         from .custom import own_test, record_scores
 
-        return record_scores(own_test(self._run, self._node), task, scores, passed, benchmark, tags)
+        return record_scores(own_test(self._run, _RUNNING[-1]), task, scores, passed, benchmark, tags)
 
 
 # The items whose protocol is running, innermost last (a pytester run inside a test nests one): the
-# medbench fixture's node. The fixture takes no ``request``: pytest 9 builds a RequestFixtureDef
-# (inspect.signature included) for each of the three times one item asks for ``request``: about 25 us
-# an item (5,000 trivial tests), where this costs one hook wrapper.
+# node the medbench evaluator acts for. Taking it from here rather than from ``request`` lets the
+# fixture be session-scoped: a function-scoped one is set up and torn down for every item, and
+# pytest 9 builds a RequestFixtureDef (inspect.signature included) each time an item asks for
+# ``request``: together 0.3 s over 15,000 trivial tests, where this costs one hook wrapper.
 _RUNNING: list[pytest.Item] = []
 
 
@@ -288,11 +295,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _RUNNING.pop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def medbench() -> Evaluator:
     """Evaluate benchmark items against the configured model."""
-    node = _RUNNING[-1]  # a function-scoped fixture is only set up inside its test's protocol
-    return Evaluator(node.config.stash[RUN_KEY], node)
+    return Evaluator(_RUNNING[-1].config.stash[RUN_KEY])  # set up inside the first test's protocol
 
 
 @pytest.fixture

@@ -525,22 +525,30 @@ def test_builtin_models_never_import_litellm(tmp_path):
 
 FREEZE_RUN = """
 import gc, sys, pytest
+
+class FirstTest:
+    def pytest_runtest_call(self, item):
+        self.frozen = getattr(self, "frozen", gc.get_freeze_count() > 0)
+
 for limit in sys.argv[3:]:
+    first = FirstTest()
     pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", "medbench/oracle", "--medbench-data",
-                 sys.argv[2], "--medbench-limit", limit])
-    print("FROZEN AFTER", limit, gc.get_freeze_count() > 0)
+                 sys.argv[2], "--medbench-limit", limit], plugins=[first])
+    print("FROZEN DURING", limit, first.frozen, "AFTER", gc.get_freeze_count() > 0)
 """
 
 
 def test_a_big_run_spares_pytests_last_garbage_collections(tmp_path):
-    """From 1,000 items on, what the run leaves is collected once and frozen before pytest's five
-    last full collections (they would each walk it all); a smaller run leaves the collector alone."""
+    """From 1,000 items on, the loaded items are frozen before the first test (so the collector's
+    full passes while the tests run do not walk them), and what the run leaves is collected once
+    and frozen before pytest's five last full collections (they would each walk it all); a smaller
+    run leaves the collector alone."""
     from conftest import mcqa_data
 
     data = mcqa_data(tmp_path, 1000)
     done = run_python(FREEZE_RUN, str(SUITES), str(data), "500", "1000", cwd=tmp_path)
-    assert "FROZEN AFTER 500 False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "FROZEN AFTER 1000 True" in done.stdout
+    assert "FROZEN DURING 500 False AFTER False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "FROZEN DURING 1000 True AFTER True" in done.stdout
 
 
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
