@@ -27,8 +27,7 @@ class TaskFacts:
             labels.update(label.lower() for label in task.spec.labels)
         elif task.spec.scorer == LABEL:
             labels.update(
-                instance.reference.strip().rstrip(".").strip().lower()
-                for instance in task.instances
+                instance.reference.strip().rstrip(".").strip().lower() for instance in task.instances
             )
         elif task.spec.scorer == MULTILABEL:
             for instance in task.instances:
