@@ -25,7 +25,6 @@ import json
 import os
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,6 +211,7 @@ def end_to_end(
         pairs.append((wall, one, len(stamps)))
     bound = items * latency / in_flight
     ratios = [bound / (wall - one) for wall, one, _ in pairs]
+    # the median pair (``statistics`` here would be bench/statistics.py, first on sys.path)
     wall, one, answered = sorted(pairs, key=lambda pair: bound / (pair[0] - pair[1]))[repeats // 2]
     return {
         "run": label,
@@ -219,7 +219,7 @@ def end_to_end(
         "wall_s": round(wall, 2),
         "one_item_wall_s": round(one, 2),
         "bound_s": round(bound, 2),
-        "end_to_end_ratio": round(statistics.median(ratios), 3),
+        "end_to_end_ratio": round(bound / (wall - one), 3),
         "ratios_of_each_pair": [round(ratio, 3) for ratio in ratios],
     }
 

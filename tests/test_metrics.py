@@ -96,6 +96,38 @@ def test_bleu_1_is_brevity_penalised_unigram_precision():
     assert overlap.bleu_1("", "cat") == 0.0
 
 
+NLTK_WITHOUT_SCIPY_STATS = """
+import sys
+from pytest_medbench.metrics import overlap
+bleu = overlap.bleu_1("the cat", "the cat sat down")
+print("BLEU", round(bleu, 9), "SCIPY.STATS LOADED", "scipy.stats" in sys.modules)
+from nltk.metrics.association import BigramAssocMeasures
+from scipy.stats import fisher_exact
+scipy_value = fisher_exact([[3, 2], [3, 12]], alternative="less")[1]
+print("FISHER", BigramAssocMeasures.fisher(3, (5, 6), 20) == scipy_value)
+"""
+
+
+def test_nltk_is_loaded_without_scipy_stats_and_still_answers_as_before():
+    """nltk's package import pulls in scipy.stats (0.5 s) for a measure BLEU never uses: a fresh
+    process scores BLEU-1 without loading it, and nltk's Fisher measure, the one user of it, still
+    gives scipy's value (its contingency table by hand: 3, 5 - 3, 6 - 3, 20 - 3 - 2 - 3)."""
+    import math
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", NLTK_WITHOUT_SCIPY_STATS], capture_output=True, text=True, env=env, timeout=120
+    )
+    bleu = round(math.exp(-1), 9)  # both tokens match, brevity penalty exp(1 - 4/2)
+    assert f"BLEU {bleu} SCIPY.STATS LOADED False" in done.stdout, done.stdout + done.stderr
+    assert "FISHER True" in done.stdout
+
+
 def test_corpus_f1_and_wilson():
     def corpus(counts: list[dict]) -> dict[str, float]:
         items = [{"scores": {}, "counts": c} for c in counts]

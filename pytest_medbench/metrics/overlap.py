@@ -17,6 +17,8 @@ import sys
 from collections import defaultdict
 from typing import Any
 
+from .nltk_import import import_nltk
+
 # the released utils raise Python's recursion limit to this before scoring: the rouge package's
 # LCS reconstruction recurses once per token, so long answers need it
 RELEASED_RECURSION_LIMIT = 10_000
@@ -27,6 +29,7 @@ TOKENIZER_PACKAGES = ("nltk", PUNKT_PACKAGE, "jieba", "janome", "rouge")  # each
 @functools.cache
 def _english_punkt() -> Any:
     """nltk's Punkt sentence tokenizer with the English ``punkt_tab`` parameters from the package."""
+    import_nltk()
     from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
     from punkt.data import load_module
 
@@ -55,6 +58,7 @@ def _janome() -> Any:
 
 def word_tokenize(text: str) -> list[str]:
     """nltk ``word_tokenize(text)``: punkt sentences, then Treebank words in each."""
+    import_nltk()
     from nltk.tokenize import word_tokenize as treebank
 
     return [
@@ -83,6 +87,7 @@ def bleu_1(
     hypothesis: str, reference: str, language: str = "en", *, keep_blank_tokens: bool = False
 ) -> float:
     """Smoothed BLEU-1 on a 0-1 scale; 0 for an empty side (as nltk gives with no matching unigram)."""
+    import_nltk()
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 
     hyp = tokenize(hypothesis, language, keep_blank_tokens=keep_blank_tokens)
