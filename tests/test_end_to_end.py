@@ -526,29 +526,44 @@ def test_builtin_models_never_import_litellm(tmp_path):
 FREEZE_RUN = """
 import gc, sys, pytest
 
-class FirstTest:
+class Watch:
     def pytest_runtest_call(self, item):
-        self.frozen = getattr(self, "frozen", gc.get_freeze_count() > 0)
+        if not hasattr(self, "during"):  # the first test's: get_freeze_count walks what is frozen
+            self.during = gc.get_freeze_count() > 0
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        self.at_end, self.last_passes = gc.get_freeze_count() > 0, []
+        gc.callbacks.append(self.full_pass)
+
+    def full_pass(self, phase, info):  # pytest's last full collections come after unconfigure
+        if phase == "start" and info["generation"] == 2:
+            self.last_passes.append(gc.get_freeze_count() > 0)
 
 for limit in sys.argv[3:]:
-    first = FirstTest()
+    watch = Watch()
     pytest.main([sys.argv[1], "-q", "-p", "no:cacheprovider", "--model", "medbench/oracle", "--medbench-data",
-                 sys.argv[2], "--medbench-limit", limit], plugins=[first])
-    print("FROZEN DURING", limit, first.frozen, "AFTER", gc.get_freeze_count() > 0)
+                 sys.argv[2], "--medbench-limit", limit], plugins=[watch])
+    gc.callbacks.remove(watch.full_pass)
+    passes = "frozen" if watch.last_passes and all(watch.last_passes) else watch.last_passes
+    print("FROZEN DURING", limit, watch.during, "AT END", watch.at_end, "LAST PASSES", passes,
+          "AFTER", gc.get_freeze_count() > 0)
 """
 
 
-def test_a_big_run_spares_pytests_last_garbage_collections(tmp_path):
+def test_runs_spare_pytests_last_garbage_collections_and_give_everything_back(tmp_path):
     """From 1,000 items on, the loaded items are frozen before the first test (so the collector's
-    full passes while the tests run do not walk them), and what the run leaves is collected once
-    and frozen before pytest's five last full collections (they would each walk it all); a smaller
-    run leaves the collector alone."""
+    full passes while the tests run do not walk them). Every run, once its tests are done, is
+    collected once and frozen before pytest's five last full collections (they would each walk it
+    all), and everything is given back to the collector when pytest returns: a program that goes on
+    after ``pytest.main()`` keeps nothing it cannot free."""
     from conftest import mcqa_data
 
     data = mcqa_data(tmp_path, 1000)
     done = run_python(FREEZE_RUN, str(SUITES), str(data), "500", "1000", cwd=tmp_path)
-    assert "FROZEN DURING 500 False AFTER False" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "FROZEN DURING 1000 True AFTER True" in done.stdout
+    expected = "FROZEN DURING 500 False AT END True LAST PASSES frozen AFTER False"
+    assert expected in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "FROZEN DURING 1000 True AT END True LAST PASSES frozen AFTER False" in done.stdout
 
 
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):

@@ -159,11 +159,8 @@ class Scheduler:
         record.reference = item.reference
         node.stash[RECORD_KEY] = record
         ahead = self._ahead.pop(_dialogue_key(*record.key), None) if self._ahead else None
-        # this item's answers (or its dialogue's), from the prefetch. Most often they are in already,
-        # and a look in the dict is cheaper than asking the future (it takes the future's lock, which
-        # the pool's threads also take: about 4% of the test loop at 64 calls in flight)
-        if ahead is not None and record.key not in self._prefetched and not ahead.done():
-            wait([ahead])
+        if ahead is not None and not ahead.done():  # done already, most often: wait() is not free
+            wait([ahead])  # this item's answers (or its dialogue's), from the prefetch
         try:
             if (done := self._prefetched.pop(record.key, None)) is not None:
                 prefetched, outputs, scores = done
