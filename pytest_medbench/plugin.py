@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -57,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # registered before pytest's own check for unraisable exceptions (its plugin's pytest_configure
     # runs after this one), so it runs after that check's garbage collections: see pytest_sessionfinish
-    config.add_cleanup(functools.partial(_thaw, gc.get_freeze_count() > 0))
+    config.add_cleanup(functools.partial(_thaw, config, gc.get_freeze_count() > 0))
 
     for name in ("meds", "medr", "rare", *CATEGORIES, *SETTINGS):
         config.addinivalue_line("markers", f"{name}: pytest-medbench items of {name}")
@@ -124,21 +125,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Once the tests have run, before the report is built: one full garbage collection, then what
     survives it (every module, report, record and loaded instance) is moved out of the collector's
-    sight until pytest is done (``_thaw``). Without it the collector walks all of it again while the
-    leaderboard is built, and five times more in pytest's last act (its check for unraisable
-    exceptions): one pass is 0.07 s after the 99 bundled items (scipy, nltk and pytest's plugins
-    loaded), 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of those,
-    so whatever it finalizes is still reported."""
+    sight (see ``_thaw`` for when it comes back). Without it the collector walks all of it again
+    while the leaderboard is built, and five times more in pytest's last act (its check for
+    unraisable exceptions): one pass is 0.07 s after the 99 bundled items (scipy, nltk and pytest's
+    plugins loaded), 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of
+    those, so whatever it finalizes is still reported."""
     gc.collect()
     gc.freeze()
 
 
-def _thaw(frozen_before: bool) -> None:
-    """pytest's last collections are over: give what was frozen back to the collector, so that a
-    program that goes on after ``pytest.main()`` (or an in-process pytester run) keeps nothing it
-    cannot free. Someone else's freeze before the run is left alone, and ours with it."""
-    if not frozen_before:
+def _thaw(config: pytest.Config, frozen_before: bool) -> None:
+    """pytest's last collections are over. Where the process goes on after this run (a program's
+    ``pytest.main()``, an in-process pytester run), what was frozen goes back to the collector, so
+    nothing is kept that could not be freed. Where the process ends with it (the ``pytest`` command,
+    an xdist worker), it stays frozen: given back, the interpreter's own last collection would walk
+    and free it all on the way out (15,000 items: 1.9 s; the 99 bundled items: 0.25 s). Someone
+    else's freeze before the run is left alone, and ours with it."""
+    if not frozen_before and not _process_ends_with_this_run(config):
         gc.unfreeze()
+
+
+def _process_ends_with_this_run(config: pytest.Config) -> bool:
+    """An xdist worker, or a run of pytest's own command (``pytest.console_main`` calls it, then the
+    interpreter exits)."""
+    if hasattr(config, "workerinput"):
+        return True
+    frame = sys._getframe()
+    while frame is not None and frame.f_code is not pytest.console_main.__code__:
+        frame = frame.f_back
+    return frame is not None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -194,7 +209,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     collector's sight, so its full passes (pytest makes five at the end) do not walk them all again
     (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this), nor do the full
     passes its allocations set off while the tests run (4,000 items: about 0.1 s each). Given back
-    to the collector once pytest is done, with the rest (``_thaw``)."""
+    to the collector with the rest, where the process goes on after the run (``_thaw``)."""
     if len(session.items) >= FREEZE_AT:
         gc.freeze()
 

@@ -566,6 +566,30 @@ def test_runs_spare_pytests_last_garbage_collections_and_give_everything_back(tm
     assert "FROZEN DURING 1000 True AT END True LAST PASSES frozen AFTER False" in done.stdout
 
 
+AT_EXIT = """
+import atexit, gc
+atexit.register(lambda: print("FROZEN AT EXIT", gc.get_freeze_count() > 0))
+"""
+
+
+def test_the_pytest_command_leaves_what_it_froze_frozen_for_the_exit(tmp_path):
+    """The ``pytest`` command's process ends with the run: what was frozen stays frozen, so the
+    interpreter's last collection does not walk and free it all on the way out (1.9 s after 15,000
+    items). The same run through ``pytest.main()`` gives it back (the test above)."""
+    (tmp_path / "at_exit.py").write_text(AT_EXIT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "pytest", str(SUITES), "-q", "-p", "no:cacheprovider", "-p", "at_exit"]
+    done = subprocess.run(
+        [*command, "--model", "medbench/oracle", "-k", "task57"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert "FROZEN AT EXIT True" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
     """HoC's per-item exact_match stands beside its corpus F1: it is scored, so it is never 'not judged'."""
     _, board = run_suites("--model", "medbench/oracle", "-k", "task106 or oracle_diagnosis")
