@@ -5,9 +5,11 @@
 First, what a user waits for: the end-to-end ratio, the endpoint bound (items x latency / calls in
 flight) over the whole command's wall time minus that of the same command on 1 item (start-up,
 collection of the data, the report), at 32 and 64 calls in flight, in one process and under -n 2
-(half the calls in flight per worker). Then MedR-Bench's free-turn dialogue with an LLM patient agent
-and an LLM judge (many dependent calls per case) against its critical-path bound: the calls of one
-case, which follow one another, x latency x cases / cases in flight. Then the sub-window figures,
+(half the calls in flight per worker): the median of three pairs of runs, each pair's ratio beside
+it. Beside them, the floor of the -n 2 rows: bare pytest-xdist on as many trivial tests. Then
+MedR-Bench's free-turn dialogue with an LLM patient agent and an LLM judge (many dependent calls
+per case) against its critical-path bound: the calls of one case, which follow one another,
+x latency x cases / cases in flight. Then the sub-window figures,
 labelled as such: items/s from the first to the last answered request as a share of the bound, at
 concurrency 1 and 8 and under -n 16, with the start-up until the first model call; collection of
 15,000 items; `pytest suites/` with the built-in oracle; a fully cached rerun of 15,000 items (in one
