@@ -146,14 +146,18 @@ def _thaw(config: pytest.Config, frozen_before: bool) -> None:
 
 
 def _process_ends_with_this_run(config: pytest.Config) -> bool:
-    """An xdist worker, or a run of pytest's own command (``pytest.console_main`` calls it, then the
-    interpreter exits)."""
+    """An xdist worker, or the run of pytest's own command (``pytest.console_main`` calls
+    ``pytest.main``, then the interpreter exits), not a run nested in it (an in-process pytester
+    run calls ``pytest.main`` once more, inside one of the command's tests)."""
     if hasattr(config, "workerinput"):
         return True
+    runs, command = 0, False
     frame = sys._getframe()
-    while frame is not None and frame.f_code is not pytest.console_main.__code__:
+    while frame is not None:
+        runs += frame.f_code is pytest.main.__code__
+        command = command or frame.f_code is pytest.console_main.__code__
         frame = frame.f_back
-    return frame is not None
+    return command and runs == 1
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -590,6 +590,17 @@ def test_the_pytest_command_leaves_what_it_froze_frozen_for_the_exit(tmp_path):
     assert "FROZEN AT EXIT True" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
 
 
+def test_a_run_nested_in_the_pytest_command_gives_everything_back(pytester):
+    """An in-process pytester run inside a test of the ``pytest`` command goes on in that process:
+    what it froze goes back to the collector when it is done, as after a program's ``pytest.main()``."""
+    import gc
+
+    pytester.makepyfile("def test_rule(medbench):\n    medbench.record('rule', {'accuracy': 1.0})\n")
+    assert gc.get_freeze_count() == 0  # nothing frozen in this process before (see the tests above)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert gc.get_freeze_count() == 0
+
+
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
     """HoC's per-item exact_match stands beside its corpus F1: it is scored, so it is never 'not judged'."""
     _, board = run_suites("--model", "medbench/oracle", "-k", "task106 or oracle_diagnosis")
