@@ -58,7 +58,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # registered before pytest's own check for unraisable exceptions (its plugin's pytest_configure
     # runs after this one), so it runs after that check's garbage collections: see pytest_sessionfinish
-    config.add_cleanup(functools.partial(_thaw, config, gc.get_freeze_count() > 0))
+    # a run inside another's test (an in-process pytester run) freezes nothing: what it froze would be
+    # the outer run's objects too, and, under the pytest command, kept frozen (leaked) for good
+    config.stash[NESTED_KEY] = nested = bool(_RUNNING) or _main_calls() > 1
+    config.add_cleanup(functools.partial(_thaw, config, nested or gc.get_freeze_count() > 0))
 
     for name in ("meds", "medr", "rare", *CATEGORIES, *SETTINGS):
         config.addinivalue_line("markers", f"{name}: pytest-medbench items of {name}")
@@ -130,19 +133,34 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     unraisable exceptions): one pass is 0.07 s after the 99 bundled items (scipy, nltk and pytest's
     plugins loaded), 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of
     those, so whatever it finalizes is still reported."""
+    if session.config.stash.get(NESTED_KEY, True):
+        return
     gc.collect()
     gc.freeze()
 
 
-def _thaw(config: pytest.Config, frozen_before: bool) -> None:
+def _thaw(config: pytest.Config, leave_frozen: bool) -> None:
     """pytest's last collections are over. Where the process goes on after this run (a program's
     ``pytest.main()``, an in-process pytester run), what was frozen goes back to the collector, so
     nothing is kept that could not be freed. Where the process ends with it (the ``pytest`` command,
     an xdist worker), it stays frozen: given back, the interpreter's own last collection would walk
     and free it all on the way out (15,000 items: 1.9 s; the 99 bundled items: 0.25 s). Someone
-    else's freeze before the run is left alone, and ours with it."""
-    if not frozen_before and not _process_ends_with_this_run(config):
+    else's freeze before the run is left alone, and ours with it; a run inside another's test froze
+    nothing."""
+    if not leave_frozen and not _process_ends_with_this_run(config):
         gc.unfreeze()
+
+
+NESTED_KEY = pytest.StashKey[bool]()
+
+
+def _main_calls() -> int:
+    """How many ``pytest.main()`` calls are on the stack (two in a pytester run inside a test)."""
+    calls, frame = 0, sys._getframe()
+    while frame is not None:
+        calls += frame.f_code is pytest.main.__code__
+        frame = frame.f_back
+    return calls
 
 
 def _process_ends_with_this_run(config: pytest.Config) -> bool:
@@ -210,7 +228,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this), nor do the full
     passes its allocations set off while the tests run (4,000 items: about 0.1 s each). Given back
     to the collector with the rest, where the process goes on after the run (``_thaw``)."""
-    if len(session.items) >= FREEZE_AT:
+    if len(session.items) >= FREEZE_AT and not session.config.stash.get(NESTED_KEY, True):
         gc.freeze()
 
 

@@ -590,6 +590,33 @@ def test_the_pytest_command_leaves_what_it_froze_frozen_for_the_exit(tmp_path):
     assert "FROZEN AT EXIT True" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
 
 
+class _Cycle:
+    pass
+
+
+def test_a_run_inside_a_test_freezes_nothing(pytester):
+    """An in-process pytester run freezes nothing: its freeze would take the outer run's objects too,
+    and under the pytest command nothing gives them back, so whatever was alive then and dies later
+    (here a cycle) would never be freed."""
+    import gc
+    import weakref
+
+    class Watch:
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(self, config):
+            self.frozen = gc.get_freeze_count()
+
+    pytester.makepyfile("def test_a(medbench):\n    pass\n")
+    cycle = _Cycle()
+    cycle.me, ref = cycle, weakref.ref(cycle)
+    before, watch = gc.get_freeze_count(), Watch()
+    pytester.inline_run("-p", "no:cacheprovider", plugins=[watch]).assertoutcome(passed=1)
+    assert watch.frozen == before
+    del cycle
+    gc.collect()
+    assert ref() is None
+
+
 def test_only_metrics_no_item_could_score_are_not_judged(run_suites):
     """HoC's per-item exact_match stands beside its corpus F1: it is scored, so it is never 'not judged'."""
     _, board = run_suites("--model", "medbench/oracle", "-k", "task106 or oracle_diagnosis")
