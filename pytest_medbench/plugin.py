@@ -56,9 +56,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from .options import Settings
     from .run import Run
 
-    # registered before pytest's own check for unraisable exceptions (its plugin's pytest_configure
-    # runs after this one), so it runs after that check's garbage collections: see pytest_sessionfinish
-    config.add_cleanup(functools.partial(_thaw, config, gc.get_freeze_count() > 0))
+    # the garbage collector's freeze (see pytest_sessionfinish). A run inside another's test (an
+    # in-process pytester run) freezes nothing: its freeze would take the outer run's objects too.
+    # The thaw is registered before pytest's own check for unraisable exceptions (its plugin's
+    # pytest_configure runs after this one), so it runs after that check's garbage collections.
+    nested, process_ends = _place_of_run(config)
+    config.stash[NESTED_KEY] = nested
+    leave_frozen = nested or process_ends or gc.get_freeze_count() > 0
+    config.add_cleanup(functools.partial(_thaw, leave_frozen))
 
     for name in ("meds", "medr", "rare", *CATEGORIES, *SETTINGS):
         config.addinivalue_line("markers", f"{name}: pytest-medbench items of {name}")
@@ -130,34 +135,39 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     unraisable exceptions): one pass is 0.07 s after the 99 bundled items (scipy, nltk and pytest's
     plugins loaded), 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of
     those, so whatever it finalizes is still reported."""
+    if session.config.stash.get(NESTED_KEY, True):
+        return
     gc.collect()
     gc.freeze()
 
 
-def _thaw(config: pytest.Config, frozen_before: bool) -> None:
+def _thaw(leave_frozen: bool) -> None:
     """pytest's last collections are over. Where the process goes on after this run (a program's
-    ``pytest.main()``, an in-process pytester run), what was frozen goes back to the collector, so
-    nothing is kept that could not be freed. Where the process ends with it (the ``pytest`` command,
-    an xdist worker), it stays frozen: given back, the interpreter's own last collection would walk
-    and free it all on the way out (15,000 items: 1.9 s; the 99 bundled items: 0.25 s). Someone
-    else's freeze before the run is left alone, and ours with it."""
-    if not frozen_before and not _process_ends_with_this_run(config):
+    ``pytest.main()``), what was frozen goes back to the collector, so nothing is kept that could
+    not be freed. Left frozen: where the process ends with the run (the ``pytest`` command, an xdist
+    worker), since given back, the interpreter's own last collection would walk and free it all on
+    the way out (15,000 items: 1.9 s; the 99 bundled items: 0.25 s); where someone else froze before
+    the run (theirs and ours stay); and in a run inside another's test, which froze nothing."""
+    if not leave_frozen:
         gc.unfreeze()
 
 
-def _process_ends_with_this_run(config: pytest.Config) -> bool:
-    """An xdist worker, or the run of pytest's own command (``pytest.console_main`` calls
-    ``pytest.main``, then the interpreter exits), not a run nested in it (an in-process pytester
-    run calls ``pytest.main`` once more, inside one of the command's tests)."""
-    if hasattr(config, "workerinput"):
-        return True
-    runs, command = 0, False
+NESTED_KEY = pytest.StashKey[bool]()
+
+
+def _place_of_run(config: pytest.Config) -> tuple[bool, bool]:
+    """(whether this run is inside another's test, whether the process ends with this run). Nested:
+    a test of another run is running, or ``pytest.main()`` is on the stack twice (an in-process
+    pytester run). The process ends with the run of an xdist worker, and with that of pytest's own
+    command (``pytest.console_main`` calls ``pytest.main``, then the interpreter exits)."""
+    main_calls, command = 0, False
     frame = sys._getframe()
     while frame is not None:
-        runs += frame.f_code is pytest.main.__code__
+        main_calls += frame.f_code is pytest.main.__code__
         command = command or frame.f_code is pytest.console_main.__code__
         frame = frame.f_back
-    return command and runs == 1
+    nested = bool(_RUNNING) or main_calls > 1
+    return nested, not nested and (command or hasattr(config, "workerinput"))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -214,7 +224,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this), nor do the full
     passes its allocations set off while the tests run (4,000 items: about 0.1 s each). Given back
     to the collector with the rest, where the process goes on after the run (``_thaw``)."""
-    if len(session.items) >= FREEZE_AT:
+    if len(session.items) >= FREEZE_AT and not session.config.stash.get(NESTED_KEY, True):
         gc.freeze()
 
 
@@ -256,25 +266,24 @@ UNREACHABLE = (
 
 class Evaluator:
     """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record, and
-    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``). One per session: each
-    call acts for the test that is running."""
+    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``)."""
 
-    def __init__(self, run: Any) -> None:
-        self._run = run
+    def __init__(self, run: Any, node: pytest.Item) -> None:
+        self._run, self._node = run, node
 
     def __repr__(self) -> str:
         return f"<medbench evaluator for {self._run.model.name}>"
 
     def evaluate(self, item: Any) -> Any:
-        scheduler, node = _module("run.scheduler"), _RUNNING[-1]
+        scheduler = _module("run.scheduler")
         try:
-            return self._run.evaluate(item, node)
+            return self._run.evaluate(item, self._node)
         except scheduler.ItemFailed as exc:
             message = str(exc)  # failed below, outside this block, so pytest shows it once, unchained
-        error = node.stash[scheduler.RECORD_KEY].error or {}
+        error = self._node.stash[scheduler.RECORD_KEY].error or {}
         unreachable = error.get("kind") == "connection" and any(m in error["message"] for m in UNREACHABLE)
         if error.get("kind") in STOPS_THE_RUN or unreachable:
-            node.session.shouldstop = self._stop_reason(error["kind"])
+            self._node.session.shouldstop = self._stop_reason(error["kind"])
         pytest.fail(message, pytrace=False)
 
     def _stop_reason(self, kind: str) -> str:
@@ -297,14 +306,13 @@ class Evaluator:
         ``passed`` None: the test's own outcome."""
         from .custom import own_test, record_scores
 
-        return record_scores(own_test(self._run, _RUNNING[-1]), task, scores, passed, benchmark, tags)
+        return record_scores(own_test(self._run, self._node), task, scores, passed, benchmark, tags)
 
 
 # The items whose protocol is running, innermost last (a pytester run inside a test nests one): the
-# node the medbench evaluator acts for. Taking it from here rather than from ``request`` lets the
-# fixture be session-scoped: a function-scoped one is set up and torn down for every item, and
-# pytest 9 builds a RequestFixtureDef (inspect.signature included) each time an item asks for
-# ``request``: together 0.3 s over 15,000 trivial tests, where this costs one hook wrapper.
+# medbench fixture's node. The fixture takes no ``request``: pytest 9 builds a RequestFixtureDef
+# (inspect.signature included) for each of the three times one item asks for ``request``: about 25 us
+# an item (5,000 trivial tests), where this costs one hook wrapper.
 _RUNNING: list[pytest.Item] = []
 
 
@@ -317,10 +325,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         _RUNNING.pop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def medbench() -> Evaluator:
     """Evaluate benchmark items against the configured model."""
-    return Evaluator(_RUNNING[-1].config.stash[RUN_KEY])  # set up inside the first test's protocol
+    node = _RUNNING[-1]  # a function-scoped fixture is only set up inside its test's protocol
+    return Evaluator(node.config.stash[RUN_KEY], node)
 
 
 @pytest.fixture

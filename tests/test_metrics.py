@@ -128,6 +128,43 @@ def test_nltk_is_loaded_without_scipy_stats_and_still_answers_as_before():
     assert "FISHER True" in done.stdout
 
 
+FAKE_SKLEARN = {  # what nltk's package import takes from scikit-learn, which imports scipy.stats
+    "__init__.py": "import scipy.stats\n",
+    "feature_extraction.py": "class DictVectorizer:\n    pass\n",
+    "preprocessing.py": "class LabelEncoder:\n    pass\n",
+}
+NLTK_WITH_SKLEARN = """
+from pytest_medbench.metrics import overlap
+overlap.bleu_1("the cat", "the cat sat down")
+from nltk.classify import scikitlearn
+print("SKLEARN CLASSES", hasattr(scikitlearn, "DictVectorizer"), hasattr(scikitlearn, "LabelEncoder"))
+"""
+
+
+def test_what_nltk_imports_from_other_packages_still_gets_scipy_stats(tmp_path):
+    """Only nltk's own modules are refused scipy.stats while it loads: scikit-learn (nltk imports it
+    under a ``try`` when installed) needs it, and refused, it would fail silently, half-imported,
+    leaving nltk's SklearnClassifier without its classes (NameError: LabelEncoder on first use)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sklearn").mkdir()
+    for name, text in FAKE_SKLEARN.items():
+        (tmp_path / "sklearn" / name).write_text(text)
+    repo = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join([str(tmp_path), repo, os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", NLTK_WITH_SKLEARN],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=120,
+    )
+    assert "SKLEARN CLASSES True True" in done.stdout, done.stdout + done.stderr
+
+
 def test_corpus_f1_and_wilson():
     def corpus(counts: list[dict]) -> dict[str, float]:
         items = [{"scores": {}, "counts": c} for c in counts]

@@ -5,9 +5,9 @@ which imports ``scipy.stats`` for one association measure (Fisher's exact test) 
 tokenizers never use: 0.74 s of the import's 0.80 s here, where nltk without it takes 0.28 s
 (``python -c "import nltk"``, Python 3.11, nltk 3.9.1, scipy 1.16). That was a quarter of `pytest
 suites/` on the bundled data, whose generation tasks are scored with nltk. So while this thread
-imports nltk, ``scipy.stats`` cannot be found, and nltk keeps the stand-in it defines for that
-case; the stand-in is then replaced by one that imports scipy.stats on its first call, so nltk
-answers as before for any other user of it in the process. Where nltk or scipy.stats is loaded
+imports nltk, ``scipy.stats`` cannot be found by nltk's own modules, and nltk keeps the stand-in it
+defines for that case; the stand-in is then replaced by one that imports scipy.stats on its first
+call, so nltk answers as before for any other user of it in the process. Where nltk or scipy.stats is loaded
 already, this is a plain import.
 """
 
@@ -23,15 +23,30 @@ DEFERRED = "scipy.stats"
 
 
 class _Deferred(importlib.abc.MetaPathFinder):
-    """Makes ``scipy.stats`` (and its submodules) unfindable, for the importing thread only."""
+    """Makes ``scipy.stats`` (and its submodules) unfindable to nltk's own modules, in the importing
+    thread only. Anything else nltk's import pulls in gets it: scikit-learn, which nltk
+    imports (when installed) under a ``try``, would otherwise fail half-imported, silently, and
+    leave nltk's ``SklearnClassifier`` without the classes it needs."""
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if threading.get_ident() == self.thread and (name == DEFERRED or name.startswith(f"{DEFERRED}.")):
+        if (
+            threading.get_ident() == self.thread
+            and (name == DEFERRED or name.startswith(f"{DEFERRED}."))
+            and _importer().partition(".")[0] == "nltk"
+        ):
             raise ModuleNotFoundError(f"{name}: deferred while nltk imports", name=name)
         return None
+
+
+def _importer() -> str:
+    """The module whose code asked for the import being searched: the first frame outside importlib."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+        frame = frame.f_back
+    return "" if frame is None else frame.f_globals.get("__name__", "")
 
 
 def _fisher_exact(*args: Any, **kwargs: Any) -> Any:
