@@ -214,6 +214,31 @@ def test_a_test_that_asks_no_model_has_no_empty_answer(pytester, tmp_path):
     assert (task["task"], task["passed"], task["empty_answers"]) == ("dose_rule", 1, 0)
 
 
+WIDER_FIXTURE = """
+import pytest
+
+@pytest.fixture(scope="module")
+def shared(medbench):
+    medbench.record("shared_rule", {"accuracy": 1.0}, passed=True)
+
+def test_a(shared):
+    assert False
+
+def test_b(shared):
+    pass
+"""
+
+
+def test_a_wider_scoped_fixture_cannot_record_for_whichever_test_set_it_up(pytester, tmp_path):
+    """``medbench`` acts for one test: a module-scoped fixture asking for it is pytest's scope error,
+    never a record credited to the test that happened to set the fixture up."""
+    pytester.makepyfile(WIDER_FIXTURE)
+    result = pytester.runpytest("-p", "no:cacheprovider", f"--medbench-report={tmp_path / 'lb.json'}")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*ScopeMismatch*"])
+    assert not (tmp_path / "lb.json").exists()
+
+
 @pytest.mark.parametrize(
     ("call", "fragment"),
     [
