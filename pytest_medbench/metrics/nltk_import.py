@@ -3,12 +3,14 @@
 ``import nltk`` runs the whole package's ``__init__``, which imports ``nltk.metrics.association``,
 which imports ``scipy.stats`` for one association measure (Fisher's exact test) that BLEU and the
 tokenizers never use: 0.74 s of the import's 0.80 s here, where nltk without it takes 0.28 s
-(``python -c "import nltk"``, Python 3.11, nltk 3.9.1, scipy 1.16). That was a quarter of `pytest
-suites/` on the bundled data, whose generation tasks are scored with nltk. So while this thread
-imports nltk, ``scipy.stats`` cannot be found by nltk's own modules, and nltk keeps the stand-in it
-defines for that case; the stand-in is then replaced by one that imports scipy.stats on its first
-call, so nltk answers as before for any other user of it in the process. Where nltk or scipy.stats is loaded
-already, this is a plain import.
+(``python -c "import nltk"``, Python 3.11, nltk 3.9.1, scipy 1.16). A process whose report
+bootstraps a corpus metric loads scipy.stats anyway, but an xdist worker never needs it, and each
+paid it (``pytest suites/ --model medbench/oracle -n 2``: 4.5-4.8 s before, 3.2 s with this and the
+garbage collector's freeze; docs/performance.md). So while this thread imports nltk, ``scipy.stats``
+cannot be found by nltk's own modules, and nltk keeps the stand-in it defines for that case; the
+stand-in is then replaced by one that imports scipy.stats on its first call, so nltk answers as
+before for any other user of it in the process. Where nltk or scipy.stats is loaded already, this
+is a plain import.
 """
 
 from __future__ import annotations
