@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai_server import Reply
 
-from conftest import FIXTURES, SUITES, stable
+from conftest import FIXTURES, SUITES, run_python, stable
 from pytest_medbench.report.leaderboard import LeaderboardError, _items_plainly_valid, _validator, validate
 
 
@@ -504,22 +501,13 @@ print("LITELLM IMPORTED", seen)
 """
 
 
-def run_python(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
-    """``script`` in a fresh interpreter (this checkout importable), its output captured."""
-    from conftest import REPO
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-c", script, *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
-
-
 def test_builtin_models_never_import_litellm(tmp_path):
     """litellm costs seconds to import: a run with only built-in models answers
     in-process, so it never loads it."""
     replay = tmp_path / "replay.jsonl"
     replay.write_text(json.dumps({"task": "task57", "id": "0", "output": "The right answer is B"}) + "\n")
     models = ["medbench/oracle", "medbench/baseline", f"replay:{replay}"]
-    done = run_python(BUILTIN_RUN, str(SUITES), *models, cwd=tmp_path)
+    done = run_python("-c", BUILTIN_RUN, str(SUITES), *models, cwd=tmp_path)
     assert "LITELLM IMPORTED [False, False, False]" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
 
 
@@ -560,7 +548,7 @@ def test_runs_spare_pytests_last_garbage_collections_and_give_everything_back(tm
     from conftest import mcqa_data
 
     data = mcqa_data(tmp_path, 1000)
-    done = run_python(FREEZE_RUN, str(SUITES), str(data), "500", "1000", cwd=tmp_path)
+    done = run_python("-c", FREEZE_RUN, str(SUITES), str(data), "500", "1000", cwd=tmp_path)
     expected = "FROZEN DURING 500 False AT END True LAST PASSES frozen AFTER False"
     assert expected in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
     assert "FROZEN DURING 1000 True AT END True LAST PASSES frozen AFTER False" in done.stdout
@@ -577,16 +565,8 @@ def test_the_pytest_command_leaves_what_it_froze_frozen_for_the_exit(tmp_path):
     interpreter's last collection does not walk and free it all on the way out (1.9 s after 15,000
     items). The same run through ``pytest.main()`` gives it back (the test above)."""
     (tmp_path / "at_exit.py").write_text(AT_EXIT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-    command = [sys.executable, "-m", "pytest", str(SUITES), "-q", "-p", "no:cacheprovider", "-p", "at_exit"]
-    done = subprocess.run(
-        [*command, "--model", "medbench/oracle", "-k", "task57"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-    )
+    options = ["-q", "-p", "no:cacheprovider", "-p", "at_exit", "--model", "medbench/oracle", "-k", "task57"]
+    done = run_python("-m", "pytest", str(SUITES), *options, cwd=tmp_path, path=(tmp_path,))
     assert "FROZEN AT EXIT True" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
 
 

@@ -108,21 +108,15 @@ print("FISHER", BigramAssocMeasures.fisher(3, (5, 6), 20) == scipy_value)
 """
 
 
-def test_nltk_is_loaded_without_scipy_stats_and_still_answers_as_before():
+def test_nltk_is_loaded_without_scipy_stats_and_still_answers_as_before(tmp_path):
     """nltk's package import pulls in scipy.stats (0.5 s) for a measure BLEU never uses: a fresh
     process scores BLEU-1 without loading it, and nltk's Fisher measure, the one user of it, still
     gives scipy's value (its contingency table by hand: 3, 5 - 3, 6 - 3, 20 - 3 - 2 - 3)."""
     import math
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(
-        [sys.executable, "-c", NLTK_WITHOUT_SCIPY_STATS], capture_output=True, text=True, env=env, timeout=120
-    )
+    from conftest import run_python
+
+    done = run_python("-c", NLTK_WITHOUT_SCIPY_STATS, cwd=tmp_path)
     bleu = round(math.exp(-1), 9)  # both tokens match, brevity penalty exp(1 - 4/2)
     assert f"BLEU {bleu} SCIPY.STATS LOADED False" in done.stdout, done.stdout + done.stderr
     assert "FISHER True" in done.stdout
@@ -145,23 +139,12 @@ def test_what_nltk_imports_from_other_packages_still_gets_scipy_stats(tmp_path):
     """Only nltk's own modules are refused scipy.stats while it loads: scikit-learn (nltk imports it
     under a ``try`` when installed) needs it, and refused, it would fail silently, half-imported,
     leaving nltk's SklearnClassifier without its classes (NameError: LabelEncoder on first use)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
+    from conftest import run_python
 
     (tmp_path / "sklearn").mkdir()
     for name, text in FAKE_SKLEARN.items():
         (tmp_path / "sklearn" / name).write_text(text)
-    repo = str(Path(__file__).resolve().parent.parent)
-    path = os.pathsep.join([str(tmp_path), repo, os.environ.get("PYTHONPATH", "")])
-    done = subprocess.run(
-        [sys.executable, "-c", NLTK_WITH_SKLEARN],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": path},
-        timeout=120,
-    )
+    done = run_python("-c", NLTK_WITH_SKLEARN, cwd=tmp_path, path=(tmp_path,))
     assert "SKLEARN CLASSES True True" in done.stdout, done.stdout + done.stderr
 
 
