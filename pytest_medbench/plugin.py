@@ -362,7 +362,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         if record is not None:
             if record.passed is None:  # medbench.record(passed=None): the test's outcome decides
                 record.passed = call.excinfo is None
-            report.user_properties.append((_module("report.records").USER_PROPERTY, record.to_dict()))
+            value = record.to_property(crosses_wire=hasattr(item.config, "workerinput"))
+            report.user_properties.append((_module("report.records").USER_PROPERTY, value))
             # flat scores on the item reach the teardown report, which is what --junitxml writes out
             item.user_properties += [
                 ("medbench.task", f"{record.benchmark}.{record.task}"),

@@ -72,8 +72,8 @@ class Reporter:
         records = [value for name, value in report.user_properties if name == USER_PROPERTY]
         if report.failed and not records:
             self.other_failures += 1
-        for data in records:
-            record = ItemRecord.from_dict(data)
+        for value in records:
+            record = ItemRecord.from_property(value)
             self.run.collect(record)
             if self.progress is not None:
                 self.progress.record(record)

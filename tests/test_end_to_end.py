@@ -55,11 +55,26 @@ def test_baseline_is_below_the_oracle_everywhere(run_suites):
             assert metric["value"] < oracle_values[(task["task"], name)], (task["task"], name)
 
 
-def test_same_leaderboard_with_xdist(run_suites):
-    _, single = run_suites("--model", "medbench/baseline", report="single.json")
-    _, distributed = run_suites("--model", "medbench/baseline", "-n", "2", report="xdist.json")
+def test_same_leaderboard_with_xdist(run_suites, tmp_path):
+    """And the same records: every field of every item's record crosses xdist's wire unchanged, but
+    the usage (latencies; a MedR-Bench dialogue whose two settings ran on two workers pays its calls
+    twice, where one process reuses them)."""
+
+    def records(name: str) -> dict[str, dict]:
+        lines = (tmp_path / name).read_text(encoding="utf-8").splitlines()
+        return {
+            record["nodeid"]: {key: value for key, value in record.items() if "usage" not in key}
+            for record in map(json.loads, lines)
+        }
+
+    baseline = ("--model", "medbench/baseline")
+    _, single = run_suites(*baseline, "--medbench-samples", str(tmp_path / "one.jsonl"))
+    xdist = ("-n", "2", "--medbench-samples", str(tmp_path / "xdist.jsonl"))
+    _, distributed = run_suites(*baseline, *xdist, report="xdist.json")
     assert stable(single) == stable(distributed)
     assert sum(task["n"] for task in single["tasks"]) == 99  # 77 MedS + 4 x 5 + 2 MedR
+    assert records("one.jsonl") == records("xdist.jsonl")
+    assert len(records("one.jsonl")) == 99
 
 
 def test_leaderboard_is_valid_and_complete(run_suites):

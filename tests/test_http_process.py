@@ -250,9 +250,16 @@ def test_a_key_that_cannot_be_sent_is_not_retried_and_not_shown(monkeypatch, in_
     ids=["sequential", "concurrency", "xdist-workers"],
 )
 def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http_process(
-    run_suites, tmp_path, options, through_the_http_process
+    run_suites, tmp_path, monkeypatch, options, through_the_http_process
 ):
-    """aiohttp names itself in the User-Agent; the standard library's client sends none."""
+    """aiohttp names itself in the User-Agent; the standard library's client sends none. The run is
+    in this process, so under -n this process is the xdist controller: it asks nothing, and must not
+    start an HTTP process either (one process's start-up, beside the workers)."""
+    started = []
+    real_init = http_process.HTTPProcess.__init__
+    monkeypatch.setattr(
+        http_process.HTTPProcess, "__init__", lambda self: (started.append(self), real_init(self))[1]
+    )
     with OpenAIServer(lambda request, number: Reply(content="The right answer is A")) as server:
         data = mcqa_data(tmp_path, count=8)
         result, _ = run_suites(
@@ -260,3 +267,4 @@ def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http
         )
     assert len(server.user_agents) >= 8, result.stdout.str()
     assert {"aiohttp" in agent for agent in server.user_agents} == {through_the_http_process}
+    assert len(started) == through_the_http_process

@@ -6,6 +6,7 @@ the leaderboard is a pure function of these records.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,19 @@ class ItemRecord:
         data = dict(vars(self))
         data["usage"], data["judge_usage"] = dict(vars(self.usage)), dict(vars(self.judge_usage))
         return data
+
+    def to_property(self, crosses_wire: bool) -> dict[str, Any] | str:
+        """The record as it goes on ``report.user_properties``: from an xdist worker, as JSON text.
+        execnet serialises a nested dict field by field: 44 us to send a MedS-Bench record and 53 us
+        to receive it, against 10 us and 9 us for the same record as JSON text, on a 2-core run
+        where the controller's reading competes with the workers. In one process, the dict."""
+        data = self.to_dict()
+        return json.dumps(data, ensure_ascii=False) if crosses_wire else data
+
+    @classmethod
+    def from_property(cls, value: dict[str, Any] | str) -> ItemRecord:
+        """A record from its ``user_properties`` value, in either form ``to_property`` gives."""
+        return cls.from_dict(json.loads(value) if isinstance(value, str) else value)
 
     def failure_message(self) -> str:
         """Why a scored item failed, for the test's assertion: the pass rule with this item's values,

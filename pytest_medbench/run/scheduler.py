@@ -84,6 +84,8 @@ class Scheduler:
             count = self._worker_input["workercount"]
             worker = int(self._worker_input["workerid"].removeprefix("gw")) % count
             chosen = chosen[worker::count]
+        if not chosen:  # the xdist controller (it collects none), or a worker with no share: no
+            return  # clients, so no HTTP process to start (0.3 s of a core, beside the workers)
 
         # the clients (and the cache they share) are made here, once: cached_property does not lock
         # on Python 3.12+, and the threads below would each make their own
