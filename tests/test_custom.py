@@ -214,6 +214,47 @@ def test_a_test_that_asks_no_model_has_no_empty_answer(pytester, tmp_path):
     assert (task["task"], task["passed"], task["empty_answers"]) == ("dose_rule", 1, 0)
 
 
+OUTPUTS = [("samples", "s.jsonl"), ("report", "lb.json"), ("html", "page.html")]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_text_that_is_not_utf8_is_kept_and_ends_nothing(pytester, tmp_path, workers):
+    """A lone surrogate in a test's tags (a broken escape can bring one from any data file): the
+    samples file, the leaderboard and the page are still written, and the tag reads back as it was;
+    under -n it crosses xdist's wire, whose UTF-8 cannot carry it as it is."""
+    pytester.makepyfile(
+        'def test_rule(medbench):\n    medbench.record("dose_rule", {"accuracy": 1.0}, note="x\\ud800y")\n'
+    )
+    outputs = [f"--medbench-{kind}={tmp_path / name}" for kind, name in OUTPUTS]
+    result = pytester.runpytest("-p", "no:cacheprovider", *outputs, *workers)
+    assert result.ret == 0, result.stdout.str()
+    sample = json.loads((tmp_path / "s.jsonl").read_text(encoding="utf-8"))
+    assert sample["tags"] == {"note": "x\ud800y"}
+    assert json.loads((tmp_path / "lb.json").read_text(encoding="utf-8"))["tasks"][0]["passed"] == 1
+    assert "dose_rule" in (tmp_path / "page.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("model", ["medbench/oracle", "openai/m"])
+def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_path, model):
+    """The same from a data file: the instance's id (a key of the leaderboard's items), its input and
+    its reference carry a lone surrogate, as a broken escape in a released JSON file would give them.
+    A real model is asked it as its JSON escape (as litellm's client sends it), through the cache."""
+    broken = {"id": "a\ud800", "input": "Q\ud800?", "output": "emergent \ud800"}
+    _write(tmp_path / "data" / "custom" / "triage.json", {**TASK, "Instances": [broken]})
+    _write(tmp_path / "data" / "custom" / "triage.medbench.toml", 'scorer = "label"\nlabels = ["emergent"]\n')
+    options = ["--medbench-data", str(tmp_path / "data"), f"--medbench-samples={tmp_path / 's.jsonl'}"]
+    with OpenAIServer(lambda request, number: Reply(content="emergent")) as server:
+        result, board = run_suites(*options, "--model", model, "--api-base", server.api_base)
+    assert result.ret == 0, result.stdout.str()
+    assert list(board["items"]["custom/triage"]) == ["a\ud800"]
+    assert json.loads((tmp_path / "s.jsonl").read_text(encoding="utf-8"))["reference"] == "emergent \ud800"
+    asked = [message["content"] for request in server.requests for message in request["messages"]]
+    assert any("Q\ud800?" in content for content in asked) == (model == "openai/m")
+
+
+OUTPUTS = [("samples", "s.jsonl"), ("report", "lb.json"), ("html", "page.html")]
+
+
 WIDER_FIXTURE = """
 import pytest
 

@@ -5,12 +5,13 @@ Each test runs over both transports (the lean HTTP path and litellm): they must 
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
 from openai_server import CONTENT_FILTERED, OpenAIServer, Reply, echo_last_user
 
-from pytest_medbench.models.cache import ResponseCache
+from pytest_medbench.models.cache import ResponseCache, cache_key
 from pytest_medbench.models.client import (
     GenerationParams,
     ModelClient,
@@ -120,6 +121,18 @@ def test_timeout_is_not_part_of_the_cache_key(client_for, tmp_path):
         patient.timeout_s = 500
         assert patient.complete(MESSAGES).cached
     assert len(server.requests) == 1
+
+
+def test_the_cache_key_is_the_sha256_of_the_requests_canonical_utf8_json():
+    """Keys stay those of every cache written before (non-ASCII text as UTF-8, keys sorted, no
+    spaces); only a lone surrogate, which UTF-8 cannot carry, is hashed as its JSON escape."""
+    text = '{"epoch":0,"messages":[{"content":"甲亢?","role":"user"}],"model":"openai/m","params":{}}'
+    messages = [{"role": "user", "content": "甲亢?"}]
+    request = {"model": "openai/m", "params": {}, "messages": messages, "epoch": 0}
+    assert cache_key(request) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    broken = {**request, "messages": [{"role": "user", "content": "\ud800?"}]}
+    escaped = text.replace("甲亢", "\\ud800").encode("ascii")
+    assert cache_key(broken) == hashlib.sha256(escaped).hexdigest()
 
 
 def test_builtin_models_take_the_litellm_path_and_skip_the_cache(tmp_path):

@@ -76,7 +76,8 @@ def cache_key(request: dict[str, Any]) -> str:
     timeouts, retries and API keys must never reach this function.
     """
     canonical = _CANONICAL.encode(request)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    # a lone surrogate (a data file's broken escape) hashed as its JSON escape; other text unchanged
+    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()
 
 
 # what json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":")) builds on every
@@ -149,7 +150,10 @@ class ResponseCache:
 
     def put(self, key: str, model: str, response: dict[str, Any]) -> None:
         sql = "INSERT OR REPLACE INTO responses (key, model, created, response) VALUES (?, ?, ?, ?)"
-        if self._write(sql, (key, model, time.time(), json.dumps(response, ensure_ascii=False))) < 0:
+        # a lone surrogate (the item that paid, named from a data file's broken escape) is stored as
+        # its JSON escape: SQLite takes UTF-8 only, and it reads back as the same string
+        text = json.dumps(response, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+        if self._write(sql, (key, model, time.time(), text)) < 0:
             self._unsaved[key] = response  # type: ignore[index]
 
     def acquire(self, key: str, ttl_s: float) -> dict[str, Any] | None:

@@ -145,7 +145,8 @@ class HTTPTransport:
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
     ) -> Answer:
         body = json.dumps({"model": self.model, "messages": messages, **params}, ensure_ascii=False)
-        status, headers, data = self._post(body.encode("utf-8"), timeout_s)
+        # a lone surrogate goes as its JSON escape, as litellm's client sends it (ASCII JSON)
+        status, headers, data = self._post(body.encode("utf-8", "backslashreplace"), timeout_s)
         if status >= 300:
             raise HTTPStatusError(status, _error_text(status, data), headers)
         try:

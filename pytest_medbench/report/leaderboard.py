@@ -105,5 +105,6 @@ def write(path: Path, leaderboard: dict[str, Any]) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(mask(json.dumps(leaderboard, indent=2, ensure_ascii=False)) + "\n", encoding="utf-8")
+    text = mask(json.dumps(leaderboard, indent=2, ensure_ascii=False)) + "\n"
+    partial.write_text(text, encoding="utf-8", errors="backslashreplace")  # see SamplesWriter.write
     partial.replace(path)

@@ -73,11 +73,12 @@ class ItemRecord:
 
     def to_property(self, crosses_wire: bool) -> dict[str, Any] | str:
         """The record as it goes on ``report.user_properties``: from an xdist worker, as JSON text.
-        execnet serialises a nested dict field by field: 44 us to send a MedS-Bench record and 53 us
-        to receive it, against 10 us and 9 us for the same record as JSON text, on a 2-core run
-        where the controller's reading competes with the workers. In one process, the dict."""
+        execnet serialises a nested dict field by field: 43 us to send a MedS-Bench record and 47-53
+        us to receive it, against 10-11 us each way for the same record as JSON text, on a 2-core
+        run where the controller's reading competes with the workers. ASCII JSON, so no text of a
+        record (a lone surrogate included) can fail execnet's UTF-8. In one process, the dict."""
         data = self.to_dict()
-        return json.dumps(data, ensure_ascii=False) if crosses_wire else data
+        return json.dumps(data) if crosses_wire else data
 
     @classmethod
     def from_property(cls, value: dict[str, Any] | str) -> ItemRecord:
