@@ -255,6 +255,7 @@ def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http
     """aiohttp names itself in the User-Agent; the standard library's client sends none. The run is
     in this process, so under -n this process is the xdist controller: it asks nothing, and must not
     start an HTTP process either (one process's start-up, beside the workers)."""
+    http_process.close_shared()  # one an earlier test of this process started would serve the run
     started = []
     real_init = http_process.HTTPProcess.__init__
     monkeypatch.setattr(
