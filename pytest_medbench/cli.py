@@ -75,7 +75,7 @@ def _html(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"cannot read {args.samples}: {exc}") from exc
         _check_samples_match(args.samples, samples, args.runs[-1], runs[-1][1])
-    Path(args.output).write_text(render(runs, samples), encoding="utf-8")
+    Path(args.output).write_text(render(runs, samples), encoding="utf-8", errors="backslashreplace")
     print(f"HTML page written to {args.output}")
     return 0
 
