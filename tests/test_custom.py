@@ -238,7 +238,7 @@ def test_text_that_is_not_utf8_is_kept_and_ends_nothing(pytester, tmp_path, work
 def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_path, model):
     """The same from a data file: the instance's id (a key of the leaderboard's items), its input and
     its reference carry a lone surrogate, as a broken escape in a released JSON file would give them.
-    A real model is asked it as its JSON escape (as litellm's client sends it), through the cache."""
+    A real model is asked it as its JSON escape (litellm's path: U+FFFD), through the cache."""
     broken = {"id": "a\ud800", "input": "Q\ud800?", "output": "emergent \ud800"}
     _write(tmp_path / "data" / "custom" / "triage.json", {**TASK, "Instances": [broken]})
     _write(tmp_path / "data" / "custom" / "triage.medbench.toml", 'scorer = "label"\nlabels = ["emergent"]\n')
