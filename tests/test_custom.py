@@ -252,6 +252,23 @@ def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_pat
     assert any("Q\ud800?" in content for content in asked) == (model == "openai/m")
 
 
+def test_a_judged_answer_with_a_lone_surrogate_is_fenced_and_judged(pytester):
+    """medbench_judge.verdict on text with a lone surrogate (a test's own, a data file's broken
+    escape): fenced and asked like any other, where hashing it for the fence raised UnicodeEncodeError."""
+    with OpenAIServer(lambda request, number: Reply(content="Correct")) as judge:
+        pytester.makepyfile(
+            "def test_shock(medbench_judge, medbench):\n"
+            '    correct = medbench_judge.verdict("Norepinephrine \\ud800", "Norepinephrine")\n'
+            '    medbench.record("shock", {"accuracy": correct})\n'
+        )
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/judge@{judge.api_base}",
+        )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    assert "Norepinephrine \ud800\n<<<END-ANSWER-" in judge.requests[0]["messages"][-1]["content"]
+
+
 def test_a_failed_items_broken_escape_is_shown_on_the_page(run_suites, tmp_path):
     """The page shows each failed item's prompt and reference: one with a lone surrogate there (a
     data file's broken escape) shows it as its JSON escape, in the run's page and in medbench html's,
