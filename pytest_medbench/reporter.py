@@ -152,7 +152,8 @@ class Reporter:
             samples = [record.to_dict() for record in self.run.records.values()]
             settings.html_path.parent.mkdir(parents=True, exist_ok=True)
             page = mask(render([("this run", board)], samples))
-            settings.html_path.write_text(page, encoding="utf-8")
+            # a failed item's prompt or reference may carry a lone surrogate (a data file's broken escape)
+            settings.html_path.write_text(page, encoding="utf-8", errors="backslashreplace")
         if settings.judged_by_verdict:
             session.exitstatus = self._judge(session.exitstatus, board)
 

@@ -85,6 +85,15 @@ def test_medbench_audit_reports_the_published_quirks(quirky_data, capsys):
     assert row12.split()[1:5] == ["650", "650", "100.0", "100.0"] and "degenerate" in row12
 
 
+def test_audit_json_prints_a_label_utf8_cannot_carry_as_its_escape(tmp_path, capsys):
+    """A gold label with a lone surrogate (a data file's broken escape): printed as its JSON escape,
+    so the JSON reads back as the same label, where printing it raised UnicodeEncodeError."""
+    golds = labelled({"no \ud800": 3, "yes": 1})
+    write_task(tmp_path / "data", "Fact_verication/task12_pubmedqa_classification.json", golds)
+    assert main(["audit", str(tmp_path / "data"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["task12"]["majority_label"] == "no \ud800"
+
+
 def test_audit_of_a_missing_directory_is_a_usage_error(tmp_path, capsys):
     assert main(["audit", str(tmp_path / "nowhere")]) == 2
     assert "nowhere: no such directory" in capsys.readouterr().err

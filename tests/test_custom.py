@@ -238,7 +238,7 @@ def test_text_that_is_not_utf8_is_kept_and_ends_nothing(pytester, tmp_path, work
 def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_path, model):
     """The same from a data file: the instance's id (a key of the leaderboard's items), its input and
     its reference carry a lone surrogate, as a broken escape in a released JSON file would give them.
-    A real model is asked it as its JSON escape (as litellm's client sends it), through the cache."""
+    A real model is asked it as its JSON escape (litellm's path: U+FFFD), through the cache."""
     broken = {"id": "a\ud800", "input": "Q\ud800?", "output": "emergent \ud800"}
     _write(tmp_path / "data" / "custom" / "triage.json", {**TASK, "Instances": [broken]})
     _write(tmp_path / "data" / "custom" / "triage.medbench.toml", 'scorer = "label"\nlabels = ["emergent"]\n')
@@ -252,7 +252,55 @@ def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_pat
     assert any("Q\ud800?" in content for content in asked) == (model == "openai/m")
 
 
-OUTPUTS = [("samples", "s.jsonl"), ("report", "lb.json"), ("html", "page.html")]
+def test_a_judged_answer_with_a_lone_surrogate_is_fenced_and_judged(pytester):
+    """medbench_judge.verdict on text with a lone surrogate (a test's own, a data file's broken
+    escape): fenced and asked like any other, where hashing it for the fence raised UnicodeEncodeError."""
+    with OpenAIServer(lambda request, number: Reply(content="Correct")) as judge:
+        pytester.makepyfile(
+            "def test_shock(medbench_judge, medbench):\n"
+            '    correct = medbench_judge.verdict("Norepinephrine \\ud800", "Norepinephrine")\n'
+            '    medbench.record("shock", {"accuracy": correct})\n'
+        )
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--model=medbench/oracle", "--medbench-no-cache",
+            f"--judge-model=openai/judge@{judge.api_base}",
+        )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    assert "Norepinephrine \ud800\n<<<END-ANSWER-" in judge.requests[0]["messages"][-1]["content"]
+
+
+def test_a_failed_items_broken_escape_is_shown_on_the_page(run_suites, tmp_path):
+    """The page shows each failed item's prompt and reference: one with a lone surrogate there (a
+    data file's broken escape) shows it as its JSON escape, in the run's page and in medbench html's,
+    where writing it as UTF-8 ended both."""
+    instances = [
+        {"id": "a", "input": "Q\ud800?", "output": "emergent"},  # the baseline answers "routine": failed
+        *({"id": name, "input": f"{name}?", "output": "routine"} for name in "bc"),
+    ]
+    _write(tmp_path / "data" / "custom" / "triage.json", {**TASK, "Instances": instances})
+    _write(
+        tmp_path / "data" / "custom" / "triage.medbench.toml",
+        'scorer = "label"\nlabels = ["emergent", "routine"]\n',
+    )
+    page, samples = tmp_path / "page.html", tmp_path / "s.jsonl"
+    options = [
+        "--medbench-data",
+        str(tmp_path / "data"),
+        f"--medbench-samples={samples}",
+        f"--medbench-html={page}",
+    ]
+    result, board = run_suites(*options, "--model", "medbench/baseline")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    assert (board["tasks"][0]["n"], board["tasks"][0]["passed"]) == (3, 2)
+    assert "Input:\nQ\\ud800?" in page.read_text(encoding="utf-8")
+    again = tmp_path / "again.html"
+    assert (
+        medbench_cli(
+            ["html", str(tmp_path / "leaderboard.json"), "--samples", str(samples), "-o", str(again)]
+        )
+        == 0
+    )
+    assert "Input:\nQ\\ud800?" in again.read_text(encoding="utf-8")
 
 
 WIDER_FIXTURE = """

@@ -15,6 +15,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -145,7 +146,7 @@ class HTTPTransport:
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
     ) -> Answer:
         body = json.dumps({"model": self.model, "messages": messages, **params}, ensure_ascii=False)
-        # a lone surrogate goes as its JSON escape, as litellm's client sends it (ASCII JSON)
+        # a lone surrogate (a data file's broken escape) goes as its JSON escape; see _utf8_messages
         status, headers, data = self._post(body.encode("utf-8", "backslashreplace"), timeout_s)
         if status >= 300:
             raise HTTPStatusError(status, _error_text(status, data), headers)
@@ -197,7 +198,7 @@ class LitellmTransport:
             self._litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.endpoint.model,
-            "messages": messages,
+            "messages": _utf8_messages(messages),
             "timeout": timeout_s,
             "num_retries": 0,  # retries are ours: litellm's reset themselves after an exhausted call
             "max_retries": 0,  # and the OpenAI SDK's own retries would multiply ours
@@ -293,6 +294,22 @@ def _within(timeout_s: float, call: Any) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``messages`` with each lone surrogate (a data file's broken escape) in a text replaced by
+    U+FFFD, for litellm: its OpenAI client sends the body as UTF-8 JSON (httpx 0.28), which cannot
+    carry one ("'utf-8' codec can't encode", reported as a server error and retried), where the lean
+    path sends its JSON escape. The cache key is made before, from the messages as they were."""
+    if not any(isinstance(m.get("content"), str) and _SURROGATE.search(m["content"]) for m in messages):
+        return messages
+    return [
+        {**m, "content": _SURROGATE.sub("\ufffd", m["content"])} if isinstance(m.get("content"), str) else m
+        for m in messages
+    ]
 
 
 def transport_for(endpoint: Endpoint, *, in_own_process: bool = False) -> Transport:
