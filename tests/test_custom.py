@@ -238,7 +238,7 @@ def test_text_that_is_not_utf8_is_kept_and_ends_nothing(pytester, tmp_path, work
 def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_path, model):
     """The same from a data file: the instance's id (a key of the leaderboard's items), its input and
     its reference carry a lone surrogate, as a broken escape in a released JSON file would give them.
-    A real model is asked it as its JSON escape (litellm's path: U+FFFD), through the cache."""
+    A real model is asked it as U+FFFD, through the cache."""
     broken = {"id": "a\ud800", "input": "Q\ud800?", "output": "emergent \ud800"}
     _write(tmp_path / "data" / "custom" / "triage.json", {**TASK, "Instances": [broken]})
     _write(tmp_path / "data" / "custom" / "triage.medbench.toml", 'scorer = "label"\nlabels = ["emergent"]\n')
@@ -249,7 +249,7 @@ def test_a_data_files_broken_escape_is_kept_and_ends_nothing(run_suites, tmp_pat
     assert list(board["items"]["custom/triage"]) == ["a\ud800"]
     assert json.loads((tmp_path / "s.jsonl").read_text(encoding="utf-8"))["reference"] == "emergent \ud800"
     asked = [message["content"] for request in server.requests for message in request["messages"]]
-    assert any("Q\ud800?" in content for content in asked) == (model == "openai/m")
+    assert any("Q\ufffd?" in content for content in asked) == (model == "openai/m")
 
 
 def test_a_judged_answer_with_a_lone_surrogate_is_fenced_and_judged(pytester):
@@ -266,7 +266,7 @@ def test_a_judged_answer_with_a_lone_surrogate_is_fenced_and_judged(pytester):
             f"--judge-model=openai/judge@{judge.api_base}",
         )  # fmt: skip
     result.assert_outcomes(passed=1)
-    assert "Norepinephrine \ud800\n<<<END-ANSWER-" in judge.requests[0]["messages"][-1]["content"]
+    assert "Norepinephrine \ufffd\n<<<END-ANSWER-" in judge.requests[0]["messages"][-1]["content"]
 
 
 def test_a_failed_items_broken_escape_is_shown_on_the_page(run_suites, tmp_path):

@@ -145,9 +145,13 @@ class HTTPTransport:
     def send(
         self, messages: list[dict[str, str]], params: dict[str, Any], timeout_s: float, context: dict | None
     ) -> Answer:
-        body = json.dumps({"model": self.model, "messages": messages, **params}, ensure_ascii=False)
-        # a lone surrogate (a data file's broken escape) goes as its JSON escape; see _utf8_messages
-        status, headers, data = self._post(body.encode("utf-8", "backslashreplace"), timeout_s)
+        request = {"model": self.model, "messages": messages, **params}
+        try:
+            body = json.dumps(request, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: see _sendable (searched for only then)
+            request["messages"] = _sendable(messages)
+            body = json.dumps(request, ensure_ascii=False).encode("utf-8")
+        status, headers, data = self._post(body, timeout_s)
         if status >= 300:
             raise HTTPStatusError(status, _error_text(status, data), headers)
         try:
@@ -198,7 +202,7 @@ class LitellmTransport:
             self._litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.endpoint.model,
-            "messages": _utf8_messages(messages),
+            "messages": _sendable(messages),
             "timeout": timeout_s,
             "num_retries": 0,  # retries are ours: litellm's reset themselves after an exhausted call
             "max_retries": 0,  # and the OpenAI SDK's own retries would multiply ours
@@ -299,11 +303,12 @@ def _within(timeout_s: float, call: Any) -> Any:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _utf8_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+def _sendable(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     """``messages`` with each lone surrogate (a data file's broken escape) in a text replaced by
-    U+FFFD, for litellm: its OpenAI client sends the body as UTF-8 JSON (httpx 0.28), which cannot
-    carry one ("'utf-8' codec can't encode", reported as a server error and retried), where the lean
-    path sends its JSON escape. The cache key is made before, from the messages as they were."""
+    U+FFFD, on both paths. UTF-8 cannot carry one: litellm's OpenAI client sends UTF-8 JSON (httpx
+    0.28) and failed ("'utf-8' codec can't encode", a server error, retried); sent as its JSON
+    escape, strict parsers refuse it (pydantic-core: "unexpected end of hex escape"). The cache key
+    is made before, from the messages as they were."""
     if not any(isinstance(m.get("content"), str) and _SURROGATE.search(m["content"]) for m in messages):
         return messages
     return [
