@@ -51,7 +51,7 @@ def make_medr_data(root: Path, count: int) -> Path:
     folder = root / "medrbench"
     folder.mkdir(parents=True, exist_ok=True)
     summary = (
-        "- **Patient Information:** 29-year-old woman\n- **Chief Complaint:** Palpitations, case {n}\n"
+        "- **Patient Information:** woman aged 31\n- **Chief Complaint:** Racing heartbeat, case {n}\n"
         "- **Physical Examination:** Pulse 112/min, fine tremor.\n- **Ancillary Tests:**\n"
         "  - **Blood count:** haemoglobin 13.1 g/dL.\n  - **Thyroid Function:** TSH {n} suppressed."
     )  # every case's own tests, so that no judge request is the same for two cases
