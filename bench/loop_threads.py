@@ -25,7 +25,7 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import NEUTRAL_CWD, PYTEST, Server, make_data
+from throughput import NEUTRAL_CWD, PYTEST, Server, lean_options, make_data
 
 # loaded into the timed pytest with -p: it writes its figures to $LOOP_THREADS_OUT at exit
 PROBE = textwrap.dedent(
@@ -151,14 +151,7 @@ def main() -> None:
         (work / "loop_threads_probe.py").write_text(PROBE)
         data = make_data(work / "data", args.items)
         server = Server(0.05, work)
-        options = [
-            f"--medbench-data={data}",
-            "--model=openai/bench",
-            f"--api-base={server.api_base}",
-            "--medbench-no-cache",
-            "--medbench-shots=0",
-            f"--medbench-concurrency={args.in_flight}",
-        ]
+        options = lean_options(data, server.api_base, args.in_flight)
         label = f"{args.items:,} items, {args.in_flight} in flight, one process"
         rows.append(measure(label, [*PYTEST, "-p", "loop_threads_probe", *options], work, env))
         server.finish()

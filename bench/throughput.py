@@ -171,20 +171,24 @@ def medr_case(label: str, cases: int, in_flight: int, latency: float, work: Path
     }
 
 
+def lean_options(data: Path, api_base: str, concurrency: int) -> list[str]:
+    """One-shot MCQA items of ``data`` asked of the endpoint at ``api_base`` on the lean path, no cache."""
+    return [
+        f"--medbench-data={data}",
+        "--model=openai/bench",
+        f"--api-base={api_base}",
+        "--medbench-no-cache",
+        "--medbench-shots=0",
+        f"--medbench-concurrency={concurrency}",
+    ]
+
+
 def timed(
     items: int, concurrency: int, workers: int, latency: float, data: Path, work: Path, env: dict[str, str]
 ) -> tuple[float, float, list[float]]:
     """(wall seconds, monotonic start, the endpoint's answer times) of one run against a fresh server."""
     server = Server(latency, work)
-    options = [
-        f"--medbench-data={data}",
-        "--model=openai/bench",
-        f"--api-base={server.api_base}",
-        "--medbench-no-cache",
-        "--medbench-shots=0",
-        f"--medbench-limit={items}",
-        f"--medbench-concurrency={concurrency}",
-    ]
+    options = [*lean_options(data, server.api_base, concurrency), f"--medbench-limit={items}"]
     if workers:
         options += ["-n", str(workers)]
     wall, started = run(options, env)
