@@ -28,6 +28,7 @@ from .data.files import DATA_ENV
 from .judge.check import CheckError
 from .report.compare import CompareError, compare, regressions, table, write_json
 from .report.terminal import summary_lines
+from .utf8 import ERRORS, utf8_text
 
 USAGE_ERROR = 2
 
@@ -75,7 +76,7 @@ def _html(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as exc:
             raise CompareError(f"cannot read {args.samples}: {exc}") from exc
         _check_samples_match(args.samples, samples, args.runs[-1], runs[-1][1])
-    Path(args.output).write_text(render(runs, samples), encoding="utf-8", errors="backslashreplace")
+    Path(args.output).write_text(render(runs, samples), encoding="utf-8", errors=ERRORS)
     print(f"HTML page written to {args.output}")
     return 0
 
@@ -191,9 +192,8 @@ def _audit(args: argparse.Namespace) -> int:
     items = list(meds_items(tasks, MedsPromptConfig(), args.scoring))
     audits = audit_by_task(items, {("meds", task.task_id) for task in tasks})
     if args.json:
-        text = json.dumps({task: audit for (_, task), audit in audits.items()}, indent=2, ensure_ascii=False)
-        # a gold label with a lone surrogate (a data file's broken escape) printed as its JSON escape
-        print(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        audits_by_task = {task: audit for (_, task), audit in audits.items()}
+        print(utf8_text(json.dumps(audits_by_task, indent=2, ensure_ascii=False)))
     else:
         print(
             f"MedS-Bench tasks in {root} ({args.scoring} scoring; majority = the share of the commonest gold)"

@@ -13,6 +13,7 @@ import pytest
 
 from .report.completeness import Completeness
 from .report.records import USER_PROPERTY, ItemRecord
+from .utf8 import ERRORS
 
 # failures that are not the model's (a crash: the worker died on the item): they always fail a gated run
 HARNESS_ERRORS = ("data", "harness", "crash")
@@ -152,8 +153,7 @@ class Reporter:
             samples = [record.to_dict() for record in self.run.records.values()]
             settings.html_path.parent.mkdir(parents=True, exist_ok=True)
             page = mask(render([("this run", board)], samples))
-            # a failed item's prompt or reference may carry a lone surrogate (a data file's broken escape)
-            settings.html_path.write_text(page, encoding="utf-8", errors="backslashreplace")
+            settings.html_path.write_text(page, encoding="utf-8", errors=ERRORS)
         if settings.judged_by_verdict:
             session.exitstatus = self._judge(session.exitstatus, board)
 

@@ -18,6 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..utf8 import utf8, utf8_text
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,
@@ -76,8 +78,7 @@ def cache_key(request: dict[str, Any]) -> str:
     timeouts, retries and API keys must never reach this function.
     """
     canonical = _CANONICAL.encode(request)
-    # a lone surrogate (a data file's broken escape) hashed as its JSON escape; other text unchanged
-    return hashlib.sha256(canonical.encode("utf-8", "backslashreplace")).hexdigest()
+    return hashlib.sha256(utf8(canonical)).hexdigest()
 
 
 # what json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":")) builds on every
@@ -150,9 +151,7 @@ class ResponseCache:
 
     def put(self, key: str, model: str, response: dict[str, Any]) -> None:
         sql = "INSERT OR REPLACE INTO responses (key, model, created, response) VALUES (?, ?, ?, ?)"
-        # a lone surrogate (the item that paid, named from a data file's broken escape) is stored as
-        # its JSON escape: SQLite takes UTF-8 only, and it reads back as the same string
-        text = json.dumps(response, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+        text = utf8_text(json.dumps(response, ensure_ascii=False))  # the payer's name may hold a surrogate
         if self._write(sql, (key, model, time.time(), text)) < 0:
             self._unsaved[key] = response  # type: ignore[index]
 

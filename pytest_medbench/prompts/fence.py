@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+from ..utf8 import utf8
+
 MAX_FENCED_CHARS = 8000
 CUT_MARK = f"[... cut at {MAX_FENCED_CHARS} characters]"
 
@@ -17,8 +19,7 @@ CUT_MARK = f"[... cut at {MAX_FENCED_CHARS} characters]"
 def fence(text: str) -> str:
     """``text`` (cut at MAX_FENCED_CHARS) between delimiter lines it cannot contain."""
     body = text if len(text) <= MAX_FENCED_CHARS else text[:MAX_FENCED_CHARS] + "\n" + CUT_MARK
-    # a lone surrogate (a test's own answer text, a data file's broken escape) hashed as its JSON escape
-    digest = hashlib.sha256(body.encode("utf-8", "backslashreplace")).hexdigest()
+    digest = hashlib.sha256(utf8(body)).hexdigest()
     length = 12
     while f"ANSWER-{digest[:length]}" in body and length < len(digest):
         length += 4

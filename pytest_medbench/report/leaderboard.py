@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models.secrets import mask
+from ..utf8 import ERRORS
 from .aggregate import aggregate
 from .records import ItemRecord
 
@@ -106,5 +107,5 @@ def write(path: Path, leaderboard: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     text = mask(json.dumps(leaderboard, indent=2, ensure_ascii=False)) + "\n"
-    partial.write_text(text, encoding="utf-8", errors="backslashreplace")  # see SamplesWriter.write
+    partial.write_text(text, encoding="utf-8", errors=ERRORS)
     partial.replace(path)

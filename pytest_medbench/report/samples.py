@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..models.secrets import mask
+from ..utf8 import ERRORS
 from .records import ItemRecord
 
 SAMPLE_FIELDS = (
@@ -45,9 +46,7 @@ class SamplesWriter:
         """One line for ``record``; ``extra`` fields (``missing``) are added to it."""
         if self._handle is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # a lone surrogate (a test's own tags, a data file's broken escape) cannot be UTF-8: written
-            # as its JSON escape, it reads back as the same string, where strict encoding would end the run
-            self._handle = self.path.open("w", encoding="utf-8", errors="backslashreplace")
+            self._handle = self.path.open("w", encoding="utf-8", errors=ERRORS)
         data = record.to_dict()
         line = {**{name: data[name] for name in SAMPLE_FIELDS}, **extra}
         self._handle.write(mask(json.dumps(line, ensure_ascii=False)) + "\n")
