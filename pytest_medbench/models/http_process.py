@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import heapq
 import itertools
 import json
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
+from . import waits
 from .secrets import mask
 
 _LENGTH = struct.Struct("!I")
@@ -76,6 +81,15 @@ class HTTPProcess:
         self._ids = itertools.count()
         self.ended: str | None = None
         self.broken = False  # it never started: see HTTPProcessBroken
+        # tasks the reader thread hosts as greenlets (see host), and how it is woken to start them
+        self._wake_fd, self._wake_write_fd = os.pipe()
+        self._to_host: list[tuple[Callable[[], None], int, threading.Event]] = []
+        self._live = 0  # hosted tasks that have not returned
+        self._hosting_over = False  # the reader thread has ended: it starts no more tasks
+        self._hub: Any = None  # the reader thread's own greenlet, once it runs
+        self._timers: list[tuple[float, int, Any]] = []  # paused tasks: (until, order, greenlet)
+        self._order = itertools.count()
+        self._next_hang_check = 0.0
         self._reader = threading.Thread(target=self._read_answers, name="medbench-http", daemon=True)
         self._reader.start()
 
@@ -87,7 +101,7 @@ class HTTPProcess:
         TimeoutError when it does not come in time; ConnectionError when the connection or the HTTP
         process fails, ValueError when the request cannot be sent as given (both saying what failed,
         not where: the caller names the URL); HTTPProcessBroken when the process could not start."""
-        waiter, unsent = _Waiter(), None
+        waiter, unsent = _Waiter(self._hosted_task()), None
         with self._write_lock:
             self._raise_if_ended()
             request_id = next(self._ids)
@@ -98,10 +112,14 @@ class HTTPProcess:
                 self._waiting.pop(request_id, None)
                 unsent = exc
         if unsent is not None:
-            self._reader.join(timeout=_GRACE_S)
+            if waiter.task is None:  # a hosted task runs on the reader thread, which cannot wait for itself
+                self._reader.join(timeout=_GRACE_S)
             self._raise_if_ended()
             raise ConnectionError(f"the HTTP process has ended ({unsent})")
-        if not waiter.done.acquire(timeout=timeout_s + _GRACE_S):
+        if waiter.task is not None:  # a hosted task: the reader thread goes on until the answer is in
+            waiter.deadline = time.monotonic() + timeout_s + _GRACE_S
+            self._hub.switch()
+        elif not waiter.done.acquire(timeout=timeout_s + _GRACE_S):
             self._stop(f"the HTTP process sent no answer within {timeout_s + _GRACE_S:g} s and was stopped")
             waiter.done.acquire()  # the reader fails every call in flight once the process is gone
         status, headers_or_kind, data = waiter.outcome
@@ -132,6 +150,9 @@ class HTTPProcess:
             self._process.wait()
         self._reader.join(timeout=_GRACE_S)
         self._stderr.close()
+        for fd in (self._wake_fd, self._wake_write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def forget(self) -> None:
         """In a forked copy of this process: close its copy of the request pipe, which would
@@ -139,23 +160,63 @@ class HTTPProcess:
         with contextlib.suppress(OSError):
             self._requests.close()
 
+    def host(self, task: Callable[[], None], count: int) -> threading.Event | None:
+        """Run ``count`` copies of ``task`` as greenlets on the reader thread, where the answers come
+        in: a copy that posts here hands the thread back to the reader, which resumes it with its
+        answer (and ``pause`` hands it back until its time). So the calls in flight need no thread
+        each, and an answer wakes one thread, not two: the reader, and the caller it released.
+        ``task`` must not raise. Returns an Event set once every copy has returned, or None when
+        this process has ended (it hosts nothing more)."""
+        finished = threading.Event()
+        with self._write_lock:
+            if self._hosting_over or self.ended:
+                return None
+            self._to_host.append((task, count, finished))
+        os.write(self._wake_write_fd, b"\0")
+        return finished
+
+    def _hosted_task(self) -> Any:
+        """The greenlet calling, when it is a task this reader thread hosts; else None."""
+        if self._hub is None or threading.get_ident() != self._reader.ident:
+            return None
+        from greenlet import getcurrent
+
+        current = getcurrent()
+        return None if current is self._hub else current
+
+    def pause_hosted(self, seconds: float) -> bool:
+        """``waits.pause`` in a task this reader thread hosts: the reader resumes it once the time is up."""
+        task = self._hosted_task()
+        if task is None:
+            return False
+        heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._order), task))
+        self._hub.switch()
+        return True
+
     def _read_answers(self) -> None:
         """Hand each answer to its caller; when the child's pipe closes (or carries something that is
-        not a frame), the process is over, and every call still waiting fails."""
+        not a frame), the process is over, and every call still waiting fails. Between answers, run
+        the tasks it hosts (see ``host``)."""
+        waits.hosting(self)
         outcome: list[Any] = [None, "connection", ""]
         try:
-            with os.fdopen(self._answers_fd, "rb", buffering=0) as answers:
-                buffer, started = bytearray(), False
-                while chunk := answers.read(1 << 16):
-                    buffer += chunk
-                    for request_id, *answer in frames(buffer):
-                        if not started:
-                            started = request_id == READY
-                            continue
-                        waiter = self._waiting.pop(request_id, None)
-                        if waiter is not None:
-                            waiter.outcome = answer
-                            waiter.done.release()
+            buffer, started = bytearray(), False
+            while True:
+                readable = self._next_event()
+                if self._answers_fd not in readable:
+                    continue
+                chunk = os.read(self._answers_fd, 1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                for request_id, *answer in frames(buffer):
+                    if not started:
+                        started = request_id == READY
+                        continue
+                    waiter = self._waiting.pop(request_id, None)
+                    if waiter is not None:
+                        waiter.outcome = answer
+                        waiter.wake()
             status = self._process.wait()
             if started:
                 outcome[2] = f"the HTTP process ended (exit status {status})"
@@ -175,7 +236,64 @@ class HTTPProcess:
             outcome[2] = self.ended
             for waiter in waiting.values():
                 waiter.outcome = outcome
-                waiter.done.release()
+                waiter.wake()
+            # the tasks still running go on here (their calls now fail, or go to a new process)
+            while True:
+                with self._write_lock:
+                    self._hosting_over = not (self._live or self._to_host or self._timers)
+                if self._hosting_over:
+                    break
+                self._next_event(answers=False)
+            os.close(self._answers_fd)
+
+    def _next_event(self, answers: bool = True) -> list[int]:
+        """Run what is due (paused tasks whose time has come, tasks handed to ``host``), then wait
+        for the next answer, a task to host, or the next pause's end: the readable descriptors."""
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            heapq.heappop(self._timers)[2].switch()
+        timeout = None
+        if self._live:  # once a second, a hosted call past its deadline and grace: the child is hung
+            timeout = 1.0
+            if now >= self._next_hang_check:
+                self._next_hang_check = now + 1.0
+                with self._write_lock:
+                    late = [w for w in self._waiting.values() if w.task is not None and w.deadline <= now]
+                if late:
+                    self._stop(
+                        f"the HTTP process sent no answer within {_GRACE_S:g} s past a call's deadline "
+                        "and was stopped"
+                    )
+        if self._timers:
+            timeout = min(timeout or 1.0, max(0.0, self._timers[0][0] - time.monotonic()))
+        watched = [self._answers_fd, self._wake_fd] if answers else [self._wake_fd]
+        readable, _, _ = select.select(watched, [], [], timeout)
+        if self._wake_fd in readable:
+            os.read(self._wake_fd, 4096)
+            self._start_hosted()
+        return readable
+
+    def _start_hosted(self) -> None:
+        from greenlet import getcurrent, greenlet
+
+        if self._hub is None:
+            self._hub = getcurrent()
+        with self._write_lock:
+            batch, self._to_host = self._to_host, []
+        for task, count, finished in batch:
+            left = [count]  # copies of this task still running
+            for _ in range(count):
+                self._live += 1
+                greenlet(self._run_hosted, parent=self._hub).switch(task, finished, left)
+
+    def _run_hosted(self, task: Callable[[], None], finished: threading.Event, left: list[int]) -> None:
+        try:
+            task()
+        finally:
+            self._live -= 1
+            left[0] -= 1
+            if not left[0]:
+                finished.set()
 
     def _last_error_line(self) -> str:
         with contextlib.suppress(OSError, ValueError):
@@ -187,12 +305,21 @@ class HTTPProcess:
 
 
 class _Waiter:
-    __slots__ = ("done", "outcome")
+    """One call's wait for its answer: a lock its thread blocks on, or the hosted task to resume."""
 
-    def __init__(self) -> None:
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.outcome: Any = None
+    __slots__ = ("deadline", "done", "outcome", "task")
+
+    def __init__(self, task: Any) -> None:
+        self.task, self.outcome, self.deadline = task, None, 0.0
+        if task is None:
+            self.done = threading.Lock()
+            self.done.acquire()
+
+    def wake(self) -> None:
+        if self.task is None:
+            self.done.release()
+        else:
+            self.task.switch()
 
 
 # the child imports this very package, and aiohttp, from the parent's own sys.path (a checkout on
