@@ -66,8 +66,12 @@ class Scheduler:
         ask for them, while the tests run: a test waits only for its own item, so the wall time
         approaches the longer of the model's time and the harness's, not their sum.
 
-        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. A
-        bounded pool keeps N calls in flight ahead of the test loop. Errors are left for the test to
+        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. N
+        tasks keep N calls in flight ahead of the test loop: hosted on the reader thread of the HTTP
+        process when every call of the run goes through it (``HTTPProcess.host``: an answer then wakes
+        one thread, where a thread per call cost the test loop's thread a quarter of its time at 64
+        in flight, waiting for the interpreter lock), else a pool of N threads taking turns through a
+        gate (``_Gate``). Errors are left for the test to
         meet again and report; the two settings of one dialogue are answered one after the other by
         one task, the second reusing the conversation (and both tests wait for that task), so the
         second's judge calls are not left for the test loop to make one by one. An xdist worker
@@ -104,7 +108,7 @@ class Scheduler:
                 except Exception:  # the test meets the same error again and reports it
                     pass
 
-        # N threads take the dialogues in order, one at a time through the gate (see _Gate)
+        # N tasks take the dialogues in order
         self._ahead = {key: Future() for key, _ in chosen}
         waiting = deque((self._ahead[key], group) for key, group in chosen)
         gate = _Gate()
