@@ -375,3 +375,21 @@ def test_the_prefetch_keeps_its_calls_in_flight_with_no_thread_each(run_suites, 
     assert len(server.requests) == 8 and board["tasks"][0]["passed"] == 8, result.stdout.str()
     assert "medbench-http" in threads
     assert not [name for name in threads if name.startswith("medbench-prefetch")], threads
+
+
+def test_the_http_process_runs_this_very_package_whatever_sys_path_names_first(tmp_path, monkeypatch):
+    """pytest puts the folder of a rootdir conftest.py first on sys.path, which may hold another copy
+    of this package (a second checkout's suites run with this one on PYTHONPATH): the child must
+    import the copy its parent runs, not that one."""
+    decoy = tmp_path / "pytest_medbench"
+    (decoy / "models").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "models" / "__init__.py").write_text("")
+    (decoy / "models" / "http_child.py").write_text("raise ImportError('the other copy')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    http_process.close_shared()
+    try:
+        with OpenAIServer() as server:
+            assert client(server, retries=0).complete(MESSAGES).text == "echo: What causes scurvy?"
+    finally:
+        http_process.close_shared()

@@ -60,7 +60,7 @@ class HTTPProcess:
             sys.executable,
             "-c",
             _START_CHILD,
-            json.dumps(sys.path),
+            json.dumps([_PACKAGE_ROOT, *sys.path]),
             f"{requests_read},{answers_write}",
         ]
         try:
@@ -322,8 +322,12 @@ class _Waiter:
             self.task.switch()
 
 
-# the child imports this very package, and aiohttp, from the parent's own sys.path (a checkout on
-# PYTHONPATH, an editable install, site-packages), whatever its flags or working directory
+# the child imports this very package from where the parent did, first: the parent's sys.path may
+# name another copy before it (pytest puts the folder of a rootdir conftest.py first, a checkout's),
+# which the parent, having imported its own, never reads. aiohttp and the rest come from the
+# parent's sys.path (a checkout on PYTHONPATH, an editable install, site-packages), whatever the
+# child's flags or working directory.
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _START_CHILD = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1])\n"
     "from pytest_medbench.models.http_child import main; main(sys.argv[2])"
