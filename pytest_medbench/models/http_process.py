@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -60,8 +61,9 @@ class HTTPProcess:
             sys.executable,
             "-c",
             _START_CHILD,
-            json.dumps([_PACKAGE_ROOT, *sys.path]),
+            json.dumps(sys.path),
             f"{requests_read},{answers_write}",
+            _PACKAGE_DIR,
         ]
         try:
             self._process = subprocess.Popen(
@@ -84,8 +86,9 @@ class HTTPProcess:
         # tasks the reader thread hosts as greenlets (see host), and how it is woken to start them
         self._wake_fd, self._wake_write_fd = os.pipe()
         self._to_host: list[tuple[Callable[[], None], int, threading.Event]] = []
+        self._ready: list[Any] = []  # hosted tasks another process's reader has answered
         self._live = 0  # hosted tasks that have not returned
-        self._hosting_over = False  # the reader thread has ended: it starts no more tasks
+        self._hosting_over = False  # the reader thread has ended (its wake pipe closed): it hosts no more
         self._hub: Any = None  # the reader thread's own greenlet, once it runs
         self._timers: list[tuple[float, int, Any]] = []  # paused tasks: (until, order, greenlet)
         self._order = itertools.count()
@@ -101,7 +104,8 @@ class HTTPProcess:
         TimeoutError when it does not come in time; ConnectionError when the connection or the HTTP
         process fails, ValueError when the request cannot be sent as given (both saying what failed,
         not where: the caller names the URL); HTTPProcessBroken when the process could not start."""
-        waiter, unsent = _Waiter(self._hosted_task()), None
+        host, task = _hosting_task()
+        waiter, unsent = _Waiter(task, host, time.monotonic() + timeout_s + _GRACE_S), None
         with self._write_lock:
             self._raise_if_ended()
             request_id = next(self._ids)
@@ -112,13 +116,12 @@ class HTTPProcess:
                 self._waiting.pop(request_id, None)
                 unsent = exc
         if unsent is not None:
-            if waiter.task is None:  # a hosted task runs on the reader thread, which cannot wait for itself
+            if threading.current_thread() is not self._reader:  # which cannot wait for itself
                 self._reader.join(timeout=_GRACE_S)
             self._raise_if_ended()
             raise ConnectionError(f"the HTTP process has ended ({unsent})")
-        if waiter.task is not None:  # a hosted task: the reader thread goes on until the answer is in
-            waiter.deadline = time.monotonic() + timeout_s + _GRACE_S
-            self._hub.switch()
+        if host is not None:  # a hosted task: its thread goes on with the others until the answer is in
+            host._hub.switch()
         elif not waiter.done.acquire(timeout=timeout_s + _GRACE_S):
             self._stop(f"the HTTP process sent no answer within {timeout_s + _GRACE_S:g} s and was stopped")
             waiter.done.acquire()  # the reader fails every call in flight once the process is gone
@@ -150,9 +153,6 @@ class HTTPProcess:
             self._process.wait()
         self._reader.join(timeout=_GRACE_S)
         self._stderr.close()
-        for fd in (self._wake_fd, self._wake_write_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
     def forget(self) -> None:
         """In a forked copy of this process: close its copy of the request pipe, which would
@@ -172,22 +172,21 @@ class HTTPProcess:
             if self._hosting_over or self.ended:
                 return None
             self._to_host.append((task, count, finished))
-        os.write(self._wake_write_fd, b"\0")
+            os.write(self._wake_write_fd, b"\0")
         return finished
 
-    def _hosted_task(self) -> Any:
-        """The greenlet calling, when it is a task this reader thread hosts; else None."""
-        if self._hub is None or threading.get_ident() != self._reader.ident:
-            return None
-        from greenlet import getcurrent
-
-        current = getcurrent()
-        return None if current is self._hub else current
+    def _resume_later(self, task: Any) -> None:
+        """A task of this reader's, answered by another process's reader (this one's child had died
+        and ``shared`` started another): resumed here, the only thread it can run on."""
+        with self._write_lock:
+            if not self._hosting_over:  # it is not: the task is still running
+                self._ready.append(task)
+                os.write(self._wake_write_fd, b"\0")
 
     def pause_hosted(self, seconds: float) -> bool:
         """``waits.pause`` in a task this reader thread hosts: the reader resumes it once the time is up."""
-        task = self._hosted_task()
-        if task is None:
+        host, task = _hosting_task()
+        if host is not self:
             return False
         heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._order), task))
         self._hub.switch()
@@ -237,33 +236,25 @@ class HTTPProcess:
             for waiter in waiting.values():
                 waiter.outcome = outcome
                 waiter.wake()
+            os.close(self._answers_fd)
             # the tasks still running go on here (their calls now fail, or go to a new process)
             while True:
                 with self._write_lock:
                     self._hosting_over = not (self._live or self._to_host or self._timers)
-                if self._hosting_over:
-                    break
+                    if self._hosting_over:
+                        os.close(self._wake_fd)
+                        os.close(self._wake_write_fd)
+                        break
                 self._next_event(answers=False)
-            os.close(self._answers_fd)
 
     def _next_event(self, answers: bool = True) -> list[int]:
-        """Run what is due (paused tasks whose time has come, tasks handed to ``host``), then wait
-        for the next answer, a task to host, or the next pause's end: the readable descriptors."""
+        """Run what is due (paused tasks whose time has come, tasks handed to ``host``, tasks another
+        reader answered), then wait for the next answer, a task to host or resume, or the next
+        pause's end: the readable descriptors. Once a second with no answer to read, the hang check."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             heapq.heappop(self._timers)[2].switch()
-        timeout = None
-        if self._live:  # once a second, a hosted call past its deadline and grace: the child is hung
-            timeout = 1.0
-            if now >= self._next_hang_check:
-                self._next_hang_check = now + 1.0
-                with self._write_lock:
-                    late = [w for w in self._waiting.values() if w.task is not None and w.deadline <= now]
-                if late:
-                    self._stop(
-                        f"the HTTP process sent no answer within {_GRACE_S:g} s past a call's deadline "
-                        "and was stopped"
-                    )
+        timeout = 1.0 if answers else None
         if self._timers:
             timeout = min(timeout or 1.0, max(0.0, self._timers[0][0] - time.monotonic()))
         watched = [self._answers_fd, self._wake_fd] if answers else [self._wake_fd]
@@ -271,7 +262,29 @@ class HTTPProcess:
         if self._wake_fd in readable:
             os.read(self._wake_fd, 4096)
             self._start_hosted()
+            with self._write_lock:
+                ready, self._ready = self._ready, []
+            for task in ready:
+                task.switch()
+        if answers and self._answers_fd not in readable:
+            self._stop_if_hung()
         return readable
+
+    def _stop_if_hung(self) -> None:
+        """A hosted task's call past its deadline and grace, with no answer to read (checked only
+        then, so that a reader kept busy by its tasks does not take the child for hung): the child
+        is stopped, as ``post`` stops it for a call made from a thread of its own."""
+        now = time.monotonic()
+        if now < self._next_hang_check:
+            return
+        self._next_hang_check = now + 1.0
+        with self._write_lock:
+            late = any(w.task is not None and w.deadline <= now for w in self._waiting.values())
+        if late:
+            self._stop(
+                f"the HTTP process sent no answer within {_GRACE_S:g} s past a call's deadline "
+                "and was stopped"
+            )
 
     def _start_hosted(self) -> None:
         from greenlet import getcurrent, greenlet
@@ -289,6 +302,8 @@ class HTTPProcess:
     def _run_hosted(self, task: Callable[[], None], finished: threading.Event, left: list[int]) -> None:
         try:
             task()
+        except Exception as exc:  # task() must not raise; if it does, it is said, and the rest go on
+            warnings.warn(RuntimeWarning(f"medbench: a hosted task ended with {exc!r}"), stacklevel=1)
         finally:
             self._live -= 1
             left[0] -= 1
@@ -305,31 +320,51 @@ class HTTPProcess:
 
 
 class _Waiter:
-    """One call's wait for its answer: a lock its thread blocks on, or the hosted task to resume."""
+    """One call's wait for its answer: a lock its thread blocks on, or the hosted task to resume
+    (``host``: the HTTP process whose reader runs it, which may be another than the one asked)."""
 
-    __slots__ = ("deadline", "done", "outcome", "task")
+    __slots__ = ("deadline", "done", "host", "outcome", "task")
 
-    def __init__(self, task: Any) -> None:
-        self.task, self.outcome, self.deadline = task, None, 0.0
+    def __init__(self, task: Any, host: HTTPProcess | None, deadline: float) -> None:
+        self.task, self.host, self.deadline, self.outcome = task, host, deadline, None
         if task is None:
             self.done = threading.Lock()
             self.done.acquire()
 
     def wake(self) -> None:
+        """On the reader thread that read the answer."""
         if self.task is None:
             self.done.release()
-        else:
+        elif threading.current_thread() is self.host._reader:
             self.task.switch()
+        else:
+            self.host._resume_later(self.task)
 
 
-# the child imports this very package from where the parent did, first: the parent's sys.path may
-# name another copy before it (pytest puts the folder of a rootdir conftest.py first, a checkout's),
-# which the parent, having imported its own, never reads. aiohttp and the rest come from the
-# parent's sys.path (a checkout on PYTHONPATH, an editable install, site-packages), whatever the
-# child's flags or working directory.
-_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def _hosting_task() -> tuple[HTTPProcess | None, Any]:
+    """(the HTTP process whose reader runs this thread's tasks, the task) when called from such a
+    task; else (None, None)."""
+    host = waits.host_here()
+    if host is None or host._hub is None:
+        return None, None
+    from greenlet import getcurrent
+
+    task = getcurrent()
+    return (None, None) if task is host._hub else (host, task)
+
+
+# the child imports this very package from where its parent did: the parent's sys.path may name
+# another copy first (pytest puts the folder of a rootdir conftest.py first, a checkout's), which
+# the parent, having imported its own, never reads; nothing else is taken out of sys.path's order.
+# aiohttp and the rest come from the parent's sys.path (a checkout on PYTHONPATH, an editable
+# install, site-packages), whatever the child's flags or working directory.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _START_CHILD = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[1])\n"
+    "import importlib.util, json, os, sys; sys.path[:] = json.loads(sys.argv[1])\n"
+    "package = importlib.util.spec_from_file_location('pytest_medbench',"
+    " os.path.join(sys.argv[3], '__init__.py'), submodule_search_locations=[sys.argv[3]])\n"
+    "sys.modules['pytest_medbench'] = importlib.util.module_from_spec(package)\n"
+    "package.loader.exec_module(sys.modules['pytest_medbench'])\n"
     "from pytest_medbench.models.http_child import main; main(sys.argv[2])"
 )
 
@@ -376,9 +411,13 @@ def without_header_values(headers: dict, message: str) -> str:
     return message
 
 
-def write_frame(stream: IO[bytes], message: Any) -> None:
+def frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)) + data)
+    return _LENGTH.pack(len(data)) + data
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    stream.write(frame(message))
     stream.flush()
 
 

@@ -26,6 +26,11 @@ def hosting(host: Host) -> None:
     _this_thread.host = host
 
 
+def host_here() -> Host | None:
+    """The host whose tasks this thread runs, if any."""
+    return getattr(_this_thread, "host", None)
+
+
 def pause(seconds: float) -> None:
     host = getattr(_this_thread, "host", None)
     if host is None or not host.pause_hosted(seconds):
