@@ -405,6 +405,20 @@ def test_hosted_tasks_keep_their_calls_in_flight_together_after_the_http_process
     assert http_process.shared() is not process
 
 
+def test_a_reader_kept_busy_by_a_task_does_not_take_the_child_for_hung(monkeypatch):
+    """One task holds the reader thread (2 s of work) while another's answer waits in the pipe past
+    the call's deadline and grace: the answer is read, and the healthy child is not stopped."""
+    monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
+    with OpenAIServer() as server:
+        model = client(server, retries=0)
+        model.timeout_s = 0.5
+        process = http_process.shared()
+        outcome = hosted([ask(model, "What causes scurvy?"), lambda: time.sleep(2.0)])
+    assert outcome[0] == "echo: What causes scurvy?"
+    assert not process.ended, process.ended
+    assert http_process.shared() is process
+
+
 def test_the_prefetch_keeps_its_calls_in_flight_with_no_thread_each(run_suites, tmp_path):
     """With the HTTP process making every call, the prefetch's tasks are hosted by its reader: while
     the calls are answered, no prefetch thread exists, and four calls are in flight at once."""

@@ -250,7 +250,7 @@ class HTTPProcess:
     def _next_event(self, answers: bool = True) -> list[int]:
         """Run what is due (paused tasks whose time has come, tasks handed to ``host``, tasks another
         reader answered), then wait for the next answer, a task to host or resume, or the next
-        pause's end: the readable descriptors. Once a second with no answer to read, the hang check."""
+        pause's end: the readable descriptors. After a second with nothing to read, the hang check."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             heapq.heappop(self._timers)[2].switch()
@@ -266,14 +266,14 @@ class HTTPProcess:
                 ready, self._ready = self._ready, []
             for task in ready:
                 task.switch()
-        if answers and self._answers_fd not in readable:
+        if answers and not readable:  # a whole wait with nothing to read or run
             self._stop_if_hung()
         return readable
 
     def _stop_if_hung(self) -> None:
-        """A hosted task's call past its deadline and grace, with no answer to read (checked only
-        then, so that a reader kept busy by its tasks does not take the child for hung): the child
-        is stopped, as ``post`` stops it for a call made from a thread of its own."""
+        """A hosted task's call past its deadline and grace, after a wait with no answer to read
+        (checked only then, so that a reader kept busy by its tasks does not take the child for
+        hung): the child is stopped, as ``post`` stops it for a call made from a thread of its own."""
         now = time.monotonic()
         if now < self._next_hang_check:
             return
