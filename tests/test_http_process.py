@@ -269,3 +269,190 @@ def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http
     assert len(server.user_agents) >= 8, result.stdout.str()
     assert {"aiohttp" in agent for agent in server.user_agents} == {through_the_http_process}
     assert len(started) == through_the_http_process
+
+
+def hosted(tasks: list, model_calls: int = 1) -> dict:
+    """Run ``tasks`` (functions of no argument) as tasks the shared HTTP process's reader hosts, all at
+    once; what each returned or raised, by its index, and the threads they ran on."""
+    process, outcome, threads = http_process.shared(), {}, set()
+    waiting = list(enumerate(tasks))
+
+    def task() -> None:
+        index, work = waiting.pop(0)
+        threads.add(threading.get_ident())
+        try:
+            outcome[index] = work()
+        except ModelCallError as exc:
+            outcome[index] = exc
+
+    finished = process.host(task, len(tasks))
+    assert finished is not None and finished.wait(20), "the hosted tasks did not finish"
+    outcome["threads"] = threads
+    return outcome
+
+
+def ask(model: ModelClient, question: str):
+    return lambda: model.complete([{"role": "user", "content": question}]).text
+
+
+def test_hosted_tasks_keep_their_calls_in_flight_together_on_the_reader_thread_alone():
+    """The prefetch's tasks need no thread each: four tasks on the reader thread have their four
+    calls in flight at once (the server answers none until all four have arrived)."""
+    all_four = threading.Barrier(4, timeout=5)
+
+    def together(request, number):
+        all_four.wait()
+        return echo_last_user(request, number)
+
+    with OpenAIServer(together) as server:
+        model = client(server, retries=0)
+        outcome = hosted([ask(model, f"question {index}") for index in range(4)])
+    assert [outcome[index] for index in range(4)] == [f"echo: question {index}" for index in range(4)]
+    assert outcome["threads"] == {http_process.shared()._reader.ident}
+
+
+def test_a_hosted_tasks_backoff_lets_the_other_tasks_go_on():
+    """A retry's wait (here a 429's Retry-After of 1 s) hands the reader thread to the other tasks:
+    the other task's two calls (0.3 s each) are made before the retry, not held up behind its sleep."""
+
+    limited = []
+
+    def first_is_rate_limited(request, number):
+        reply = echo_last_user(request, number)
+        if reply.content == "echo: first" and not limited:
+            limited.append(number)
+            return Reply(status=429, content="slow down", headers={"retry-after": "1"})
+        reply.hang_s = 0.3 if reply.content == "echo: second" else 0.0  # answered after the 429
+        return reply
+
+    with OpenAIServer(first_is_rate_limited) as server:
+        model = ModelClient(  # the clients' own wait (no sleep of the test's)
+            ModelSpec.parse("openai/test-model", server.api_base),
+            GenerationParams(),
+            cache=None,
+            timeout_s=5,
+            retry=RetryPolicy(max_retries=1, backoff_s=0),
+            http_process=True,
+        )
+        second = ask(model, "second")
+        outcome = hosted([ask(model, "first"), lambda: [second(), second()]])
+        asked = [request["messages"][-1]["content"] for request in server.requests]
+    assert outcome[0] == "echo: first" and outcome[1] == ["echo: second", "echo: second"]
+    assert asked[-1] == "first" and sorted(asked[:3]) == ["first", "second", "second"], asked
+
+
+def test_a_hung_http_process_under_hosted_tasks_is_stopped_and_the_retry_goes_through_a_new_one(
+    monkeypatch,
+):
+    monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
+    with OpenAIServer() as server:
+        model = client(server, retries=1)
+        model.timeout_s = 0.5
+        hung = http_process.shared()._process
+        os.kill(hung.pid, signal.SIGSTOP)
+        try:
+            outcome = hosted([ask(model, "What causes scurvy?")])
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung.pid, signal.SIGCONT)
+        assert outcome[0] == "echo: What causes scurvy?"
+        assert http_process.shared()._process.pid != hung.pid
+
+
+def test_hosted_tasks_with_long_requests_and_answers_never_block_the_two_pipes():
+    """The reader thread writes the hosted tasks' requests as well as reading the answers: a child
+    that stopped reading requests while its answers pipe was full would leave both blocked."""
+    long_text = "x" * 200_000
+
+    def long_answers(request, number):
+        return Reply(content=long_text)
+
+    with OpenAIServer(long_answers) as server:
+        model = client(server, retries=0)
+        outcome = hosted([lambda: [ask(model, long_text)() for _ in range(5)] for _ in range(8)])
+    assert all(outcome[index] == [long_text] * 5 for index in range(8))
+
+
+def test_hosted_tasks_keep_their_calls_in_flight_together_after_the_http_process_dies():
+    """Their calls in flight fail when the child dies; the retries go to a new process, still all in
+    flight at once (the server answers none of the four retries until all four have arrived), not
+    one at a time from the old reader thread."""
+    killed, all_four = threading.Event(), threading.Barrier(4, timeout=5)
+
+    def answer(request, number):
+        if number <= 4:  # in flight when the child is killed
+            killed.wait(timeout=5)
+        else:
+            all_four.wait()
+        return echo_last_user(request, number)
+
+    with OpenAIServer(answer) as server:
+        model = client(server, retries=1)
+        process = http_process.shared()
+        tasks = [ask(model, f"question {index}") for index in range(4)]
+        outcome: dict = {}
+
+        def run_all() -> None:
+            outcome.update(hosted(tasks))
+
+        runner = threading.Thread(target=run_all)
+        runner.start()
+        wait_for_requests(server, 4)
+        process._process.kill()
+        killed.set()
+        runner.join(20)
+    assert [outcome.get(index) for index in range(4)] == [f"echo: question {index}" for index in range(4)]
+    assert http_process.shared() is not process
+
+
+def test_a_reader_kept_busy_by_a_task_does_not_take_the_child_for_hung(monkeypatch):
+    """One task holds the reader thread (2 s of work) while another's answer waits in the pipe past
+    the call's deadline and grace: the answer is read, and the healthy child is not stopped."""
+    monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
+    with OpenAIServer() as server:
+        model = client(server, retries=0)
+        model.timeout_s = 0.5
+        process = http_process.shared()
+        outcome = hosted([ask(model, "What causes scurvy?"), lambda: time.sleep(2.0)])
+    assert outcome[0] == "echo: What causes scurvy?"
+    assert not process.ended, process.ended
+    assert http_process.shared() is process
+
+
+def test_the_prefetch_keeps_its_calls_in_flight_with_no_thread_each(run_suites, tmp_path):
+    """With the HTTP process making every call, the prefetch's tasks are hosted by its reader: while
+    the calls are answered, no prefetch thread exists, and four calls are in flight at once."""
+    http_process.close_shared()
+    all_four, threads = threading.Barrier(4, timeout=5), set()
+
+    def answer(request, number):
+        threads.update(thread.name for thread in threading.enumerate())
+        if number <= 4:
+            all_four.wait()
+        return Reply(content="The right answer is A")
+
+    with OpenAIServer(answer) as server:
+        data = mcqa_data(tmp_path, count=8)
+        options = ["--medbench-data", str(data), "--model", "openai/m", "--api-base", server.api_base]
+        result, board = run_suites(*options, "--medbench-concurrency", "4", "--medbench-no-cache")
+    assert len(server.requests) == 8 and board["tasks"][0]["passed"] == 8, result.stdout.str()
+    assert "medbench-http" in threads
+    assert not [name for name in threads if name.startswith("medbench-prefetch")], threads
+
+
+def test_the_http_process_runs_this_very_package_whatever_sys_path_names_first(tmp_path, monkeypatch):
+    """pytest puts the folder of a rootdir conftest.py first on sys.path, which may hold another copy
+    of this package (a second checkout's suites run with this one on PYTHONPATH): the child must
+    import the copy its parent runs, not that one."""
+    decoy = tmp_path / "pytest_medbench"
+    (decoy / "models").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "models" / "__init__.py").write_text("")
+    (decoy / "models" / "http_child.py").write_text("raise ImportError('the other copy')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    http_process.close_shared()
+    try:
+        with OpenAIServer() as server:
+            assert client(server, retries=0).complete(MESSAGES).text == "echo: What causes scurvy?"
+    finally:
+        http_process.close_shared()

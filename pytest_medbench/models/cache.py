@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utf8 import utf8, utf8_text
+from .waits import pause
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -175,7 +176,7 @@ class ResponseCache:
             if holder is not None and not _alive(holder[0]):
                 dead = holder[0]
                 continue
-            time.sleep(POLL_S)
+            pause(POLL_S)
 
     def release(self, key: str) -> None:
         self._write("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))

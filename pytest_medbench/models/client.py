@@ -26,6 +26,7 @@ from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
 from .router import RouterGroup, RouterTransport
 from .transport import Answer, Endpoint, Transport, transport_for
+from .waits import pause
 
 BUILTIN_PREFIX = "medbench/"
 REPLAY_PREFIX = "replay:"
@@ -133,7 +134,7 @@ class ModelClient:
         timeout_s: float,
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
         run_id: str = "",
         revision: str | None = None,
         http_process: bool = False,

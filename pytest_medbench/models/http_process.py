@@ -18,17 +18,23 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import heapq
 import itertools
 import json
 import os
 import pickle
+import select
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import warnings
+from collections.abc import Callable
 from typing import IO, Any
 
+from . import waits
 from .secrets import mask
 
 _LENGTH = struct.Struct("!I")
@@ -57,6 +63,7 @@ class HTTPProcess:
             _START_CHILD,
             json.dumps(sys.path),
             f"{requests_read},{answers_write}",
+            _PACKAGE_DIR,
         ]
         try:
             self._process = subprocess.Popen(
@@ -76,6 +83,16 @@ class HTTPProcess:
         self._ids = itertools.count()
         self.ended: str | None = None
         self.broken = False  # it never started: see HTTPProcessBroken
+        # tasks the reader thread hosts as greenlets (see host), and how it is woken to start them
+        self._wake_fd, self._wake_write_fd = os.pipe()
+        self._to_host: list[tuple[Callable[[], None], int, threading.Event]] = []
+        self._ready: list[Any] = []  # hosted tasks another process's reader has answered
+        self._live = 0  # hosted tasks that have not returned
+        self._hosting_over = False  # the reader thread has ended (its wake pipe closed): it hosts no more
+        self._hub: Any = None  # the reader thread's own greenlet, once it runs
+        self._timers: list[tuple[float, int, Any]] = []  # paused tasks: (until, order, greenlet)
+        self._order = itertools.count()
+        self._next_hang_check = 0.0
         self._reader = threading.Thread(target=self._read_answers, name="medbench-http", daemon=True)
         self._reader.start()
 
@@ -87,7 +104,8 @@ class HTTPProcess:
         TimeoutError when it does not come in time; ConnectionError when the connection or the HTTP
         process fails, ValueError when the request cannot be sent as given (both saying what failed,
         not where: the caller names the URL); HTTPProcessBroken when the process could not start."""
-        waiter, unsent = _Waiter(), None
+        host, task = _hosting_task()
+        waiter, unsent = _Waiter(task, host, time.monotonic() + timeout_s + _GRACE_S), None
         with self._write_lock:
             self._raise_if_ended()
             request_id = next(self._ids)
@@ -98,10 +116,13 @@ class HTTPProcess:
                 self._waiting.pop(request_id, None)
                 unsent = exc
         if unsent is not None:
-            self._reader.join(timeout=_GRACE_S)
+            if threading.current_thread() is not self._reader:  # which cannot wait for itself
+                self._reader.join(timeout=_GRACE_S)
             self._raise_if_ended()
             raise ConnectionError(f"the HTTP process has ended ({unsent})")
-        if not waiter.done.acquire(timeout=timeout_s + _GRACE_S):
+        if host is not None:  # a hosted task: its thread goes on with the others until the answer is in
+            host._hub.switch()
+        elif not waiter.done.acquire(timeout=timeout_s + _GRACE_S):
             self._stop(f"the HTTP process sent no answer within {timeout_s + _GRACE_S:g} s and was stopped")
             waiter.done.acquire()  # the reader fails every call in flight once the process is gone
         status, headers_or_kind, data = waiter.outcome
@@ -139,23 +160,62 @@ class HTTPProcess:
         with contextlib.suppress(OSError):
             self._requests.close()
 
+    def host(self, task: Callable[[], None], count: int) -> threading.Event | None:
+        """Run ``count`` copies of ``task`` as greenlets on the reader thread, where the answers come
+        in: a copy that posts here hands the thread back to the reader, which resumes it with its
+        answer (and ``pause`` hands it back until its time). So the calls in flight need no thread
+        each, and an answer wakes one thread, not two: the reader, and the caller it released.
+        ``task`` must not raise. Returns an Event set once every copy has returned, or None when
+        this process has ended (it hosts nothing more)."""
+        finished = threading.Event()
+        with self._write_lock:
+            if self._hosting_over or self.ended:
+                return None
+            self._to_host.append((task, count, finished))
+            os.write(self._wake_write_fd, b"\0")
+        return finished
+
+    def _resume_later(self, task: Any) -> None:
+        """A task of this reader's, answered by another process's reader (this one's child had died
+        and ``shared`` started another): resumed here, the only thread it can run on."""
+        with self._write_lock:
+            if not self._hosting_over:  # it is not: the task is still running
+                self._ready.append(task)
+                os.write(self._wake_write_fd, b"\0")
+
+    def pause_hosted(self, seconds: float) -> bool:
+        """``waits.pause`` in a task this reader thread hosts: the reader resumes it once the time is up."""
+        host, task = _hosting_task()
+        if host is not self:
+            return False
+        heapq.heappush(self._timers, (time.monotonic() + seconds, next(self._order), task))
+        self._hub.switch()
+        return True
+
     def _read_answers(self) -> None:
         """Hand each answer to its caller; when the child's pipe closes (or carries something that is
-        not a frame), the process is over, and every call still waiting fails."""
+        not a frame), the process is over, and every call still waiting fails. Between answers, run
+        the tasks it hosts (see ``host``)."""
+        waits.hosting(self)
         outcome: list[Any] = [None, "connection", ""]
         try:
-            with os.fdopen(self._answers_fd, "rb", buffering=0) as answers:
-                buffer, started = bytearray(), False
-                while chunk := answers.read(1 << 16):
-                    buffer += chunk
-                    for request_id, *answer in frames(buffer):
-                        if not started:
-                            started = request_id == READY
-                            continue
-                        waiter = self._waiting.pop(request_id, None)
-                        if waiter is not None:
-                            waiter.outcome = answer
-                            waiter.done.release()
+            buffer, started = bytearray(), False
+            while True:
+                readable = self._next_event()
+                if self._answers_fd not in readable:
+                    continue
+                chunk = os.read(self._answers_fd, 1 << 16)
+                if not chunk:
+                    break
+                buffer += chunk
+                for request_id, *answer in frames(buffer):
+                    if not started:
+                        started = request_id == READY
+                        continue
+                    waiter = self._waiting.pop(request_id, None)
+                    if waiter is not None:
+                        waiter.outcome = answer
+                        waiter.wake()
             status = self._process.wait()
             if started:
                 outcome[2] = f"the HTTP process ended (exit status {status})"
@@ -175,7 +235,80 @@ class HTTPProcess:
             outcome[2] = self.ended
             for waiter in waiting.values():
                 waiter.outcome = outcome
-                waiter.done.release()
+                waiter.wake()
+            os.close(self._answers_fd)
+            # the tasks still running go on here (their calls now fail, or go to a new process)
+            while True:
+                with self._write_lock:
+                    self._hosting_over = not (self._live or self._to_host or self._timers)
+                    if self._hosting_over:
+                        os.close(self._wake_fd)
+                        os.close(self._wake_write_fd)
+                        break
+                self._next_event(answers=False)
+
+    def _next_event(self, answers: bool = True) -> list[int]:
+        """Run what is due (paused tasks whose time has come, tasks handed to ``host``, tasks another
+        reader answered), then wait for the next answer, a task to host or resume, or the next
+        pause's end: the readable descriptors. After a second with nothing to read, the hang check."""
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            heapq.heappop(self._timers)[2].switch()
+        timeout = 1.0 if answers else None
+        if self._timers:
+            timeout = min(timeout or 1.0, max(0.0, self._timers[0][0] - time.monotonic()))
+        watched = [self._answers_fd, self._wake_fd] if answers else [self._wake_fd]
+        readable, _, _ = select.select(watched, [], [], timeout)
+        if self._wake_fd in readable:
+            os.read(self._wake_fd, 4096)
+            self._start_hosted()
+            with self._write_lock:
+                ready, self._ready = self._ready, []
+            for task in ready:
+                task.switch()
+        if answers and not readable:  # a whole wait with nothing to read or run
+            self._stop_if_hung()
+        return readable
+
+    def _stop_if_hung(self) -> None:
+        """A hosted task's call past its deadline and grace, after a wait with no answer to read
+        (checked only then, so that a reader kept busy by its tasks does not take the child for
+        hung): the child is stopped, as ``post`` stops it for a call made from a thread of its own."""
+        now = time.monotonic()
+        if now < self._next_hang_check:
+            return
+        self._next_hang_check = now + 1.0
+        with self._write_lock:
+            late = any(w.task is not None and w.deadline <= now for w in self._waiting.values())
+        if late:
+            self._stop(
+                f"the HTTP process sent no answer within {_GRACE_S:g} s past a call's deadline "
+                "and was stopped"
+            )
+
+    def _start_hosted(self) -> None:
+        from greenlet import getcurrent, greenlet
+
+        if self._hub is None:
+            self._hub = getcurrent()
+        with self._write_lock:
+            batch, self._to_host = self._to_host, []
+        for task, count, finished in batch:
+            left = [count]  # copies of this task still running
+            for _ in range(count):
+                self._live += 1
+                greenlet(self._run_hosted, parent=self._hub).switch(task, finished, left)
+
+    def _run_hosted(self, task: Callable[[], None], finished: threading.Event, left: list[int]) -> None:
+        try:
+            task()
+        except Exception as exc:  # task() must not raise; if it does, it is said, and the rest go on
+            warnings.warn(RuntimeWarning(f"medbench: a hosted task ended with {exc!r}"), stacklevel=1)
+        finally:
+            self._live -= 1
+            left[0] -= 1
+            if not left[0]:
+                finished.set()
 
     def _last_error_line(self) -> str:
         with contextlib.suppress(OSError, ValueError):
@@ -187,18 +320,51 @@ class HTTPProcess:
 
 
 class _Waiter:
-    __slots__ = ("done", "outcome")
+    """One call's wait for its answer: a lock its thread blocks on, or the hosted task to resume
+    (``host``: the HTTP process whose reader runs it, which may be another than the one asked)."""
 
-    def __init__(self) -> None:
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.outcome: Any = None
+    __slots__ = ("deadline", "done", "host", "outcome", "task")
+
+    def __init__(self, task: Any, host: HTTPProcess | None, deadline: float) -> None:
+        self.task, self.host, self.deadline, self.outcome = task, host, deadline, None
+        if task is None:
+            self.done = threading.Lock()
+            self.done.acquire()
+
+    def wake(self) -> None:
+        """On the reader thread that read the answer."""
+        if self.task is None:
+            self.done.release()
+        elif threading.current_thread() is self.host._reader:
+            self.task.switch()
+        else:
+            self.host._resume_later(self.task)
 
 
-# the child imports this very package, and aiohttp, from the parent's own sys.path (a checkout on
-# PYTHONPATH, an editable install, site-packages), whatever its flags or working directory
+def _hosting_task() -> tuple[HTTPProcess | None, Any]:
+    """(the HTTP process whose reader runs this thread's tasks, the task) when called from such a
+    task; else (None, None)."""
+    host = waits.host_here()
+    if host is None or host._hub is None:
+        return None, None
+    from greenlet import getcurrent
+
+    task = getcurrent()
+    return (None, None) if task is host._hub else (host, task)
+
+
+# the child imports this very package from where its parent did: the parent's sys.path may name
+# another copy first (pytest puts the folder of a rootdir conftest.py first, a checkout's), which
+# the parent, having imported its own, never reads; nothing else is taken out of sys.path's order.
+# aiohttp and the rest come from the parent's sys.path (a checkout on PYTHONPATH, an editable
+# install, site-packages), whatever the child's flags or working directory.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _START_CHILD = (
-    "import json, sys; sys.path[:] = json.loads(sys.argv[1])\n"
+    "import importlib.util, json, os, sys; sys.path[:] = json.loads(sys.argv[1])\n"
+    "package = importlib.util.spec_from_file_location('pytest_medbench',"
+    " os.path.join(sys.argv[3], '__init__.py'), submodule_search_locations=[sys.argv[3]])\n"
+    "sys.modules['pytest_medbench'] = importlib.util.module_from_spec(package)\n"
+    "package.loader.exec_module(sys.modules['pytest_medbench'])\n"
     "from pytest_medbench.models.http_child import main; main(sys.argv[2])"
 )
 
@@ -245,9 +411,13 @@ def without_header_values(headers: dict, message: str) -> str:
     return message
 
 
-def write_frame(stream: IO[bytes], message: Any) -> None:
+def frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(data)) + data)
+    return _LENGTH.pack(len(data)) + data
+
+
+def write_frame(stream: IO[bytes], message: Any) -> None:
+    stream.write(frame(message))
     stream.flush()
 
 

@@ -11,6 +11,7 @@ import functools
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,6 +22,9 @@ from ..models.cache import ResponseCache
 from ..models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from ..options import DEFAULT_MODEL, Settings, split_judge
 from ..prompts.medr import MedrPrompts
+
+if TYPE_CHECKING:
+    from ..models.http_process import HTTPProcess
 
 
 class Clients:
@@ -150,6 +154,17 @@ class Clients:
     def _evaluator_client(self, model: str, api_base: str | None) -> ModelClient:
         spec = self._spec(model, api_base or self.settings.judge_api_base)
         return self._new_client(spec, GenerationParams(temperature=JUDGE_TEMPERATURE))
+
+    def http_process_of_every_call(self) -> HTTPProcess | None:
+        """The HTTP process through which every call of the run's clients goes, when there is one
+        (a lean endpoint's model, judges and agent): the prefetch's tasks can then wait on it without
+        a thread each (``HTTPProcess.host``)."""
+        from ..models import http_process
+
+        clients = [self.client, *self.judge_clients, *([self.agent_client] if self.agent_client else [])]
+        if all(getattr(client.transport, "in_own_process", False) for client in clients):
+            return http_process.shared()
+        return None
 
     def judge_specs(self) -> list[ModelSpec]:
         """Every judge of the run, as resolved (for the leaderboard's ``run.judge.judges``)."""

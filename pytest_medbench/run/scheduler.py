@@ -51,6 +51,7 @@ class Scheduler:
         self._prefetch_failed: dict[tuple[str, str, str], tuple[ItemRecord, ModelCallError]] = {}
         # the prefetch's pool and its pending work, by dialogue key (see prefetch)
         self._pool: Executor | None = None
+        self._hosted: threading.Event | None = None  # set once the tasks the HTTP process hosts are done
         self._ahead: dict[tuple[str, ...], Future] = {}
         # set when the test loop ends: a task in flight (a dialogue's settings x epochs) stops
         # after the epoch it is in, rather than answering items no test will take
@@ -65,8 +66,12 @@ class Scheduler:
         ask for them, while the tests run: a test waits only for its own item, so the wall time
         approaches the longer of the model's time and the harness's, not their sum.
 
-        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. A
-        bounded pool keeps N calls in flight ahead of the test loop. Errors are left for the test to
+        Each answer fills the cache (model, agent and judge calls alike) and is kept for its test. N
+        tasks keep N calls in flight ahead of the test loop: hosted on the reader thread of the HTTP
+        process when every call of the run goes through it (``HTTPProcess.host``: an answer then wakes
+        one thread, where a thread per call cost the test loop's thread a quarter of its time at 64
+        in flight, waiting for the interpreter lock), else a pool of N threads taking turns through a
+        gate (``_Gate``). Errors are left for the test to
         meet again and report; the two settings of one dialogue are answered one after the other by
         one task, the second reusing the conversation (and both tests wait for that task), so the
         second's judge calls are not left for the test loop to make one by one. An xdist worker
@@ -103,42 +108,51 @@ class Scheduler:
                 except Exception:  # the test meets the same error again and reports it
                     pass
 
-        # N threads take the dialogues in order, one at a time through the gate (see _Gate)
+        # N tasks take the dialogues in order
         self._ahead = {key: Future() for key, _ in chosen}
         waiting = deque((self._ahead[key], group) for key, group in chosen)
         gate = _Gate()
 
         def work() -> None:
+            while waiting and not self._stopping.is_set():
+                future, group = waiting.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    answer(group)
+                except BaseException as exc:  # as ThreadPoolExecutor does: the test's wait ends
+                    future.set_exception(exc)
+                else:
+                    future.set_result(None)
+
+        def gated_work() -> None:
             set_wait_gate(gate)
             try:
                 with gate.held():
-                    while waiting and not self._stopping.is_set():
-                        future, group = waiting.popleft()
-                        if not future.set_running_or_notify_cancel():
-                            continue
-                        try:
-                            answer(group)
-                        except BaseException as exc:  # as ThreadPoolExecutor does: the test's wait ends
-                            future.set_exception(exc)
-                        else:
-                            future.set_result(None)
+                    work()
             finally:
                 set_wait_gate(None)
 
-        threads = min(self.settings.concurrency, len(chosen))
-        self._pool = ThreadPoolExecutor(threads or 1, thread_name_prefix="medbench-prefetch")
-        for _ in range(threads):
-            self._pool.submit(work)
+        in_flight = min(self.settings.concurrency, len(chosen))
+        process = self._clients.http_process_of_every_call()
+        self._hosted = process.host(work, in_flight) if process is not None else None
+        if self._hosted is None:
+            self._pool = ThreadPoolExecutor(in_flight, thread_name_prefix="medbench-prefetch")
+            for _ in range(in_flight):
+                self._pool.submit(gated_work)
 
     def stop_prefetch(self) -> None:
         """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
         wait for the calls in flight, so nothing writes to the cache once it is closed."""
-        if self._pool is not None:
+        if self._pool is not None or self._hosted is not None:
             self._stopping.set()
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            if self._hosted is not None:
+                self._hosted.wait()
             for future in self._ahead.values():
                 future.cancel()  # those not started: no test waits for them now
-            self._pool, self._ahead = None, {}
+            self._pool, self._hosted, self._ahead = None, None, {}
 
     def _solve_and_score(
         self, item: EvalItem, record: ItemRecord, ahead: bool = False
