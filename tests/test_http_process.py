@@ -18,7 +18,7 @@ import pytest
 from openai_server import OpenAIServer, Reply, echo_last_user
 
 from conftest import SUITES, mcqa_data
-from pytest_medbench.models import http_process
+from pytest_medbench.models import http_process, waits
 from pytest_medbench.models.client import GenerationParams, ModelClient, ModelSpec, RetryPolicy
 from pytest_medbench.models.errors import ModelCallError
 from pytest_medbench.models.http_child import session_for_calls
@@ -417,6 +417,97 @@ def test_a_reader_kept_busy_by_a_task_does_not_take_the_child_for_hung(monkeypat
     assert outcome[0] == "echo: What causes scurvy?"
     assert not process.ended, process.ended
     assert http_process.shared() is process
+
+
+# a stand-in for the HTTP process's child, for faults aiohttp will not make: it answers "ok" 50 ms
+# after each request, never answers url "hang", exits at url "die", and with STAND_IN=deaf reads
+# no request at all
+STAND_IN_CHILD = """
+import os, sys, threading, time
+sys.path[:0] = [os.path.dirname(sys.argv[3])]
+from pytest_medbench.models.http_process import READY, frame, frames
+requests, answers = (int(fd) for fd in sys.argv[2].split(","))
+lock = threading.Lock()
+def send(message):
+    with lock:
+        os.write(answers, frame(message))
+send((READY,))
+if os.environ.get("STAND_IN") == "deaf":
+    time.sleep(3600)
+def later(request_id):
+    time.sleep(0.05)
+    send((request_id, 200, {}, b"ok"))
+buffer = bytearray()
+while chunk := os.read(requests, 1 << 16):
+    buffer += chunk
+    for request_id, url, headers, body, timeout_s in frames(buffer):
+        if url == "die":
+            os._exit(3)
+        if url != "hang":
+            threading.Thread(target=later, args=(request_id,), daemon=True).start()
+"""
+
+
+@pytest.fixture
+def stand_in_child(monkeypatch):
+    monkeypatch.setattr(http_process, "_START_CHILD", STAND_IN_CHILD)
+    monkeypatch.setattr(http_process, "_GRACE_S", 0.3)
+    http_process.close_shared()
+    yield
+    http_process.close_shared()
+
+
+def test_a_hung_call_among_steady_answers_to_others_is_still_found(stand_in_child):
+    """Answers to seven other tasks keep coming; the one call the child never answers is still
+    taken for a hang about a second past its deadline and grace, not once the traffic stops."""
+    process, started, outcome = http_process.shared(), time.monotonic(), {}
+
+    def hung() -> None:
+        with contextlib.suppress(ConnectionError):
+            process.post("hang", {}, b"", 0.2)
+        outcome["hang found after"] = time.monotonic() - started
+
+    def steady() -> None:
+        with contextlib.suppress(ConnectionError):  # once the hang is found, the child is stopped
+            while time.monotonic() - started < 4.0:
+                process.post("ok", {}, b"", 5.0)
+
+    tasks = [hung] + [steady] * 7
+    finished = process.host(lambda: tasks.pop(0)(), len(tasks))
+    assert finished is not None and finished.wait(20)
+    assert outcome["hang found after"] < 3.0, outcome  # the traffic went on for 4 s
+    assert "sent no answer within 0.3 s past a call's deadline" in process.ended
+
+
+def test_the_reader_of_a_dead_http_process_ends_when_its_last_task_returns_from_a_pause(stand_in_child):
+    process = http_process.shared()
+
+    def task() -> None:
+        with contextlib.suppress(ConnectionError):
+            process.post("die", {}, b"", 1.0)
+        waits.pause(0.05)  # a retry's backoff, after which the task returns
+
+    finished = process.host(task, 1)
+    assert finished is not None and finished.wait(10)
+    process._reader.join(5)
+    assert not process._reader.is_alive() and process._hosting_over
+
+
+def test_a_child_that_takes_no_request_costs_a_deadline_not_a_hang(stand_in_child, monkeypatch):
+    """A child that stops reading requests fills the request pipe: the task writing to it gives up
+    at the call's deadline and grace, the child is stopped, and the hosted tasks all return."""
+    monkeypatch.setenv("STAND_IN", "deaf")
+    process, outcome = http_process.shared(), []
+
+    def task() -> None:
+        try:
+            process.post("ok", {}, b"x" * 40_000, 0.2)
+        except ConnectionError as exc:
+            outcome.append(str(exc))
+
+    finished = process.host(task, 4)
+    assert finished is not None and finished.wait(10)
+    assert outcome and all("took no request within 0.5 s and was stopped" in text for text in outcome)
 
 
 def test_the_prefetch_keeps_its_calls_in_flight_with_no_thread_each(run_suites, tmp_path):

@@ -32,7 +32,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from . import waits
 from .secrets import mask
@@ -77,7 +77,9 @@ class HTTPProcess:
         finally:
             os.close(requests_read)
             os.close(answers_write)
-        self._requests = os.fdopen(requests_write, "wb")
+        # written without blocking, so that a child that takes no request costs a deadline, not a hang
+        self._requests_fd = requests_write
+        os.set_blocking(requests_write, False)
         self._write_lock = threading.Lock()
         self._waiting: dict[int, _Waiter] = {}
         self._ids = itertools.count()
@@ -93,6 +95,7 @@ class HTTPProcess:
         self._timers: list[tuple[float, int, Any]] = []  # paused tasks: (until, order, greenlet)
         self._order = itertools.count()
         self._next_hang_check = 0.0
+        self._drained_at = 0.0  # when the reader last found no answer left to read
         self._reader = threading.Thread(target=self._read_answers, name="medbench-http", daemon=True)
         self._reader.start()
 
@@ -111,8 +114,16 @@ class HTTPProcess:
             request_id = next(self._ids)
             self._waiting[request_id] = waiter
             try:
-                write_frame(self._requests, (request_id, url, headers, body, timeout_s))
-            except (OSError, ValueError) as exc:  # the child is gone: the reader says why
+                self._send(frame((request_id, url, headers, body, timeout_s)), waiter.deadline)
+            except TimeoutError:  # the child is hung: it took no part of the request in that time
+                self._waiting.pop(request_id, None)
+                self.ended = self.ended or (
+                    f"the HTTP process took no request within {timeout_s + _GRACE_S:g} s and was stopped"
+                )
+                with contextlib.suppress(OSError):
+                    self._process.kill()
+                unsent = TimeoutError("hung")
+            except OSError as exc:  # the child is gone: the reader says why
                 self._waiting.pop(request_id, None)
                 unsent = exc
         if unsent is not None:
@@ -132,6 +143,25 @@ class HTTPProcess:
             raise HTTPProcessBroken(data)
         raise {"timeout": TimeoutError, "invalid": ValueError}.get(headers_or_kind, ConnectionError)(data)
 
+    def _send(self, data: bytes, deadline: float) -> None:
+        """The whole of ``data`` into the request pipe (``_write_lock`` held), waiting for room in
+        it until ``deadline`` at most (TimeoutError)."""
+        unsent = memoryview(data)
+        while unsent:
+            try:
+                unsent = unsent[os.write(self._requests_fd, unsent) :]
+            except BlockingIOError:
+                wait_s = deadline - time.monotonic()
+                if wait_s <= 0 or not select.select([], [self._requests_fd], [], wait_s)[1]:
+                    raise TimeoutError from None
+
+    def _close_requests(self) -> None:
+        """The child then sees the end of its input."""
+        fd, self._requests_fd = self._requests_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def _raise_if_ended(self) -> None:
         if self.ended:
             raise (HTTPProcessBroken if self.broken else ConnectionError)(self.ended)
@@ -144,8 +174,8 @@ class HTTPProcess:
 
     def close(self) -> None:
         """Let the calls in flight finish, then end the child."""
-        with self._write_lock, contextlib.suppress(OSError):
-            self._requests.close()
+        with self._write_lock:
+            self._close_requests()
         try:
             self._process.wait(timeout=_GRACE_S)
         except subprocess.TimeoutExpired:
@@ -157,8 +187,7 @@ class HTTPProcess:
     def forget(self) -> None:
         """In a forked copy of this process: close its copy of the request pipe, which would
         otherwise keep the child from seeing the end of its input when the run closes it."""
-        with contextlib.suppress(OSError):
-            self._requests.close()
+        self._close_requests()
 
     def host(self, task: Callable[[], None], count: int) -> threading.Event | None:
         """Run ``count`` copies of ``task`` as greenlets on the reader thread, where the answers come
@@ -207,6 +236,8 @@ class HTTPProcess:
                 chunk = os.read(self._answers_fd, 1 << 16)
                 if not chunk:
                     break
+                if len(chunk) < 1 << 16:  # all there was
+                    self._drained_at = time.monotonic()
                 buffer += chunk
                 for request_id, *answer in frames(buffer):
                     if not started:
@@ -250,15 +281,21 @@ class HTTPProcess:
     def _next_event(self, answers: bool = True) -> list[int]:
         """Run what is due (paused tasks whose time has come, tasks handed to ``host``, tasks another
         reader answered), then wait for the next answer, a task to host or resume, or the next
-        pause's end: the readable descriptors. After a second with nothing to read, the hang check."""
+        pause's end: the readable descriptors."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             heapq.heappop(self._timers)[2].switch()
+        if answers:
+            self._stop_if_hung()
+        elif not (self._live or self._to_host or self._timers or self._ready):
+            return []  # the last task just returned: hosting is over (see _read_answers)
         timeout = 1.0 if answers else None
         if self._timers:
             timeout = min(timeout or 1.0, max(0.0, self._timers[0][0] - time.monotonic()))
         watched = [self._answers_fd, self._wake_fd] if answers else [self._wake_fd]
         readable, _, _ = select.select(watched, [], [], timeout)
+        if answers and self._answers_fd not in readable:
+            self._drained_at = time.monotonic()
         if self._wake_fd in readable:
             os.read(self._wake_fd, 4096)
             self._start_hosted()
@@ -266,20 +303,19 @@ class HTTPProcess:
                 ready, self._ready = self._ready, []
             for task in ready:
                 task.switch()
-        if answers and not readable:  # a whole wait with nothing to read or run
-            self._stop_if_hung()
         return readable
 
     def _stop_if_hung(self) -> None:
-        """A hosted task's call past its deadline and grace, after a wait with no answer to read
-        (checked only then, so that a reader kept busy by its tasks does not take the child for
-        hung): the child is stopped, as ``post`` stops it for a call made from a thread of its own."""
+        """Once a second: a hosted task's call whose deadline and grace had passed when the reader
+        last found no answer left to read (so that a reader kept busy by its tasks, its answers
+        waiting in the pipe, does not take the child for hung; and steady answers to the other calls
+        do not hide it): the child is stopped, as ``post`` stops it for a call from a thread."""
         now = time.monotonic()
         if now < self._next_hang_check:
             return
         self._next_hang_check = now + 1.0
         with self._write_lock:
-            late = any(w.task is not None and w.deadline <= now for w in self._waiting.values())
+            late = any(w.task is not None and w.deadline <= self._drained_at for w in self._waiting.values())
         if late:
             self._stop(
                 f"the HTTP process sent no answer within {_GRACE_S:g} s past a call's deadline "
@@ -414,11 +450,6 @@ def without_header_values(headers: dict, message: str) -> str:
 def frame(message: Any) -> bytes:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return _LENGTH.pack(len(data)) + data
-
-
-def write_frame(stream: IO[bytes], message: Any) -> None:
-    stream.write(frame(message))
-    stream.flush()
 
 
 def frames(buffer: bytearray) -> list[Any]:
