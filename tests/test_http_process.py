@@ -137,7 +137,8 @@ def test_the_http_process_sets_no_deadline_of_its_own():
     assert (limits.total, limits.connect, limits.sock_read, limits.sock_connect) == (None, None, None, None)
 
 
-def test_a_hung_http_process_is_stopped_and_the_retry_goes_through_a_new_one(monkeypatch):
+@pytest.mark.parametrize("from_a_hosted_task", [False, True], ids=["calling-thread", "hosted-task"])
+def test_a_hung_http_process_is_stopped_and_the_retry_goes_through_a_new_one(monkeypatch, from_a_hosted_task):
     monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
     with OpenAIServer() as server:
         model = client(server, retries=1)
@@ -146,7 +147,8 @@ def test_a_hung_http_process_is_stopped_and_the_retry_goes_through_a_new_one(mon
         os.kill(hung.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
-            text = model.complete(MESSAGES).text
+            question = ask(model, "What causes scurvy?")
+            text = hosted([question])[0] if from_a_hosted_task else question()
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(hung.pid, signal.SIGCONT)
@@ -339,24 +341,6 @@ def test_a_hosted_tasks_backoff_lets_the_other_tasks_go_on():
         asked = [request["messages"][-1]["content"] for request in server.requests]
     assert outcome[0] == "echo: first" and outcome[1] == ["echo: second", "echo: second"]
     assert asked[-1] == "first" and sorted(asked[:3]) == ["first", "second", "second"], asked
-
-
-def test_a_hung_http_process_under_hosted_tasks_is_stopped_and_the_retry_goes_through_a_new_one(
-    monkeypatch,
-):
-    monkeypatch.setattr(http_process, "_GRACE_S", 0.5)
-    with OpenAIServer() as server:
-        model = client(server, retries=1)
-        model.timeout_s = 0.5
-        hung = http_process.shared()._process
-        os.kill(hung.pid, signal.SIGSTOP)
-        try:
-            outcome = hosted([ask(model, "What causes scurvy?")])
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(hung.pid, signal.SIGCONT)
-        assert outcome[0] == "echo: What causes scurvy?"
-        assert http_process.shared()._process.pid != hung.pid
 
 
 def test_hosted_tasks_with_long_requests_and_answers_never_block_the_two_pipes():
