@@ -228,6 +228,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """Where this process will answer items ahead of its tests, the HTTP process starts now: its
+    0.18 s of imports run on the other core while pytest collects (0.2 s for 4,000 items), rather
+    than before the first call. Not under --collect-only, nor on an xdist controller (its workers
+    run the items, and keep no HTTP process)."""
+    config = session.config
+    if not config.option.collectonly and getattr(config.option, "dist", "no") == "no":
+        config.stash[RUN_KEY].start_http_process()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist, on the controller: tell each worker which scratch cache file they share, if any."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 import sqlite3
@@ -271,6 +272,38 @@ def test_only_a_process_with_calls_in_flight_and_cores_to_itself_starts_the_http
     assert len(server.user_agents) >= 8, result.stdout.str()
     assert {"aiohttp" in agent for agent in server.user_agents} == {through_the_http_process}
     assert len(started) == through_the_http_process
+
+
+@pytest.mark.parametrize(
+    ("options", "events"),
+    [
+        (["--medbench-concurrency", "4"], ["http process", "data"]),
+        (["--medbench-concurrency", "4", "--collect-only"], ["data"]),
+        (["--medbench-concurrency", "4", "--model", "medbench/oracle"], ["data"]),
+    ],
+    ids=["run", "collect-only", "built-in-model"],
+)
+def test_the_http_process_starts_before_collection_reads_the_data(
+    run_suites, tmp_path, monkeypatch, options, events
+):
+    """Its imports (0.18 s) then run on the other core while pytest collects, instead of before the
+    first call; a run that asks no endpoint (--collect-only, a built-in model) starts none."""
+    http_process.close_shared()
+    seen = []
+    real_init = http_process.HTTPProcess.__init__
+    meds = importlib.import_module("pytest_medbench.data.meds")  # the one the run imports
+    real_load = meds.load_meds
+    monkeypatch.setattr(
+        http_process.HTTPProcess, "__init__", lambda self: (seen.append("http process"), real_init(self))[1]
+    )
+    monkeypatch.setattr(meds, "load_meds", lambda *args: (seen.append("data"), real_load(*args))[1])
+    with OpenAIServer(lambda request, number: Reply(content="The right answer is A")) as server:
+        data = mcqa_data(tmp_path, count=8)
+        result, _ = run_suites(
+            "--medbench-data", str(data), "--model", "openai/m", "--api-base", server.api_base, *options
+        )
+    assert result.ret == 0, result.stdout.str()
+    assert seen == events, result.stdout.str()
 
 
 def hosted(tasks: list, model_calls: int = 1) -> dict:

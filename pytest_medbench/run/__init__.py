@@ -98,6 +98,9 @@ class Run:
     def services(self, record: ItemRecord, epoch: int) -> Services:
         return self.scheduler.services(record, epoch)
 
+    def start_http_process(self) -> None:
+        self.clients.start_http_process()
+
     def prefetch(self, items: list[EvalItem]) -> None:
         self.scheduler.prefetch(items)
 
