@@ -131,7 +131,7 @@ class Clients:
         from ..models import http_process
         from ..models.transport import Endpoint
 
-        model = self.model  # a built-in's endpoint is never lean: it has no address
+        model = self.model  # a built-in (medbench/...) is never a lean endpoint
         endpoint = Endpoint(model.litellm_model, model.api_base)
         if self._calls_in_flight_here and model.group is None and endpoint.lean:
             http_process.shared()
