@@ -403,6 +403,38 @@ def test_concurrency_without_a_cache_asks_a_repeated_request_as_often_as_a_seque
     assert len(server.requests) == 24
 
 
+@pytest.mark.parametrize("in_flight", [4, 8])
+def test_concurrency_with_a_cache_asks_a_repeated_request_once_as_a_sequential_run(
+    run_suites, monkeypatch, tmp_path, in_flight
+):
+    """With a cache file, a request that comes up again (here 12 items with one question) is asked
+    once, as a sequential run asks it, the other items reading its answer: a prefetch task that finds
+    another task of its process asking the request waits for that answer (claims in the file are by
+    process). Its tokens are counted once, and the leaderboards are the same."""
+    from openai_server import OpenAIServer
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    answer = "The right answer is A: x"
+    instances = [{"input": "Question: Which?\nOptions: A: x\tB: y", "output": answer}] * 12
+    (folder / "task57_same.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
+    boards = {}
+    for concurrency in (1, in_flight):
+        with OpenAIServer(lambda request, number: Reply(content=answer, hang_s=0.2)) as server:
+            options = ["--model=openai/m", f"--api-base={server.api_base}", "--medbench-shots=0"]
+            options += [f"--medbench-data={tmp_path / 'data'}", f"--medbench-concurrency={concurrency}"]
+            cache = tmp_path / f"cache{concurrency}.sqlite3"  # a new file: the first asking is paid for
+            _, boards[concurrency] = run_suites(
+                *options, "--medbench-cache", str(cache), report=f"{concurrency}.json"
+            )
+        assert len(server.requests) == 1, concurrency
+    sequential, concurrent = (boards[n]["tasks"][0] for n in (1, in_flight))
+    for counted in ("tokens", "cache_hits", "reused"):
+        assert concurrent[counted] == sequential[counted], counted
+    assert stable(boards[in_flight]) == stable(boards[1])
+
+
 def test_xdist_without_a_cache_asks_a_repeated_request_as_often_as_a_sequential_run(
     run_suites, monkeypatch, tmp_path
 ):

@@ -108,7 +108,8 @@ class ItemScope:
 class ResponseCache:
     """The answers on disk. With ``claims`` (xdist workers, or separate runs sharing the file), a
     process about to ask the model first claims the request, and one that finds it claimed waits for
-    the answer instead of asking again: a request is never paid for twice."""
+    the answer instead of asking again: a request is never paid for twice. Within one process, a
+    task (the prefetch's) that finds another of its tasks asking the request waits the same way."""
 
     def __init__(self, path: Path | str, *, claims: bool = False) -> None:
         self.path = path
@@ -122,6 +123,7 @@ class ResponseCache:
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()  # one connection, shared by the prefetch threads
+        self._asking: set[str] = set()  # the requests this process's tasks have claimed and are asking
         self._unsaved: dict[str, dict[str, Any]] | None = None  # new answers, once the file is read-only
 
     def _write(self, sql: str, params: tuple) -> int:
@@ -157,9 +159,33 @@ class ResponseCache:
             self._unsaved[key] = response  # type: ignore[index]
 
     def acquire(self, key: str, ttl_s: float) -> dict[str, Any] | None:
-        """Claim ``key`` for this process, waiting while another live process holds it: returns
-        the answer that process stored, or None once the claim is ours (the caller then asks the
-        model and must ``release``). ``ttl_s`` bounds a claim whose owner cannot be checked."""
+        """Claim ``key`` for this task, waiting while another task of this process or another live
+        process holds it: returns the answer it stored, or None once the claim is ours (the caller
+        then asks the model and must ``release``). ``ttl_s`` bounds a claim whose owner cannot be
+        checked. The claims in the file are by process, so this process's own are kept here."""
+        while not self._ask_here(key):  # another task of this process is asking it
+            if (hit := self.get(key)) is not None:
+                return hit
+            pause(POLL_S)
+        try:
+            hit = self._claim(key, ttl_s)
+        except BaseException:
+            self._asking.discard(key)
+            raise
+        if hit is not None:
+            self._asking.discard(key)
+        return hit
+
+    def _ask_here(self, key: str) -> bool:
+        """Take ``key`` for the calling task unless another task of this process has it."""
+        with self._lock:
+            if key in self._asking:
+                return False
+            self._asking.add(key)
+            return True
+
+    def _claim(self, key: str, ttl_s: float) -> dict[str, Any] | None:
+        """The claim in the file, for this process (see ``acquire``)."""
         dead = ""
         while True:
             now = time.time()
@@ -180,6 +206,7 @@ class ResponseCache:
 
     def release(self, key: str) -> None:
         self._write("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+        self._asking.discard(key)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
