@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai_server import Reply
 
-from conftest import FIXTURES, SUITES, run_python, stable
+from conftest import FIXTURES, SUITES, mcqa_data, run_python, stable
 from pytest_medbench.report.leaderboard import LeaderboardError, _items_plainly_valid, _validator, validate
 
 
@@ -510,6 +511,57 @@ def test_a_test_loop_cut_short_asks_little_more_than_the_calls_in_flight(
         time.sleep(3)  # long enough for a pool left running to ask every item and epoch
     assert result.ret == 1
     assert len(server.requests) <= most_requests
+
+
+@pytest.mark.parametrize("stop", ["-x", "ctrl-c"])
+def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeypatch, tmp_path, stop):
+    """-x, or Ctrl-C, while the prefetch's tasks back off from a 429 that asks for 20 s: the run ends
+    once the calls in flight are answered, without their retries. The first item's wrong answer
+    comes after 0.5 s (it fails the run under -x); every other call is refused. At most 1 + 4
+    requests (the first item's, and one a task of the 4 in flight); before, the 3 retries of each
+    were waited out and sent (62 s, 21 requests)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def answer(request, number):
+        if "number 0?" in request["messages"][-1]["content"]:
+            return Reply(content="The right answer is B: 1", hang_s=0.5)
+        return Reply(status=429, content="slow down", headers={"Retry-After": "20"})
+
+    data = mcqa_data(tmp_path, count=20)
+    options = [f"--medbench-data={data}", "--medbench-shots=0", "--medbench-no-cache"]
+    options += ["--medbench-retries=3", "--medbench-concurrency=4"]
+    with OpenAIServer(answer) as server:
+        options += ["--model=openai/m", f"--api-base={server.api_base}"]
+        started = time.monotonic()
+        if stop == "-x":
+            result, _ = run_suites(*options, "-x")
+            code, output = result.ret, result.stdout.str()
+        else:  # a terminal's Ctrl-C, once every task backs off
+            command = [sys.executable, "-m", "pytest", str(SUITES), "-p", "no:cacheprovider", "-q", *options]
+            run = subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                start_new_session=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            while len(server.requests) < 5 and time.monotonic() - started < 30:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            started = time.monotonic()
+            os.killpg(run.pid, signal.SIGINT)
+            code, output = run.wait(timeout=120), run.communicate()[0].decode()
+        took = time.monotonic() - started
+    assert code == (1 if stop == "-x" else 2), output
+    assert took < 10, took
+    assert len(server.requests) <= 5
 
 
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):

@@ -6,6 +6,7 @@ litellm is imported on its first call, never at plugin load (it costs seconds).
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -134,7 +135,7 @@ class ModelClient:
         timeout_s: float,
         retry: RetryPolicy,
         limit: SharedRateLimit | None = None,
-        sleep: Callable[[float], None] = pause,
+        sleep: Callable[[float], None] | None = None,
         run_id: str = "",
         revision: str | None = None,
         http_process: bool = False,
@@ -147,10 +148,19 @@ class ModelClient:
         self.cache = None if spec.builtin else cache
         self.timeout_s = timeout_s
         self.retry = retry
-        self._sleep = sleep
+        # set once the test loop has ended (see stop_retrying): a retry's backoff ends, no retry is made
+        self._retries_over = threading.Event()
+        self._sleep = sleep or functools.partial(pause, until=self._retries_over)
         self.transport = spec.transport(http_process=http_process)
         self._fatal: ModelCallError | None = None
         self._said_capped = False
+
+    def stop_retrying(self) -> None:
+        """The test loop has ended (its last test, -x, Ctrl-C): the prefetch's calls still in flight
+        are answered, but none is retried, and a retry's backoff ends now; such a call fails with
+        its error, which no test takes. Without it, a stop waited out every retry of the calls in
+        flight (a 429 asking for 20 s, 3 retries: 62 s)."""
+        self._retries_over.set()
 
     def complete(
         self,
@@ -231,7 +241,7 @@ class ModelClient:
                         spent = exc.completion.prompt_tokens + exc.completion.completion_tokens
                         self.limit.used(call_id, spent)
                     return exc.completion  # still empty after its retries: that is the model's answer
-                if not retryable or attempt >= self.retry.max_retries:
+                if not retryable or attempt >= self.retry.max_retries or self._retries_over.is_set():
                     if error.fatal:
                         self._fatal = error
                     raise error from exc
@@ -248,6 +258,8 @@ class ModelClient:
                 if self.limit and error.kind == "rate_limit":
                     self.limit.pause(delay)  # every worker backs off, not just this one
                 self._sleep(delay)
+                if self._retries_over.is_set():
+                    raise error from exc
                 attempt += 1
 
 

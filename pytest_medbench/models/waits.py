@@ -31,7 +31,19 @@ def host_here() -> Host | None:
     return getattr(_this_thread, "host", None)
 
 
-def pause(seconds: float) -> None:
+STEP_S = 0.1  # how often a hosted task's pause looks at its ``until`` event
+
+
+def pause(seconds: float, until: threading.Event | None = None) -> None:
+    """Wait ``seconds``, or, given ``until``, no longer than until it is set (a hosted task looks
+    every ``STEP_S``)."""
     host = getattr(_this_thread, "host", None)
-    if host is None or not host.pause_hosted(seconds):
-        time.sleep(seconds)
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0 and not (until is not None and until.is_set()):
+        step = left if until is None else min(left, STEP_S)
+        if host is None or not host.pause_hosted(step):
+            if until is None:
+                time.sleep(left)
+            else:
+                until.wait(left)
+            return

@@ -178,10 +178,17 @@ class Clients:
         a thread each (``HTTPProcess.host``)."""
         from ..models import http_process
 
-        clients = [self.client, *self.judge_clients, *([self.agent_client] if self.agent_client else [])]
-        if all(getattr(client.transport, "in_own_process", False) for client in clients):
+        if all(getattr(client.transport, "in_own_process", False) for client in self._every_client()):
             return http_process.shared()
         return None
+
+    def stop_retrying(self) -> None:
+        """The test loop has ended: no call of the run is retried any more (``ModelClient.stop_retrying``)."""
+        for client in self._every_client():
+            client.stop_retrying()
+
+    def _every_client(self) -> list[ModelClient]:
+        return [self.client, *self.judge_clients, *([self.agent_client] if self.agent_client else [])]
 
     def judge_specs(self) -> list[ModelSpec]:
         """Every judge of the run, as resolved (for the leaderboard's ``run.judge.judges``)."""

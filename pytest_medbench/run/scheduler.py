@@ -142,10 +142,12 @@ class Scheduler:
                 self._pool.submit(gated_work)
 
     def stop_prefetch(self) -> None:
-        """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, and
-        wait for the calls in flight, so nothing writes to the cache once it is closed."""
+        """After the test loop (which -x or Ctrl-C may cut short): drop what was not started, end
+        the retries, and wait for the calls in flight, so nothing writes to the cache once it is
+        closed."""
         if self._pool is not None or self._hosted is not None:
             self._stopping.set()
+            self._clients.stop_retrying()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
             if self._hosted is not None:
