@@ -564,6 +564,35 @@ def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeyp
     assert len(server.requests) <= 5
 
 
+def test_a_stop_ends_the_prefetchs_waits_for_the_rate_limit(run_suites, monkeypatch, tmp_path):
+    """-x while prefetch tasks wait for room under --medbench-rpm 2 (a minute's window): they give up
+    the wait and make no call, so the run ends at once. The first item's wrong answer comes after
+    0.5 s; the first two calls (items 0 and 1) go out at once, items 2 and 3 wait. Without it, the
+    run waited about a minute for the window, then made those two calls."""
+    import time
+
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+    def answer(request, number):
+        wrong = "number 0?" in request["messages"][-1]["content"]
+        return Reply(
+            content="The right answer is B: 1" if wrong else "The right answer is A", hang_s=0.5 * wrong
+        )
+
+    data = mcqa_data(tmp_path, count=20)
+    with OpenAIServer(answer) as server:
+        options = ["--model=openai/m", f"--api-base={server.api_base}", f"--medbench-data={data}"]
+        options += ["--medbench-shots=0", "--medbench-rpm=2", "--medbench-concurrency=4", "-x"]
+        started = time.monotonic()
+        result, _ = run_suites(*options)
+        took = time.monotonic() - started
+    assert result.ret == 1, result.stdout.str()
+    assert took < 20, took
+    assert len(server.requests) == 2
+
+
 def test_concurrency_composes_with_xdist_and_asks_each_request_once(run_suites, monkeypatch):
     """Both benchmarks under -n 2 with concurrency: each worker prefetches its share, and the workers
     share one scratch cache whose claims keep any request (a dialogue two settings share, say) from

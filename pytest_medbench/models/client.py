@@ -157,10 +157,15 @@ class ModelClient:
 
     def stop_retrying(self) -> None:
         """The test loop has ended (its last test, -x, Ctrl-C): the prefetch's calls still in flight
-        are answered, but none is retried, and a retry's backoff ends now; such a call fails with
-        its error, which no test takes. Without it, a stop waited out every retry of the calls in
-        flight (a 429 asking for 20 s, 3 retries: 62 s)."""
+        are answered, but none is retried, and a retry's backoff or a wait for the rate limit ends
+        now; such a call fails with its error, which no test takes. Without it, a stop waited out
+        every retry of the calls in flight (a 429 asking for 20 s, 3 retries: 62 s)."""
         self._retries_over.set()
+
+    def wait(self, seconds: float) -> None:
+        """How this client waits (a retry's backoff; its rate limit's, see ``Clients.client``): no
+        longer than until ``stop_retrying``."""
+        self._sleep(seconds)
 
     def complete(
         self,
@@ -227,7 +232,10 @@ class ModelClient:
         started = time.perf_counter()
         attempt = 0
         while True:
-            call_id = self.limit.acquire() if self.limit else None
+            call_id = self.limit.acquire(self._retries_over.is_set) if self.limit else None
+            if self.limit and call_id is None:
+                message = "the test loop ended while the call waited for the rate limit; it was not made"
+                raise ModelCallError("rate_limit", message, model=self.spec.name, attempts=attempt + 1)
             try:
                 answer = self.transport.send(messages, params, self.timeout_s, context)
                 completion = _usable(answer, time.perf_counter() - started)

@@ -38,9 +38,10 @@ class SharedRateLimit:
         self.rpm, self.tpm, self.window_s = rpm, tpm, window_s
         self._clock, self._sleep = clock, sleep
 
-    def acquire(self) -> int:
-        """Wait for room under both limits, then register a call; returns its id for ``used``."""
-        while True:
+    def acquire(self, stopped: Callable[[], bool] = lambda: False) -> int | None:
+        """Wait for room under both limits, then register a call; returns its id for ``used``, or
+        None once ``stopped()`` (the run's test loop has ended: the call is not made)."""
+        while not stopped():
             self._db.execute("BEGIN IMMEDIATE")  # one process at a time decides
             try:
                 now = self._clock()
@@ -63,6 +64,7 @@ class SharedRateLimit:
                 self._db.execute("ROLLBACK")
                 raise
             self._sleep(wait)
+        return None
 
     def used(self, call_id: int, tokens: int) -> None:
         self._db.execute("UPDATE calls SET tokens = ? WHERE id = ?", (tokens, call_id))

@@ -150,7 +150,7 @@ class Clients:
                 else self.rootdir / ".medbench_cache"
             )
             client.limit = SharedRateLimit(
-                folder / "ratelimit.sqlite3", rpm=self.settings.rpm, tpm=self.settings.tpm
+                folder / "ratelimit.sqlite3", rpm=self.settings.rpm, tpm=self.settings.tpm, sleep=client.wait
             )
         return client
 
