@@ -404,17 +404,25 @@ def test_concurrency_without_a_cache_asks_a_repeated_request_as_often_as_a_seque
     assert len(server.requests) == 24
 
 
-@pytest.mark.parametrize("in_flight", [4, 8])
+@pytest.mark.parametrize(("path", "in_flight"), [("hosted", 4), ("hosted", 8), ("pool", 4)])
 def test_concurrency_with_a_cache_asks_a_repeated_request_once_as_a_sequential_run(
-    run_suites, monkeypatch, tmp_path, in_flight
+    run_suites, monkeypatch, tmp_path, path, in_flight
 ):
     """With a cache file, a request that comes up again (here 12 items with one question) is asked
     once, as a sequential run asks it, the other items reading its answer: a prefetch task that finds
     another task of its process asking the request waits for that answer (claims in the file are by
-    process). Its tokens are counted once, and the leaderboards are the same."""
+    process). Its tokens are counted once, and the leaderboards are the same. On both ways the
+    prefetch runs: tasks hosted by the HTTP process's reader, and a pool of threads."""
+    import threading
+
     from openai_server import OpenAIServer
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if path == "pool":
+        monkeypatch.setattr(
+            "pytest_medbench.run.clients.Clients.http_process_of_every_call", lambda self: None
+        )
+    pool_threads = set()
     folder = tmp_path / "data" / "meds-bench" / "MCQA"
     folder.mkdir(parents=True)
     answer = "The right answer is A: x"
@@ -422,7 +430,14 @@ def test_concurrency_with_a_cache_asks_a_repeated_request_once_as_a_sequential_r
     (folder / "task57_same.json").write_text(json.dumps({"Definition": ["Pick."], "Instances": instances}))
     boards = {}
     for concurrency in (1, in_flight):
-        with OpenAIServer(lambda request, number: Reply(content=answer, hang_s=0.2)) as server:
+
+        def reply(request, number):
+            pool_threads.update(
+                t.name for t in threading.enumerate() if t.name.startswith("medbench-prefetch")
+            )
+            return Reply(content=answer, hang_s=0.2)
+
+        with OpenAIServer(reply) as server:
             options = ["--model=openai/m", f"--api-base={server.api_base}", "--medbench-shots=0"]
             options += [f"--medbench-data={tmp_path / 'data'}", f"--medbench-concurrency={concurrency}"]
             cache = tmp_path / f"cache{concurrency}.sqlite3"  # a new file: the first asking is paid for
@@ -433,6 +448,7 @@ def test_concurrency_with_a_cache_asks_a_repeated_request_once_as_a_sequential_r
     sequential, concurrent = (boards[n]["tasks"][0] for n in (1, in_flight))
     for counted in ("tokens", "cache_hits", "reused"):
         assert concurrent[counted] == sequential[counted], counted
+    assert bool(pool_threads) == (path == "pool")
     assert stable(boards[in_flight]) == stable(boards[1])
 
 
@@ -513,23 +529,30 @@ def test_a_test_loop_cut_short_asks_little_more_than_the_calls_in_flight(
     assert len(server.requests) <= most_requests
 
 
-@pytest.mark.parametrize("stop", ["-x", "ctrl-c"])
+@pytest.mark.parametrize("stop", ["-x", "-x, pool", "ctrl-c"])
 def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeypatch, tmp_path, stop):
     """-x, or Ctrl-C, while the prefetch's tasks back off from a 429 that asks for 20 s: the run ends
     once the calls in flight are answered, without their retries. The first item's wrong answer
     comes after 0.5 s (it fails the run under -x); every other call is refused. At most 1 + 4
     requests (the first item's, and one a task of the 4 in flight); before, the 3 retries of each
-    were waited out and sent (62 s, 21 requests)."""
+    were waited out and sent (62 s, 21 requests). "pool": the prefetch in threads, not hosted."""
     import signal
     import subprocess
     import sys
+    import threading
     import time
 
     from openai_server import OpenAIServer, Reply
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    if stop == "-x, pool":
+        monkeypatch.setattr(
+            "pytest_medbench.run.clients.Clients.http_process_of_every_call", lambda self: None
+        )
+    pool_threads = set()
 
     def answer(request, number):
+        pool_threads.update(t.name for t in threading.enumerate() if t.name.startswith("medbench-prefetch"))
         if "number 0?" in request["messages"][-1]["content"]:
             return Reply(content="The right answer is B: 1", hang_s=0.5)
         return Reply(status=429, content="slow down", headers={"Retry-After": "20"})
@@ -540,7 +563,7 @@ def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeyp
     with OpenAIServer(answer) as server:
         options += ["--model=openai/m", f"--api-base={server.api_base}"]
         started = time.monotonic()
-        if stop == "-x":
+        if stop.startswith("-x"):
             result, _ = run_suites(*options, "-x")
             code, output = result.ret, result.stdout.str()
         else:  # a terminal's Ctrl-C, once every task backs off
@@ -559,9 +582,10 @@ def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeyp
             os.killpg(run.pid, signal.SIGINT)
             code, output = run.wait(timeout=120), run.communicate()[0].decode()
         took = time.monotonic() - started
-    assert code == (1 if stop == "-x" else 2), output
+    assert code == (2 if stop == "ctrl-c" else 1), output
     assert took < 10, took
     assert len(server.requests) <= 5
+    assert bool(pool_threads) == (stop == "-x, pool")
 
 
 def test_a_stop_ends_the_prefetchs_waits_for_the_rate_limit(run_suites, monkeypatch, tmp_path):

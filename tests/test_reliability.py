@@ -131,6 +131,32 @@ BAD_MEDS = {
 }
 
 
+def test_a_release_the_file_refuses_leaves_the_request_free_to_ask_again(tmp_path, monkeypatch):
+    """A task of this process whose release fails on the file (locked past the busy timeout, full)
+    does not keep the request taken: the next task to ask it takes the claim, where it would
+    otherwise wait for an answer that never comes."""
+    import threading
+
+    cache = ResponseCache(tmp_path / "cache.sqlite3", claims=True)
+    assert cache.acquire("k", ttl_s=60) is None  # this task asks it
+    write = cache._write
+
+    def locked(sql: str, params: tuple) -> int:
+        if sql.startswith("DELETE"):
+            raise sqlite3.OperationalError("database is locked")
+        return write(sql, params)
+
+    monkeypatch.setattr(cache, "_write", locked)
+    with pytest.raises(sqlite3.OperationalError):
+        cache.release("k")
+    monkeypatch.setattr(cache, "_write", write)
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(cache.acquire("k", ttl_s=60)), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert got == [None]  # the claim is the next task's (the file's is this process's own)
+
+
 def test_a_claimed_request_waits_for_its_answer_and_a_dead_owners_claim_is_taken(tmp_path):
     """Workers sharing a cache: one waits for the answer another is fetching; a claim left by a
     killed worker does not block anyone."""

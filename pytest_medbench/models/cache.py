@@ -163,14 +163,16 @@ class ResponseCache:
         process holds it: returns the answer it stored, or None once the claim is ours (the caller
         then asks the model and must ``release``). ``ttl_s`` bounds a claim whose owner cannot be
         checked. The claims in the file are by process, so this process's own are kept here."""
-        while not self._ask_here(key):  # another task of this process is asking it
-            if (hit := self.get(key)) is not None:
-                return hit
-            pause(POLL_S)
+        held = False
         try:
+            while not (held := self._ask_here(key)):  # another task of this process is asking it
+                if (hit := self.get(key)) is not None:
+                    return hit
+                pause(POLL_S)
             hit = self._claim(key, ttl_s)
         except BaseException:
-            self._asking.discard(key)
+            if held:
+                self._asking.discard(key)
             raise
         if hit is not None:
             self._asking.discard(key)
@@ -205,8 +207,14 @@ class ResponseCache:
             pause(POLL_S)
 
     def release(self, key: str) -> None:
-        self._write("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
-        self._asking.discard(key)
+        """Give the claim up. This process's own mark goes last, and whatever happens to the file's
+        (a locked or full file raises): before it, a sibling task would take the file's claim,
+        which is by process, and this delete would then remove it; kept after a failed delete, the
+        mark would keep every later asking of the request waiting for good."""
+        try:
+            self._write("DELETE FROM claims WHERE key = ? AND owner = ?", (key, self.owner))
+        finally:
+            self._asking.discard(key)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]

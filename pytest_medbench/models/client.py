@@ -235,7 +235,7 @@ class ModelClient:
             call_id = self.limit.acquire(self._retries_over.is_set) if self.limit else None
             if self.limit and call_id is None:
                 message = "the test loop ended while the call waited for the rate limit; it was not made"
-                raise ModelCallError("rate_limit", message, model=self.spec.name, attempts=attempt + 1)
+                raise ModelCallError("rate_limit", message, model=self.spec.name, attempts=max(attempt, 1))
             try:
                 answer = self.transport.send(messages, params, self.timeout_s, context)
                 completion = _usable(answer, time.perf_counter() - started)

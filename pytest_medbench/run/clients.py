@@ -149,6 +149,8 @@ class Clients:
                 if self.settings.cache_path
                 else self.rootdir / ".medbench_cache"
             )
+            # its waits end with the client's retries (see ModelClient.stop_retrying); a caller of
+            # acquire() must then pass the client's stop as ``stopped``, or it would wait in a loop
             client.limit = SharedRateLimit(
                 folder / "ratelimit.sqlite3", rpm=self.settings.rpm, tpm=self.settings.tpm, sleep=client.wait
             )
