@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -586,6 +587,42 @@ def test_a_stop_ends_the_prefetchs_retries_and_their_backoff(run_suites, monkeyp
     assert took < 10, took
     assert len(server.requests) <= 5
     assert bool(pool_threads) == (stop == "-x, pool")
+
+
+def test_after_a_stop_a_task_waiting_for_a_siblings_answer_asks_nothing(run_suites, monkeypatch, tmp_path):
+    """With a cache file, items 1-11 share one question that is always refused (429, 20 s): one task
+    asks it while the others wait for its answer. -x at the first item's wrong answer (0.5 s) ends
+    the asking task's call without its retries; the waiting tasks then take the request and must not
+    ask it: 2 requests in all (item 0's, and the first asking of the shared one). Before, each waiting
+    task asked it once more after the stop."""
+    from openai_server import OpenAIServer, Reply
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    folder = tmp_path / "data" / "meds-bench" / "MCQA"
+    folder.mkdir(parents=True)
+    first = {"input": "Question: Which one first?\nOptions: A: x\tB: y", "output": "A"}
+    shared = {"input": "Question: Which?\nOptions: A: x\tB: y", "output": "A"}
+    (folder / "task57_shared.json").write_text(
+        json.dumps({"Definition": ["Pick."], "Instances": [first] + [shared] * 11})
+    )
+
+    def answer(request, number):
+        if "first?" in request["messages"][-1]["content"]:
+            return Reply(content="The right answer is B: y", hang_s=0.5)
+        return Reply(status=429, content="slow down", headers={"Retry-After": "20"})
+
+    with OpenAIServer(answer) as server:
+        options = [
+            "--model=openai/m",
+            f"--api-base={server.api_base}",
+            f"--medbench-data={tmp_path / 'data'}",
+        ]
+        options += ["--medbench-shots=0", "--medbench-retries=3", "--medbench-concurrency=4", "-x"]
+        result, _ = run_suites(*options)
+        time.sleep(0.5)  # long enough for a task left asking to be seen
+        asked = len(server.requests)
+    assert result.ret == 1, result.stdout.str()
+    assert asked == 2
 
 
 def test_a_stop_ends_the_prefetchs_waits_for_the_rate_limit(run_suites, monkeypatch, tmp_path):

@@ -148,23 +148,23 @@ class ModelClient:
         self.cache = None if spec.builtin else cache
         self.timeout_s = timeout_s
         self.retry = retry
-        # set once the test loop has ended (see stop_retrying): a retry's backoff ends, no retry is made
-        self._retries_over = threading.Event()
-        self._sleep = sleep or functools.partial(pause, until=self._retries_over)
+        # set once the test loop has ended (see stop_asking): no call is made or retried after it
+        self._loop_over = threading.Event()
+        self._sleep = sleep or functools.partial(pause, until=self._loop_over)
         self.transport = spec.transport(http_process=http_process)
         self._fatal: ModelCallError | None = None
         self._said_capped = False
 
-    def stop_retrying(self) -> None:
+    def stop_asking(self) -> None:
         """The test loop has ended (its last test, -x, Ctrl-C): the prefetch's calls still in flight
-        are answered, but none is retried, and a retry's backoff or a wait for the rate limit ends
-        now; such a call fails with its error, which no test takes. Without it, a stop waited out
-        every retry of the calls in flight (a 429 asking for 20 s, 3 retries: 62 s)."""
-        self._retries_over.set()
+        are answered, but no call is made or retried after, and a retry's backoff or a wait for the
+        rate limit ends now; such a call fails, and no test takes its error. Without it, a stop
+        waited out every retry of the calls in flight (a 429 asking for 20 s, 3 retries: 62 s)."""
+        self._loop_over.set()
 
     def wait(self, seconds: float) -> None:
         """How this client waits (a retry's backoff; its rate limit's, see ``Clients.client``): no
-        longer than until ``stop_retrying``."""
+        longer than until ``stop_asking``."""
         self._sleep(seconds)
 
     def complete(
@@ -232,7 +232,10 @@ class ModelClient:
         started = time.perf_counter()
         attempt = 0
         while True:
-            call_id = self.limit.acquire(self._retries_over.is_set) if self.limit else None
+            if self._loop_over.is_set() and not attempt:  # a call a prefetch task starts after the stop
+                message = "the test loop had ended; the call was not made"
+                raise ModelCallError("other", message, model=self.spec.name)
+            call_id = self.limit.acquire(self._loop_over.is_set) if self.limit else None
             if self.limit and call_id is None:
                 message = "the test loop ended while the call waited for the rate limit; it was not made"
                 raise ModelCallError("rate_limit", message, model=self.spec.name, attempts=max(attempt, 1))
@@ -249,7 +252,7 @@ class ModelClient:
                         spent = exc.completion.prompt_tokens + exc.completion.completion_tokens
                         self.limit.used(call_id, spent)
                     return exc.completion  # still empty after its retries: that is the model's answer
-                if not retryable or attempt >= self.retry.max_retries or self._retries_over.is_set():
+                if not retryable or attempt >= self.retry.max_retries or self._loop_over.is_set():
                     if error.fatal:
                         self._fatal = error
                     raise error from exc
@@ -266,7 +269,7 @@ class ModelClient:
                 if self.limit and error.kind == "rate_limit":
                     self.limit.pause(delay)  # every worker backs off, not just this one
                 self._sleep(delay)
-                if self._retries_over.is_set():
+                if self._loop_over.is_set():
                     raise error from exc
                 attempt += 1
 

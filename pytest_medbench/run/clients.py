@@ -149,7 +149,7 @@ class Clients:
                 if self.settings.cache_path
                 else self.rootdir / ".medbench_cache"
             )
-            # its waits end with the client's retries (see ModelClient.stop_retrying); a caller of
+            # its waits end when the client stops asking (see ModelClient.stop_asking); a caller of
             # acquire() must then pass the client's stop as ``stopped``, or it would wait in a loop
             client.limit = SharedRateLimit(
                 folder / "ratelimit.sqlite3", rpm=self.settings.rpm, tpm=self.settings.tpm, sleep=client.wait
@@ -184,10 +184,11 @@ class Clients:
             return http_process.shared()
         return None
 
-    def stop_retrying(self) -> None:
-        """The test loop has ended: no call of the run is retried any more (``ModelClient.stop_retrying``)."""
+    def stop_asking(self) -> None:
+        """The test loop has ended: no call of the run is made or retried after it
+        (``ModelClient.stop_asking``)."""
         for client in self._every_client():
-            client.stop_retrying()
+            client.stop_asking()
 
     def _every_client(self) -> list[ModelClient]:
         return [self.client, *self.judge_clients, *([self.agent_client] if self.agent_client else [])]

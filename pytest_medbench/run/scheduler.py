@@ -147,7 +147,7 @@ class Scheduler:
         closed."""
         if self._pool is not None or self._hosted is not None:
             self._stopping.set()
-            self._clients.stop_retrying()
+            self._clients.stop_asking()
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
             if self._hosted is not None:
