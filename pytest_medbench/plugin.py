@@ -8,18 +8,17 @@ controller's Reporter (``reporter.py``) turns records into the samples, leaderbo
 from __future__ import annotations
 
 import functools
-import gc
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import gc_freeze
 from .options import add_gate_options, add_options
 
 if TYPE_CHECKING:  # for annotations only: the plugin imports nothing heavy at load
     from .custom import JudgeFixture, ModelFixture
-    from .report.records import ItemRecord
+    from .evaluator import Evaluator
 
 RUN_KEY = pytest.StashKey["Any"]()
 SETTINGS = (
@@ -56,15 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .options import Settings
     from .run import Run
 
-    # the garbage collector's freeze (see pytest_sessionfinish). A run inside another's test (an
-    # in-process pytester run) freezes nothing: its freeze would take the outer run's objects too.
-    # The thaw is registered before pytest's own check for unraisable exceptions (its plugin's
-    # pytest_configure runs after this one), so it runs after that check's garbage collections.
-    nested, process_ends = _place_of_run(config)
-    config.stash[NESTED_KEY] = nested
-    leave_frozen = nested or process_ends or gc.get_freeze_count() > 0
-    config.add_cleanup(functools.partial(_thaw, leave_frozen))
-
+    gc_freeze.prepare(config, inside_a_test=bool(_RUNNING))
     for name in ("meds", "medr", "rare", *CATEGORIES, *SETTINGS):
         config.addinivalue_line("markers", f"{name}: pytest-medbench items of {name}")
     # litellm's pydantic models warn about typing details on first use; nothing a user can act on.
@@ -126,48 +117,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         reporter.write_verdict_line(config)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    gc_freeze.after_collection(session)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Once the tests have run, before the report is built: one full garbage collection, then what
-    survives it (every module, report, record and loaded instance) is moved out of the collector's
-    sight (see ``_thaw`` for when it comes back). Without it the collector walks all of it again
-    while the leaderboard is built, and five times more in pytest's last act (its check for
-    unraisable exceptions): one pass is 0.07 s after the 99 bundled items (scipy, nltk and pytest's
-    plugins loaded), 0.1 s after 4,000 items, 0.25 s after 15,000. This collection is the first of
-    those, so whatever it finalizes is still reported."""
-    if session.config.stash.get(NESTED_KEY, True):
-        return
-    gc.collect()
-    gc.freeze()
-
-
-def _thaw(leave_frozen: bool) -> None:
-    """pytest's last collections are over. Where the process goes on after this run (a program's
-    ``pytest.main()``), what was frozen goes back to the collector, so nothing is kept that could
-    not be freed. Left frozen: where the process ends with the run (the ``pytest`` command, an xdist
-    worker), since given back, the interpreter's own last collection would walk and free it all on
-    the way out (15,000 items: 1.9 s; the 99 bundled items: 0.14-0.30 s); where someone else froze before
-    the run (theirs and ours stay); and in a run inside another's test, which froze nothing."""
-    if not leave_frozen:
-        gc.unfreeze()
-
-
-NESTED_KEY = pytest.StashKey[bool]()
-
-
-def _place_of_run(config: pytest.Config) -> tuple[bool, bool]:
-    """(whether this run is inside another's test, whether the process ends with this run). Nested:
-    a test of another run is running, or ``pytest.main()`` is on the stack twice (an in-process
-    pytester run). The process ends with the run of an xdist worker, and with that of pytest's own
-    command (``pytest.console_main`` calls ``pytest.main``, then the interpreter exits)."""
-    main_calls, command = 0, False
-    frame = sys._getframe()
-    while frame is not None:
-        main_calls += frame.f_code is pytest.main.__code__
-        command = command or frame.f_code is pytest.console_main.__code__
-        frame = frame.f_back
-    nested = bool(_RUNNING) or main_calls > 1
-    return nested, not nested and (command or hasattr(config, "workerinput"))
+    gc_freeze.before_report(session)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -214,20 +171,6 @@ def _register_markers(config: pytest.Config, names: set[str]) -> None:
         config.addinivalue_line("markers", f"{name}: pytest-medbench items tagged {name}")
 
 
-FREEZE_AT = 1_000  # items collected from which they are frozen as soon as they are: see below
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """A big run's items and data live until the process ends: move them out of the garbage
-    collector's sight, so its full passes (pytest makes five at the end) do not walk them all again
-    (bench/real_size.py, 35,000 items: 5.5 s of CPU to collect, 3.7 s with this), nor do the full
-    passes its allocations set off while the tests run (4,000 items: about 0.1 s each). Given back
-    to the collector with the rest, where the process goes on after the run (``_thaw``)."""
-    if len(session.items) >= FREEZE_AT and not session.config.stash.get(NESTED_KEY, True):
-        gc.freeze()
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: pytest.Session) -> None:
     """Where this process will answer items ahead of its tests, the HTTP process starts now: its
@@ -263,63 +206,6 @@ def pytest_runtestloop(session: pytest.Session) -> Any:
         run.stop_prefetch()
 
 
-# model errors after which no later item can get an answer: the run stops (exit 2) rather than fail them
-# all. A connection error stops it only when the host is unreachable, not when a connection dropped.
-STOPS_THE_RUN = ("auth", "quota")
-UNREACHABLE = (
-    "Connection refused",
-    "Name or service not known",
-    "Temporary failure in name resolution",
-    "nodename nor servname",
-    "No route to host",
-)
-
-
-class Evaluator:
-    """What the ``medbench`` fixture gives a test: ``evaluate(item)`` -> the item's record, and
-    ``record(task, scores, ...)`` for a test of your own (see ``custom.py``)."""
-
-    def __init__(self, run: Any, node: pytest.Item) -> None:
-        self._run, self._node = run, node
-
-    def __repr__(self) -> str:
-        return f"<medbench evaluator for {self._run.model.name}>"
-
-    def evaluate(self, item: Any) -> Any:
-        scheduler = _module("run.scheduler")
-        try:
-            return self._run.evaluate(item, self._node)
-        except scheduler.ItemFailed as exc:
-            message = str(exc)  # failed below, outside this block, so pytest shows it once, unchained
-        error = self._node.stash[scheduler.RECORD_KEY].error or {}
-        unreachable = error.get("kind") == "connection" and any(m in error["message"] for m in UNREACHABLE)
-        if error.get("kind") in STOPS_THE_RUN or unreachable:
-            self._node.session.shouldstop = self._stop_reason(error["kind"])
-        pytest.fail(message, pytrace=False)
-
-    def _stop_reason(self, kind: str) -> str:
-        """Why the run stops after this item: no later item could get an answer either."""
-        from .models.secrets import without_userinfo
-
-        where = f" at {without_userinfo(self._run.model.api_base)}" if self._run.model.api_base else ""
-        what = "cannot be reached" if kind == "connection" else f"refused the calls ({kind})"
-        return f"medbench: the model {self._run.model.name}{where} {what}; the other items were not run"
-
-    def record(
-        self,
-        task: str,
-        scores: dict[str, Any],
-        passed: bool | None = None,
-        benchmark: str = "custom",
-        **tags: Any,
-    ) -> ItemRecord:
-        """Put this test's ``scores`` (0-1 each) in the leaderboard as one item of ``benchmark.task``;
-        ``passed`` None: the test's own outcome."""
-        from .custom import own_test, record_scores
-
-        return record_scores(own_test(self._run, self._node), task, scores, passed, benchmark, tags)
-
-
 # The items whose protocol is running, innermost last (a pytester run inside a test nests one): the
 # medbench fixture's node. The fixture takes no ``request``: pytest 9 builds a RequestFixtureDef
 # (inspect.signature included) for each of the three times one item asks for ``request``: about 25 us
@@ -340,7 +226,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 def medbench() -> Evaluator:
     """Evaluate benchmark items against the configured model."""
     node = _RUNNING[-1]  # a function-scoped fixture is only set up inside its test's protocol
-    return Evaluator(node.config.stash[RUN_KEY], node)
+    return _module("evaluator").Evaluator(node.config.stash[RUN_KEY], node)
 
 
 @pytest.fixture
