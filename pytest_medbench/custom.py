@@ -19,6 +19,7 @@ import pytest
 
 from .data.declared import DEFAULT_BENCHMARK, RESERVED_BENCHMARKS
 from .models.errors import ModelCallError
+from .options import shown_judge
 from .report.gates import COUNTS
 from .report.records import ItemRecord
 from .run.scheduler import RECORD_KEY
@@ -130,7 +131,7 @@ class JudgeFixture:
         self._test = test
 
     def __repr__(self) -> str:
-        judges = ", ".join(self._test.run.settings.judge_models) or "offline judge"
+        judges = ", ".join(map(shown_judge, self._test.run.settings.judge_models)) or "offline judge"
         return f"<medbench_judge {judges}>"
 
     def verdict(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .data.files import DATA_ENV
+from .models.secrets import without_userinfo
 
 if TYPE_CHECKING:
     from .report.gates import Gate
@@ -408,6 +409,12 @@ def split_judge(text: str) -> tuple[str, str | None]:
         if (at := text.find(scheme)) > 0:
             return text[:at], text[at + 1 :]
     return text, None
+
+
+def shown_judge(text: str) -> str:
+    """A ``--judge-model`` as output shows it: ``MODEL@URL`` without the URL's ``user:pw@``."""
+    model, url = split_judge(text)
+    return f"{model}@{without_userinfo(url)}" if url else model
 
 
 def _check_output_path(flag: str, path: Path | None) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import gc_freeze
-from .options import add_gate_options, add_options
+from .options import add_gate_options, add_options, shown_judge
 
 if TYPE_CHECKING:  # for annotations only: the plugin imports nothing heavy at load
     from .custom import JudgeFixture, ModelFixture
@@ -134,7 +134,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         model += f" = {run.model.litellm_model}"
     if run.model.group is not None:
         model += f" over {len(run.model.group.endpoints)} deployments ({run.settings.router_path})"
-    judge = ", ".join(run.settings.judge_models) or "offline judge (approximate)"
+    judge = ", ".join(map(shown_judge, run.settings.judge_models)) or "offline judge (approximate)"
     cache = run.settings.cache_path or "off"
     return [
         f"medbench: model {model}; judge {judge}",

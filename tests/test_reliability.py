@@ -295,3 +295,43 @@ def test_api_keys_are_never_written_anywhere(run_suites, tmp_path, monkeypatch):
     )
     assert b"upstream failed with key" in written  # the error itself is reported...
     assert SENTINEL.encode() not in written  # ...with the key masked
+
+
+# a key whose first 7 characters appear nowhere else: a text cut before it is masked shows them
+CUT_KEY = "sk-Qx7vWp2-cut-9d41e0b6a3"
+
+
+@pytest.fixture
+def cut_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", CUT_KEY)
+    return CUT_KEY
+
+
+@pytest.mark.parametrize("offset", [10, len(CUT_KEY) - 1], ids=["middle", "all-but-one"])
+def test_a_text_cut_short_for_output_is_masked_before_the_cut(cut_key, offset):
+    """A non-JSON error body is shown by its first 300 characters, a failure message's parsed answer
+    and reference by theirs: with a key across the cut, its start would show had the text been cut
+    before it was masked."""
+    from pytest_medbench.models.transport import _error_text
+    from pytest_medbench.report.records import ItemRecord
+
+    text = "x" * (300 - offset) + cut_key + " and more"  # the 300th character falls inside the key
+    body = _error_text(502, text.encode())  # not JSON: the body itself is the message
+    record = ItemRecord("meds", "task52", "rationale", "1", parsed={"answer": text}, reference=text)
+    for shown in (body, record.failure_message()):
+        assert cut_key[:7] not in shown
+        assert "x" * 20 in shown  # the text itself is still shown
+
+
+def test_a_password_in_a_judge_url_is_not_in_the_header(pytester):
+    """``--judge-model MODEL@URL``: the header names the judge and its host, not ``user:pw@``."""
+    judge = "openai/examiner@http://alice:pw-Hd83kLq0@127.0.0.1:9/v1"
+    result = pytester.runpytest(
+        str(SUITES), "-p", "no:cacheprovider", "--collect-only", "-q", "--model=medbench/oracle",
+        f"--judge-model={judge}", "-o", "console_output_style=classic", "-v",
+    )  # fmt: skip
+    header = [line for line in result.outlines if line.startswith("medbench: model")]
+    assert header == [
+        "medbench: model medbench/oracle (built-in); judge openai/examiner@http://127.0.0.1:9/v1"
+    ]
+    assert "pw-Hd83kLq0" not in result.stdout.str() + result.stderr.str()

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from . import http_process
 from .http_inline import InlineHTTP
 from .litellm_import import import_litellm
-from .secrets import without_userinfo
+from .secrets import mask, without_userinfo
 
 # provider prefix -> the environment variable litellm reads its key from
 LEAN_PROVIDERS = {"openai": "OPENAI_API_KEY", "hosted_vllm": "HOSTED_VLLM_API_KEY"}
@@ -326,13 +326,14 @@ def transport_for(endpoint: Endpoint, *, in_own_process: bool = False) -> Transp
 
 
 def _error_text(status: int, data: bytes) -> str:
-    """The provider's error message (OpenAI shape), else the start of the body."""
+    """The provider's error message (OpenAI shape), else the start of the body, masked before it is
+    cut (the message is masked where it is classified, whole)."""
     try:
         error = json.loads(data).get("error")
         text = error.get("message") if isinstance(error, dict) else error
     except (ValueError, AttributeError):
         text = None
-    return f"HTTP {status}: {text or data[:300].decode('utf-8', 'replace')}"
+    return f"HTTP {status}: {text or mask(data.decode('utf-8', 'replace'))[:300]}"
 
 
 @functools.cache

@@ -10,12 +10,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..models.secrets import mask
+
 USER_PROPERTY = "medbench"
 PARSED_SHOWN = ("answer", "labels", "entities", "requests")  # the part of ``parsed`` a failure shows
 SHOWN_CHARS = 300
 
 
 def _cut(text: str) -> str:
+    """``text`` masked, then cut: cut first, a secret's first characters could be left to show."""
+    text = mask(text)
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... [{len(text)} characters]"
 
 
