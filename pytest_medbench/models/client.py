@@ -26,6 +26,7 @@ from .completion import Completion
 from .errors import ModelCallError
 from .ratelimit import SharedRateLimit
 from .router import RouterGroup, RouterTransport
+from .secrets import without_userinfo
 from .transport import Answer, Endpoint, Transport, transport_for
 from .waits import pause
 
@@ -139,10 +140,13 @@ class ModelClient:
         run_id: str = "",
         revision: str | None = None,
         http_process: bool = False,
+        endpoint_in_key: bool = False,
     ) -> None:
         self.spec = spec
         self.run_id = run_id
         self.revision = revision
+        # jury members of one model id at different URLs are different judges: each keeps its own answers
+        self.endpoint_in_key = endpoint_in_key
         self.limit = limit
         self.params = params
         self.cache = None if spec.builtin else cache
@@ -192,6 +196,8 @@ class ModelClient:
         request = {"model": self.spec.litellm_model, "params": self.params.as_kwargs(), "messages": messages}
         if self.revision is not None:  # --model-revision: another revision of a model never shares answers
             request["revision"] = self.revision
+        if self.endpoint_in_key:
+            request["endpoint"] = without_userinfo(self.spec.api_base)
         key = cache_key({**request, "epoch": epoch})
         if scope is not None:
             key = scope.key(key)

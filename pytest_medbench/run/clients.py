@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,8 +159,15 @@ class Clients:
 
     @functools.cached_property
     def judge_clients(self) -> list[ModelClient]:
-        """The judges answer at temperature 0, so their verdicts (and cache keys) are reproducible."""
-        return [self._evaluator_client(*split_judge(text)) for text in self.settings.judge_models]
+        """The judges answer at temperature 0, so their verdicts (and cache keys) are reproducible. A
+        jury's members of one model id at different URLs (``--judge-model m@URL1 --judge-model
+        m@URL2``) are keyed by their URL too: else the second would be given the first's verdicts."""
+        judges = [split_judge(text) for text in self.settings.judge_models]
+        clients = [self._evaluator_client(*judge) for judge in judges]
+        models = Counter(client.spec.litellm_model for client in clients)
+        for client in clients:
+            client.endpoint_in_key = models[client.spec.litellm_model] > 1
+        return clients
 
     @functools.cached_property
     def agent_client(self) -> ModelClient | None:
