@@ -365,7 +365,8 @@ def test_a_jury_of_one_model_at_two_urls_keeps_each_judges_answers_in_the_cache(
     ):
         result, board = run_suites(
             "-k", "oracle_diagnosis", "--model=medbench/oracle",
-            f"--judge-model=openai/examiner@{first.api_base}", f"--judge-model=openai/examiner@{second.api_base}",
+            f"--judge-model=openai/examiner@{first.api_base}",
+            f"--judge-model=openai/examiner@{second.api_base}",
         )  # fmt: skip
     assert board is not None, result.stdout.str()[-2000:]
     assert len(second.requests) == len(first.requests) > 0

@@ -78,9 +78,10 @@ class Clients:
         return ModelSpec.parse(name, api_base, self.settings.model_aliases, self.groups)
 
     def worker_cache_path(self) -> Path | None:
-        """For the controller to hand its -n workers: with --medbench-no-cache and concurrency, a
-        scratch file, so what one worker prefetched the others can read (removed at the end)."""
-        if self.settings.cache_path or self.settings.concurrency <= 1:
+        """For the controller to hand its -n workers: with --medbench-no-cache, a scratch file, so what
+        one worker prefetched the others can read, and the two settings of a MedR-Bench dialogue
+        score one conversation whichever workers run them, concurrency or not (removed at the end)."""
+        if self.settings.cache_path:
             return None
         if self._scratch is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="medbench-"))
@@ -96,8 +97,8 @@ class Clients:
     def _new_client(
         self, spec: ModelSpec, params: GenerationParams, revision: str | None = None
     ) -> ModelClient:
-        """A client sharing the run's cache; with no cache file but concurrency under -n, the
-        controller's scratch file carries what one worker prefetched to the others. Every process
+        """A client sharing the run's cache; with no cache file under -n, the controller's scratch
+        file carries what one worker asked for an item (or a dialogue) to the others. Every process
         claims each request in the file before asking it (xdist workers, and separate runs sharing
         one cache), so none is asked twice at once. One process with no cache file keeps none: its
         tests take the prefetched results themselves, and a request asked twice is asked twice, as
