@@ -18,9 +18,10 @@ from pytest_medbench.data.medr import load_medr
 from pytest_medbench.items.base import Services
 from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, ONE_TURN, run_dialogue
 from pytest_medbench.judge.agent import LLMAgent
-from pytest_medbench.judge.llm import MAX_EXTRA_SEARCHES, LLMJudge
+from pytest_medbench.judge.llm import ITEMS_REMINDER, MAX_EXTRA_SEARCHES, LLMJudge
 from pytest_medbench.judge.offline import OfflineAgent, OfflineJudge
 from pytest_medbench.models.client import Completion, GenerationParams, ModelClient, ModelSpec, RetryPolicy
+from pytest_medbench.models.errors import ModelCallError
 from pytest_medbench.prompts.fence import CUT_MARK, MAX_FENCED_CHARS, fence
 from pytest_medbench.prompts.medr import UPSTREAM_INLINE_FILE, MedrPrompts
 from pytest_medbench.prompts.templates import template
@@ -181,9 +182,138 @@ def test_completeness_is_zero_when_the_answer_has_no_steps_and_the_reference_has
     assert no_reference["completeness"] is None  # no reference reasoning: undefined, not zero
 
 
-def test_a_verdict_followed_by_anything_gets_the_reminder_then_is_an_error(monkeypatch):
-    from pytest_medbench.models.errors import ModelCallError
+# Exam structuring replies (the request side is the fenced one). A list holding anything but objects
+# is no structuring: dropping its strings would score 1 object + 2 strings as P = 1/1, not 1/3.
+REQUESTS = "1. REQ-A blood cultures\n2. REQ-B chest x-ray\n3. REQ-C urine drug screen"
+VALID_REQUESTED = "[" + ",".join(_item(name) for name in ("REQ-A", "REQ-B", "REQ-C")) + "]"
+VALID_REFERENCE = "[" + ",".join(_item(f"GT-{n}") for n in range(1, 5)) + "]"
+OBJECT_AND_STRINGS = "[" + _item("REQ-A") + ', "REQ-B chest x-ray", "REQ-C urine drug screen"]'
+STRINGS = '["REQ-A blood cultures", "REQ-B chest x-ray", "REQ-C urine drug screen"]'
 
+
+def structuring(requested: list[str], reference: list[str]):
+    """The scripted judge, whose structuring replies for each side are taken in turn from these
+    lists (the first ask, then the one after the reminder; the last one repeats)."""
+
+    def respond(request: dict, number: int) -> Reply:
+        messages = request["messages"]
+        if "JSON array" in messages[1]["content"]:
+            replies = requested if "<<<ANSWER-" in messages[1]["content"] else reference
+            return Reply(content=replies[min((len(messages) - 2) // 2, len(replies) - 1)])
+        return Reply(content=examiner(request))
+
+    return respond
+
+
+@pytest.mark.parametrize("side", ["requested", "reference"])
+@pytest.mark.parametrize("reply", [OBJECT_AND_STRINGS, STRINGS, "[1, 2, 3]", "no JSON at all"])
+def test_exam_items_that_are_not_all_objects_get_the_reminder_then_are_an_error(monkeypatch, side, reply):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    script = (
+        structuring([reply], [VALID_REFERENCE])
+        if side == "requested"
+        else (structuring([VALID_REQUESTED], [reply]))
+    )
+    with OpenAIServer(script) as server, pytest.raises(ModelCallError) as caught:
+        judge_on(server).exam_scores(REQUESTS, "Ancillary Tests: GT-1 ...")
+    assert caught.value.kind == "judge_unparseable"
+    asked = [r["messages"] for r in server.requests if "JSON array" in r["messages"][1]["content"]]
+    reminded = [m for m in asked if m[-1]["content"] == ITEMS_REMINDER]
+    assert len(reminded) == 1 and reminded[0][-2] == {"role": "assistant", "content": reply}
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [
+        # after the reminder, 3 objects: REQ-A of 3 found in the hidden tests; GT-1, 2, 4 of 4 found
+        ([OBJECT_AND_STRINGS, VALID_REQUESTED], {"precision": 1 / 3, "recall": 0.75}),
+        # a lone object with the misspelt key: one item, REQ-A, found; recall as above
+        (
+            ['{"type": "laboratory", "test_name": "REQ-A", "info_requried": "x"}'],
+            {"precision": 1.0, "recall": 0.75},
+        ),
+        # an empty list: nothing requested, P = R = 0 (doc 6.3)
+        (["[]"], {"precision": 0.0, "recall": 0.0}),
+    ],
+)
+def test_exam_structuring_normalisations_still_score(monkeypatch, requested, expected):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with OpenAIServer(structuring(requested, [VALID_REFERENCE])) as server:
+        result = judge_on(server).exam_scores(REQUESTS, "Ancillary Tests: GT-1 ...")
+    assert {name: result[name] for name in expected} == pytest.approx(expected)
+    assert all(set(item) == {"type", "test_name", "info_required"} for item in result["requested"])
+
+
+def test_an_empty_reference_split_leaves_completeness_undefined_not_zero(monkeypatch):
+    """M = 0 (the judge splits the reference into no steps) is NaN, excluded from the mean (doc 6.7),
+    as N = 0 (efficiency) and no useful step (factuality) already are."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+
+    def blank_split(request: dict, number: int) -> Reply:
+        if "<Step k>" in request["messages"][1]["content"]:
+            return Reply(content="  \n\n  ")
+        return Reply(content=examiner(request))
+
+    with OpenAIServer(blank_split) as server:
+        scores = judge_on(server).reasoning(
+            ["S2-FACT-OK injection drug use."], ENDOCARDITIS.summary, "goal", "1. Infective endocarditis"
+        )
+    # efficiency: the one step is Reasoning, 1/1; factuality: it is Correct, 1/1; completeness: M = 0
+    assert scores["completeness"] is None and scores["reference_steps"] == {}
+    assert scores["efficiency"] == 1.0 and scores["factuality"] == 1.0
+
+
+def test_think_blocks_in_the_judges_split_and_keywords_are_not_steps_or_queries(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    split = "<think>R-TWO twice,\nR-TWO again.</think>\n"
+    split += "<Step 1> R-ONE fever\n<Step 2> R-TWO x\n<Step 3> R-THREE y"
+    keywords = "<think>\nWhich terms would find it?\n</think>\nendocarditis, drug use"
+
+    def thinking(request: dict, number: int) -> Reply:
+        prompt = request["messages"][1]["content"]
+        if "<Step k>" in prompt:
+            return Reply(content=split)
+        if "search keywords" in prompt:
+            return Reply(content=keywords)
+        if "treatment plan acceptable" in prompt:
+            return Reply(content="Correct")
+        return Reply(content=examiner(request))
+
+    searched: list[str] = []
+    with OpenAIServer(thinking) as server:
+        judge = judge_on(server, evidence=lambda query: searched.append(query) or "evidence")
+        scores = judge.reasoning(["S2-FACT-OK drug use."], ENDOCARDITIS.summary, "goal", "the reference")
+        treatment = CASES["PMC90000101"]
+        assert judge.treatment_correct("a plan", treatment.reference, treatment)
+    # 3 reference steps (the think block is none), R-ONE and R-THREE hit: 2/3
+    assert list(scores["reference_steps"]) == [
+        "<Step 1> R-ONE fever",
+        "<Step 2> R-TWO x",
+        "<Step 3> R-THREE y",
+    ]
+    assert scores["completeness"] == pytest.approx(2 / 3)
+    assert searched == ["endocarditis, drug use"] * 2  # the factuality step's query, the treatment's
+
+
+KEY = "sk-SECRET123456789"
+
+
+@pytest.mark.parametrize("call", ["verdict", "exam items"])
+def test_a_key_the_judge_echoes_is_masked_before_its_reply_is_cut(monkeypatch, call):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    echoed = "Z" * 183 + KEY + " more"  # the key straddles character 200, where the message cuts
+    with OpenAIServer(lambda request, number: Reply(content=echoed)) as server:
+        judge = judge_on(server)
+        with pytest.raises(ModelCallError) as caught:
+            if call == "verdict":
+                judge.diagnosis_correct("Endocarditis", "Infective endocarditis")
+            else:
+                judge.exam_scores(REQUESTS, "Ancillary Tests: GT-1 ...")
+    assert caught.value.kind == "judge_unparseable"
+    assert "Z" * 183 + "***" in str(caught.value) and KEY[:4] not in str(caught.value)
+
+
+def test_a_verdict_followed_by_anything_gets_the_reminder_then_is_an_error(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     replies = {1: "Correct, although the prediction is Wrong.", 2: "Correct, I think."}
     with (

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from conftest import SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
 from pytest_medbench.parsing.medr import MAX_STEPS, parse_answer_output
+from pytest_medbench.parsing.verdict import parse_items
 
 RELEASED = (
     SHARED_DATA / "medrbench" / "released-outputs" / "oracle_diagnosis_o3-mini_deepseek-r1_demo_100.json"
@@ -43,6 +44,20 @@ def test_at_most_ten_steps_are_kept():
 
 def test_missing_answer_is_none_not_a_crash():
     assert parse_answer_output("I am not sure what this is.").answer is None
+
+
+def test_exam_items_are_a_list_of_objects_or_nothing():
+    cbc = {"type": "Lab", "test_name": "CBC", "info_required": "anaemia"}
+    # the doc's normalisations (6.3): a lone object is a list of one; "info_requried" is read as meant
+    assert parse_items('{"type": "Lab", "test_name": "CBC", "info_requried": "anaemia"}') == [cbc]
+    assert parse_items(f"```json\n[{json.dumps(cbc)},]\n```") == [cbc]
+    assert parse_items("[]") == []
+    # a list with anything but objects in it is no structuring: no entry is silently dropped
+    assert parse_items(f'[{json.dumps(cbc)}, "Chest x-ray", "Urine drug screen"]') is None
+    assert parse_items('["CBC", "Chest x-ray"]') is None
+    assert parse_items("[1, 2]") is None
+    assert parse_items('[["CBC"]]') is None
+    assert parse_items("Not required.") is None
 
 
 @given(st.text(max_size=2000))

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..models.errors import ModelCallError
+from ..models.secrets import mask
+from ..parsing.medr import split_thinking
 from ..parsing.verdict import loads_lenient, parse_items, parse_verdict
 from ..prompts.fence import fence
 from ..prompts.medr import MedrPrompts
@@ -21,6 +23,20 @@ Ask = Callable[[list[dict[str, str]]], str]
 EFFICIENCY_LABELS = ("Citation", "Repetition", "Reasoning", "Redundancy")
 MAX_EXTRA_SEARCHES = 4
 JUDGE_TEMPERATURE = 0.0  # recorded as run.judge.temperature; the paper left the API default (1)
+ITEMS_REMINDER = (
+    'Reply with only a JSON array of objects, each with the keys "type", "test_name" and "info_required".'
+)
+
+
+def _quoted(reply: str) -> str:
+    """The start of a judge reply for an error message: masked whole first, so that cutting it
+    cannot leave most of a secret the judge echoed unmasked."""
+    return repr(mask(reply)[:200])
+
+
+def _visible(reply: str) -> str:
+    """A judge reply without its ``<think>`` blocks, stripped."""
+    return split_thinking(reply)[0].strip()
 
 
 class LLMJudge:
@@ -55,7 +71,7 @@ class LLMJudge:
             label = parse_verdict(reply, labels)
         if label is None:
             raise ModelCallError(
-                "judge_unparseable", f"no verdict among {labels} in the judge's reply {reply[:200]!r}"
+                "judge_unparseable", f"no verdict among {labels} in the judge's reply {_quoted(reply)}"
             )
         return label, reply
 
@@ -78,7 +94,7 @@ class LLMJudge:
             f"Case Summary: {case.summary}\nTreatment Planning Analysis: {case.reference_reasoning}\n"
             f"Treatment Plan Results: {case.reference}"
         )
-        keywords = self._ask(self._messages("judge_treatment_keywords", info=info)).strip()
+        keywords = _visible(self._ask(self._messages("judge_treatment_keywords", info=info)))
         evidence = self._evidence(keywords)
         verdict = self._judge(
             "judge_treatment",
@@ -99,10 +115,20 @@ class LLMJudge:
     # -- examination requests -----------------------------------------------------------------
 
     def _items(self, text: str) -> list[dict[str, str]]:
-        reply = self._ask(self._messages("judge_exam_items", info_required=text))
+        """The judge's structuring of ``text``; a reply that is not a JSON list of objects (not JSON,
+        or a list with strings in it) is asked once more with a reminder, then a judge error."""
+        messages = self._messages("judge_exam_items", info_required=text)
+        reply = self._ask(messages)
         items = parse_items(reply)
         if items is None:
-            raise ModelCallError("judge_unparseable", f"the judge's exam items are not JSON: {reply[:200]!r}")
+            reminder = {"role": "user", "content": ITEMS_REMINDER}
+            reply = self._ask([*messages, {"role": "assistant", "content": reply}, reminder])
+            items = parse_items(reply)
+        if items is None:
+            raise ModelCallError(
+                "judge_unparseable",
+                f"the judge's exam items are not a JSON list of objects: {_quoted(reply)}",
+            )
         return items
 
     def _matched(self, item: dict[str, str], text: str) -> bool:
@@ -149,10 +175,13 @@ class LLMJudge:
         useful = [step for step, label in zip(steps, labels, strict=True) if label == "Reasoning"]
         facts = [self._step_is_correct(step, case) for step in useful]
         hits = self._reference_hits(reference_reasoning, steps)
+        completeness: float | None
         if hits:
-            completeness: float | None = sum(hits.values()) / len(hits)
-        else:  # no predicted steps cover nothing of a reference that has some; no reference: undefined
-            completeness = 0.0 if reference_reasoning.strip() else None
+            completeness = sum(hits.values()) / len(hits)
+        elif reference_reasoning.strip() and not steps:  # no predicted steps cover nothing of it
+            completeness = 0.0
+        else:  # no reference reasoning, or the judge split it into no steps (M = 0): undefined,
+            completeness = None  # like efficiency with N = 0 and factuality with no useful step
         return {
             "efficiency": sum(label == "Reasoning" for label in labels) / len(labels) if labels else None,
             "factuality": sum(f["correct"] for f in facts) / len(facts) if facts else None,
@@ -165,7 +194,7 @@ class LLMJudge:
     def _step_is_correct(self, step: str, case: str) -> dict[str, Any]:
         """The factuality dialogue: while the judge answers Search, it gets the evidence it asked for,
         at most MAX_EXTRA_SEARCHES times; a step still at Search after that counts as not correct."""
-        keywords = self._ask(self._messages("judge_keywords", reasoning_step=fence(step))).strip()
+        keywords = _visible(self._ask(self._messages("judge_keywords", reasoning_step=fence(step))))
         messages = self._messages(
             "judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=fence(step)
         )
@@ -190,7 +219,8 @@ class LLMJudge:
         if not reference_reasoning.strip() or not steps:
             return {}
         reply = self._ask(self._messages("judge_split_reference", gt_reasoning=reference_reasoning))
-        reference = [line.strip() for line in reply.replace("\n\n", "\n").split("\n") if line.strip()][:10]
+        lines = _visible(reply).replace("\n\n", "\n").split("\n")
+        reference = [line.strip() for line in lines if line.strip()][:10]
         predicted = "\n".join(steps)
         return {
             line: self._judge(

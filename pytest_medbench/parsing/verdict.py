@@ -59,15 +59,18 @@ def parse_verdict(text: str, labels: tuple[str, ...]) -> str | None:
 
 
 def parse_items(text: str) -> list[dict[str, str]] | None:
-    """Structured exam items: a JSON list of {type, test_name, info_required}; None if not JSON."""
+    """Structured exam items: a JSON list of {type, test_name, info_required} objects (a lone object
+    counts as a list of one; the misspelt key ``info_requried`` is read as ``info_required``).
+
+    None when the reply is no such list: not JSON, or a list holding anything but objects (a string,
+    a number): dropping those entries would change the item counts precision and recall divide by.
+    """
     data = loads_lenient(text)
     if isinstance(data, dict):
         data = [data]
-    if not isinstance(data, list):
+    if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         return None
-    items = []
-    for entry in data:
-        if isinstance(entry, dict):
-            entry = {("info_required" if key == "info_requried" else key): str(v) for key, v in entry.items()}
-            items.append(entry)
-    return items
+    return [
+        {("info_required" if key == "info_requried" else key): str(v) for key, v in entry.items()}
+        for entry in data
+    ]
