@@ -184,8 +184,11 @@ def pytest_collection(session: pytest.Session) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist, on the controller: tell each worker which scratch cache file they share, if any."""
-    path = node.config.stash[RUN_KEY].worker_cache_path()
+    """xdist, on the controller: tell each worker the run's id (the report tells this run's answers
+    from an earlier run's by it) and which scratch cache file they share, if any."""
+    run = node.config.stash[RUN_KEY]
+    node.workerinput["medbench_run_id"] = run.run_id
+    path = run.worker_cache_path()
     if path is not None:
         node.workerinput["medbench_cache"] = str(path)
 

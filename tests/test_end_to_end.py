@@ -79,6 +79,25 @@ def test_same_leaderboard_with_xdist(run_suites, tmp_path):
     assert len(records("one.jsonl")) == 99
 
 
+def test_under_xdist_this_runs_answers_are_not_taken_for_an_earlier_runs(run_suites, monkeypatch, tmp_path):
+    """``run.cache`` under -n is one process's: the workers stamp each answer with the run's id, the
+    same the controller reports, so a fresh cache has reused nothing (before, the workers' id was
+    xdist's and the controller's its own: 5 of 5 answers "reused" from an earlier run)."""
+    from openai_server import OpenAIServer, echo_last_user
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    sections = {}
+    with OpenAIServer(echo_last_user) as server:
+        for way, more in (("one", []), ("xdist", ["-n", "2"])):
+            _, board = run_suites(
+                "-k", "task57", "--model=openai/served", f"--api-base={server.api_base}",
+                "--medbench-cache", str(tmp_path / f"{way}.sqlite3"), *more, report=f"{way}.json",
+            )  # fmt: skip
+            sections[way] = board["run"]["cache"]
+    for section in sections.values():
+        assert (section["reused"], section["runs"], section["served_models"]) == (0, [], ["served"])
+
+
 def test_leaderboard_is_valid_and_complete(run_suites):
     _, board = run_suites("--model", "medbench/oracle", "--medbench-limit", "2")
     validate(board)  # raises on any schema violation

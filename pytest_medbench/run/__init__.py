@@ -33,7 +33,8 @@ class Run:
     def __init__(self, settings: Settings, config: pytest.Config, *, is_controller: bool) -> None:
         self.settings = settings
         worker_input: dict = getattr(config, "workerinput", {})
-        self.run_id = worker_input.get("testrunuid") or uuid.uuid4().hex  # one for all workers
+        # one for the whole run: the controller's, handed to each worker (plugin.pytest_configure_node)
+        self.run_id = worker_input.get("medbench_run_id") or uuid.uuid4().hex
         self.clients = Clients(settings, config, self.run_id)
         self.catalog = Catalog(settings, config)
         self.started = now()
