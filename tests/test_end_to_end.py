@@ -98,6 +98,31 @@ def test_under_xdist_this_runs_answers_are_not_taken_for_an_earlier_runs(run_sui
         assert (section["reused"], section["runs"], section["served_models"]) == (0, [], ["served"])
 
 
+def test_a_one_task_category_has_its_tasks_interval_for_a_corpus_metric():
+    """HoC's macro F1 is a corpus metric with a seeded bootstrap interval, which depends on the order
+    of the items: with ids 0-13 the task's items (sorted by id: "0", "1", "10", ...) and the
+    category's (as they came) were in two orders, and text_classification, whose one task is
+    task106, had another interval than task106 (README: a one-task category is its task)."""
+    from pytest_medbench.data.meds_tasks import TASKS
+    from pytest_medbench.metrics.meds import score_meds
+    from pytest_medbench.metrics.sets import HOC_LABELS
+    from pytest_medbench.report.aggregate import aggregate
+    from pytest_medbench.report.records import ItemRecord
+
+    records = []
+    for number in range(14):  # in collection order: 0, 1, 2, ..., 13
+        gold = HOC_LABELS[number % 3]
+        answer = HOC_LABELS[number % 3 if number % 4 else (number + 1) % 3]  # every 4th answer wrong
+        score = score_meds(TASKS["task106"], answer, gold)
+        record = ItemRecord("meds", "task106", "text_classification", str(number))
+        record.scores, record.counts, record.aggregation = score.scores, score.counts, score.aggregation
+        records.append(record)
+    board = aggregate(records)
+    (task,), (category,) = board["tasks"], board["categories"]
+    for name in ("f1", "precision", "recall"):
+        assert category["metrics"][name] == task["metrics"][name], name
+
+
 def test_leaderboard_is_valid_and_complete(run_suites):
     _, board = run_suites("--model", "medbench/oracle", "--medbench-limit", "2")
     validate(board)  # raises on any schema violation

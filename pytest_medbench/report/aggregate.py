@@ -163,7 +163,9 @@ def aggregate(records: Iterable[ItemRecord]) -> dict[str, list[dict]]:
     by_task: dict[tuple[str, str], list[ItemRecord]] = defaultdict(list)
     for record in records:
         by_task[(record.benchmark, record.task)].append(record)
-    tasks = [task_entry(sorted(by_task[key], key=lambda r: r.id)) for key in sorted(by_task)]
+    for members in by_task.values():  # one order for every level: a corpus metric's seeded
+        members.sort(key=lambda r: r.id)  # bootstrap depends on it (a one-task category = its task)
+    tasks = [task_entry(by_task[key]) for key in sorted(by_task)]
     by_category: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for entry in tasks:
         by_category[(entry["benchmark"], entry["category"])].append(entry)
