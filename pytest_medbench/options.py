@@ -344,8 +344,13 @@ class Settings:
         )
         judges = values["medbench_judge_model"] or ()
         first_judge = split_judge(judges[0])[0] if judges else None
-        for flag in ("--medbench-report", "--medbench-samples", "--medbench-html"):
-            _check_output_path(flag, path(Option(flag, "").dest))
+        _check_output_paths(
+            {
+                flag: path(Option(flag, "").dest)
+                for flag in ("--medbench-report", "--medbench-samples", "--medbench-html")
+            },
+            cache_path,
+        )
         return cls(
             model=values["medbench_model"],
             api_base=values["medbench_api_base"],
@@ -417,10 +422,22 @@ def shown_judge(text: str) -> str:
     return f"{model}@{without_userinfo(url)}" if url else model
 
 
-def _check_output_path(flag: str, path: Path | None) -> None:
-    """A usage error now, not a traceback after every item has run, when ``path`` cannot be written."""
-    if path is None:
-        return
+def _check_output_paths(outputs: dict[str, Path | None], cache_path: Path | None) -> None:
+    """Usage errors now, not a traceback (or a file written over) after every item has run: an
+    output path that cannot be written, or one that another output, or the cache, also names."""
+    taken: dict[Path, str] = {cache_path.resolve(): "--medbench-cache"} if cache_path else {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        try:
+            _check_output_path(flag, path)
+        except OSError as exc:  # a name the file system refuses (too long, ...)
+            raise pytest.UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
+        if (other := taken.setdefault(path.resolve(), flag)) != flag:
+            raise pytest.UsageError(f"{flag} {path}: {other} writes that file too; give each its own")
+
+
+def _check_output_path(flag: str, path: Path) -> None:
     if path.is_dir():
         raise pytest.UsageError(f"{flag} {path}: is a directory; give a file name")
     folder = path.parent

@@ -222,3 +222,29 @@ def test_an_ini_value_out_of_range_is_a_usage_error_too(pytester):
     result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "-c", str(pytester.path / "tox.ini"))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --medbench-concurrency: '0' must be at least 1"])
+
+
+@pytest.mark.parametrize(
+    ("outputs", "named", "reason"),
+    [
+        (
+            {"--medbench-report": "x.json", "--medbench-samples": "x.json"},
+            "--medbench-samples",
+            "--medbench-report writes that file too",
+        ),
+        (
+            {"--medbench-html": "c.sqlite3", "--medbench-cache": "c.sqlite3"},
+            "--medbench-html",
+            "--medbench-cache writes that file too",
+        ),
+        ({"--medbench-report": "b" * 300 + ".json"}, "--medbench-report", "File name too long"),
+    ],
+    ids=["report-and-samples", "html-and-cache", "name-too-long"],
+)  # fmt: skip
+def test_output_paths_that_clash_or_cannot_exist_are_usage_errors(pytester, tmp_path, outputs, named, reason):
+    """Before, two outputs on one file wrote the second over the first (both said "written to"), and
+    a file name the file system refuses was an INTERNALERROR from the option check itself."""
+    options = [f"{flag}={tmp_path / name}" for flag, name in outputs.items()]
+    result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--model=medbench/oracle", *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {named} {tmp_path / outputs[named]}: {reason}*"])
