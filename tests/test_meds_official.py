@@ -11,12 +11,15 @@ import importlib.metadata
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 from openai_server import OpenAIServer, Reply
 
 from conftest import REPO
+from pytest_medbench.data.meds import Instance, Task
 from pytest_medbench.data.meds_tasks import TASKS
+from pytest_medbench.items.meds import TaskFacts
 from pytest_medbench.metrics import overlap
 from pytest_medbench.metrics.meds import score_meds
 from pytest_medbench.report.aggregate import aggregate
@@ -24,11 +27,14 @@ from pytest_medbench.report.records import ItemRecord
 
 
 def task_metrics(task_id: str, pairs: list[tuple[str, str]], mode: str) -> dict[str, float]:
-    """The task's leaderboard values (percent, 2 decimals) for (output, reference) pairs."""
+    """The task's leaderboard values (percent, 2 decimals) for (output, reference) pairs, each item
+    scored as a run scores it (with the task's facts, HoC's label set among them)."""
     spec = TASKS[task_id]
+    instances = tuple(Instance(str(i), i, "input", reference) for i, (_, reference) in enumerate(pairs))
+    facts = TaskFacts.of(Task(f"{task_id}_test", Path(f"{task_id}_test.json"), spec, "", instances))
     records = []
     for index, (output, reference) in enumerate(pairs):
-        score = score_meds(spec, output, reference, mode=mode)
+        score = score_meds(spec, output, reference, mode=mode, label_set=facts.label_set)
         records.append(
             ItemRecord(
                 "meds",
@@ -133,6 +139,165 @@ def test_hoc_macro_averages_over_the_ten_labels():
     ]
     official = task_metrics("task106", corpus, "official")
     assert (official["precision"], official["recall"], official["f1"]) == (20.0, 20.0, 20.0)
+
+
+# strict HoC reads the ten hallmarks and macro-averages over the ones the scored items use
+def test_strict_hoc_counts_a_hallmark_no_gold_uses():
+    corpus = [
+        ("inducing angiogenesis", "inducing angiogenesis"),
+        ("resisting cell death, cellular energetics", "resisting cell death"),
+    ]
+    # official: over the ten labels; angiogenesis and cell death P = R = F1 = 1, cellular energetics
+    # (fp 1) 0, the other seven 0 -> 2/10 each
+    official = task_metrics("task106", corpus, "official")
+    assert (official["precision"], official["recall"], official["f1"]) == (20.0, 20.0, 20.0)
+    # strict: over angiogenesis, cell death (gold) and cellular energetics (answered, never gold):
+    # angiogenesis tp 1 -> P R F1 1; cell death tp 1 -> 1; energetics fp 1, no gold -> P 0 (0/1),
+    # R 0 (0/0, zero_division 0), F1 0; macro P = R = F1 = (1 + 1 + 0) / 3 = 66.67
+    strict = task_metrics("task106", corpus, "strict")
+    assert (strict["precision"], strict["recall"], strict["f1"]) == (66.67, 66.67, 66.67)
+    # the extra hallmark fails the item's exact match in both modes
+    answer, gold = corpus[1]
+    assert not score_meds(TASKS["task106"], answer, gold, mode="strict").passed
+
+
+def test_strict_hoc_macro_separates_precision_and_recall():
+    corpus = [
+        ("inducing angiogenesis", "inducing angiogenesis, resisting cell death"),
+        ("resisting cell death, cellular energetics", "resisting cell death"),
+    ]
+    # per label (tp, fp, fn): angiogenesis (1, 0, 0) -> P 1, R 1, F1 1; cell death (1, 0, 1) -> P 1,
+    # R 1/2, F1 2/3; cellular energetics (0, 1, 0) -> P 0, R 0, F1 0
+    # strict, over those three: P 2/3 = 66.67, R 1.5/3 = 50, F1 (5/3)/3 = 55.56
+    strict = task_metrics("task106", corpus, "strict")
+    assert (strict["precision"], strict["recall"], strict["f1"]) == (66.67, 50.0, 55.56)
+    # official, over the ten: P 2/10 = 20, R 1.5/10 = 15, F1 (5/3)/10 = 16.67
+    official = task_metrics("task106", corpus, "official")
+    assert (official["precision"], official["recall"], official["f1"]) == (20.0, 15.0, 16.67)
+
+
+def test_strict_hoc_ignores_hallmarks_no_scored_item_uses():
+    # a --medbench-limit subset: two hallmarks, both right; the eight unused do not count strictly
+    corpus = [
+        ("inducing angiogenesis", "inducing angiogenesis"),
+        ("resisting cell death", "resisting cell death"),
+    ]
+    strict = task_metrics("task106", corpus, "strict")
+    assert (strict["precision"], strict["recall"], strict["f1"]) == (100.0, 100.0, 100.0)
+
+
+# strict MCQA: single-answer tasks take the first option letter, FrenchMedMCQA compares letter sets
+@pytest.mark.parametrize(
+    ("task_id", "output", "gold", "official"),
+    [
+        ("task57", "D", "The right answer is D: Hepatitis A, B.", 100.0),
+        ("task57", "B: Aspirin, C: heparin", "The right answer is B: Aspirin", 100.0),
+        ("task122", "The right answer is D: A, B, C.", "The right answer is D: All of the above", 100.0),
+        ("task58", "D", "正确答案是 D: 维生素A, B", 0.0),  # localised gold: official never scores
+    ],
+)
+def test_strict_mcqa_takes_the_first_letter_on_single_answer_tasks(task_id, output, gold, official):
+    assert item(task_id, output, gold)["accuracy"] == official
+    assert item(task_id, output, gold, mode="strict")["accuracy"] == 100.0
+
+
+FRENCH_GOLD = "Les bonnes réponses est A: Héparine, C: Warfarine"
+
+
+@pytest.mark.parametrize(
+    ("output", "strict"),
+    [
+        ("A, C", 100.0),
+        ("A,C", 100.0),
+        ("(A), (C)", 100.0),
+        ("Les bonnes réponses sont A, C", 100.0),
+        ("A et C", 100.0),
+        ("Les bonnes réponses est A: Héparine, C: Warfarine", 100.0),
+        ("A", 0.0),  # one of the two answers
+        ("A, C, E", 0.0),
+    ],
+)
+def test_strict_frenchmedmcqa_compares_sets_of_letters(output, strict):
+    assert item("task60", output, FRENCH_GOLD)["accuracy"] == 0.0  # the gold starts with "l"
+    assert item("task60", output, FRENCH_GOLD, mode="strict")["accuracy"] == strict
+
+
+def test_strict_frenchmedmcqa_reads_no_letter_out_of_an_option_text():
+    # the gold's one answer is D; "A" and "B." are the option's text
+    gold = "La bonne réponse est D: Hepatitis A, B."
+    assert item("task60", "D", gold, mode="strict")["accuracy"] == 100.0
+    assert item("task60", "B, D", gold, mode="strict")["accuracy"] == 0.0
+    gold = "Les bonnes réponses est D: S. aureus, E: E. coli"  # labelled with ":", so "E. coli" is text
+    assert item("task60", "D, E", gold, mode="strict")["accuracy"] == 100.0
+
+
+# strict NLI: the first word when it is a label, else the one label named
+@pytest.mark.parametrize(
+    ("output", "gold", "official", "strict"),
+    [
+        ("Entailment. There is no contradiction here.", "Entailment", 100.0, 100.0),
+        ("Neutral. Not entailment.", "Entailment", 100.0, 0.0),  # the first word is the answer
+        ("The label is contradiction.", "Contradiction", 100.0, 100.0),  # the only label named
+        ("It is entailment, contradiction or neutral", "Entailment", 100.0, 0.0),  # no leading label
+        ("Both entailment and contradiction", "Entailment", 100.0, 0.0),
+        ("Contradiction or entailment", "Entailment", 100.0, 0.0),
+        # a hedge that leads with a label is that label's answer: it earns what "entailment" alone does
+        ("entailment or contradiction or neutral", "Entailment", 100.0, 100.0),
+    ],
+)
+def test_strict_nli_takes_a_leading_label(output, gold, official, strict):
+    assert item("task41", output, gold)["accuracy"] == official
+    assert item("task41", output, gold, mode="strict")["accuracy"] == strict
+
+
+# strict diagnosis / treatment: blank lines before the answer and the prefix's case do not matter
+@pytest.mark.parametrize(
+    ("task_id", "output", "gold"),
+    [
+        ("task130", "\nThe diagnosis result is pneumonia.", "The diagnosis result is pneumonia."),
+        ("task130", "  \n\nThe diagnosis result is pneumonia.", "The diagnosis result is pneumonia."),
+        ("task130", "the diagnosis result is Pneumonia", "The diagnosis result is pneumonia."),
+        (
+            "task131",
+            "\nThe treatment planning is: surgery and radiation",
+            "The treatment planning is: surgery and radiation",
+        ),
+    ],
+)
+def test_strict_label_prefix_skips_blank_lines_and_ignores_the_prefix_case(task_id, output, gold):
+    assert item(task_id, output, gold)["accuracy"] == 100.0
+    assert item(task_id, output, gold, mode="strict")["accuracy"] == 100.0
+
+
+def test_strict_label_prefix_still_requires_the_exact_label_after_blank_lines():
+    output, gold = "\nthe diagnosis result is unstable angina.", "The diagnosis result is stable angina."
+    assert item("task130", output, gold)["accuracy"] == 100.0  # "stable angina" is inside
+    assert item("task130", output, gold, mode="strict")["accuracy"] == 0.0
+
+
+# strict PMC-Patient: a malformed age is a wrong answer, never an error
+PATIENT_GOLD = "Gender: F\n\nAge: \"[[18.0, 'year']]\""
+
+
+@pytest.mark.parametrize("output", ["Gender: F\nAge: [[., 'year']]", "Gender: F\nAge: [[1.2.3, 'years']]"])
+def test_strict_patient_profile_scores_a_malformed_age_as_wrong(output):
+    assert item("task74", output, PATIENT_GOLD) == {"accuracy": 0.0}
+    assert item("task74", output, PATIENT_GOLD, mode="strict") == {"accuracy": 0.0}
+
+
+def test_strict_patient_profile_scores_a_malformed_age_wrong_even_against_the_same_gold():
+    malformed = "Gender: F\nAge: [[., 'year']]"
+    assert item("task74", malformed, malformed, mode="strict") == {"accuracy": 0.0}
+
+
+def test_strict_patient_profile_counts_malformed_ages_in_n():
+    corpus = [
+        ("Gender: F\nAge: [[18.0, 'year']]", PATIENT_GOLD),
+        ("Gender: M\nAge: [[18.0, 'year']]", PATIENT_GOLD),
+        ("Gender: F\nAge: [[., 'year']]", PATIENT_GOLD),
+        ("Gender: F\nAge: [[1.2.3, 'years']]", PATIENT_GOLD),
+    ]
+    assert task_metrics("task74", corpus, "strict")["accuracy"] == 25.0  # 1 right of 4
 
 
 # 11. rows the released code cannot score: scored 0 and flagged

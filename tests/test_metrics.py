@@ -6,32 +6,108 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_medbench.data.meds_tasks import TASKS
+from pytest_medbench import metrics
+from pytest_medbench.data.meds_tasks import TASKS, TaskSpec
 from pytest_medbench.metrics import accuracy, overlap, sets
 from pytest_medbench.metrics.meds import score_meds
+from pytest_medbench.report.audit import gold_label
 from pytest_medbench.report.stats import stratum, wilson
 
 
 @pytest.mark.parametrize(
-    ("output", "gold", "official", "strict"),
+    ("output", "gold", "official", "strict", "several"),
     [
-        ("The right answer is B: MRI", "The right answer is B: Magnetic resonance imaging", True, True),
-        ("b", "The right answer is B: MRI", True, False),  # strict reads upper-case option letters only
+        (
+            "The right answer is B: MRI",
+            "The right answer is B: Magnetic resonance imaging",
+            True,
+            True,
+            False,
+        ),
+        (
+            "b",
+            "The right answer is B: MRI",
+            True,
+            False,
+            False,
+        ),  # strict reads upper-case option letters only
         (
             "正确答案是 D: 维生素K",
             "正确答案是 D: 维生素K",
             False,
             True,
+            False,
         ),  # localised gold: official never scores
-        ("The right answer is E: x", "The right answer is E: x", False, True),  # E impossible officially
-        ("", "The right answer is A: x", False, False),
-        ("Les bonnes réponses est A: x, C: y", "Les bonnes réponses est A: x, C: y", False, True),
-        ("Les bonnes réponses est A: x", "Les bonnes réponses est A: x, C: y", False, False),
+        (
+            "The right answer is E: x",
+            "The right answer is E: x",
+            False,
+            True,
+            False,
+        ),  # E impossible officially
+        ("", "The right answer is A: x", False, False, False),
+        # one answer: the first letter, whatever follows
+        ("D", "The right answer is D: Hepatitis A, B.", True, True, False),
+        ("B: Aspirin, C: heparin", "The right answer is B: Aspirin", True, True, False),
+        ("Les bonnes réponses est A: x", "Les bonnes réponses est A: x, C: y", False, True, False),
+        # several answers (FrenchMedMCQA): the set of letters
+        ("Les bonnes réponses est A: x, C: y", "Les bonnes réponses est A: x, C: y", False, True, True),
+        ("Les bonnes réponses est A: x", "Les bonnes réponses est A: x, C: y", False, False, True),
+        ("A et C", "Les bonnes réponses est A: x, C: y", False, True, True),
+        ("D", "The right answer is D: Hepatitis A, B.", True, True, True),  # "A", "B." are option text
     ],
 )
-def test_mcqa_rules(output, gold, official, strict):
+def test_mcqa_rules(output, gold, official, strict, several):
     assert accuracy.official_mcqa(output, gold, pubmedqa=False) is official
-    assert accuracy.strict_mcqa(output, gold, pubmedqa=False) is strict
+    assert accuracy.strict_mcqa(output, gold, pubmedqa=False, several=several) is strict
+
+
+@pytest.mark.parametrize(
+    ("text", "letters"),
+    [
+        ("A, C", "A,C"),
+        ("A,C", "A,C"),
+        ("(A), (C)", "A,C"),
+        ("A et C.", "A,C"),
+        ("Les bonnes réponses sont A, C", "A,C"),
+        ("Les bonnes réponses est A: Héparine, C: Warfarine", "A,C"),
+        ("A. Héparine, C. Warfarine", "A,C"),  # labelled alike: "." both times
+        ("The right answer is D: Hepatitis A, B.", "D"),  # the text's "A" and "B." are no answer
+        ("D: infection by S. aureus, E. coli", "D"),  # labelled with ":", so "E. coli" is text
+        ("B: Aspirin, C: heparin", "B,C"),
+        ("A, C'est tout", "A"),  # "C'est" is a word, not a letter
+        ("no idea", None),
+    ],
+)
+def test_parse_mcqa_reads_a_letter_list_and_no_letter_from_option_text(text, letters):
+    assert metrics.parse_mcqa(text) == letters
+
+
+def test_the_parsed_mcqa_answer_is_the_task_rule_s():
+    # single-answer tasks show (and are scored on) the first letter; FrenchMedMCQA the set
+    single = score_meds(
+        TASKS["task57"], "B: Aspirin, C: heparin", "The right answer is B: Aspirin", mode="strict"
+    )
+    assert single.parsed == {"answer": "B"} and single.passed
+    french = score_meds(TASKS["task60"], "A et C", "Les bonnes réponses est A: x, C: y", mode="strict")
+    assert french.parsed == {"answer": "A,C"} and french.passed
+    # the audit's gold label follows the same rule
+    assert gold_label(TASKS["task57"], "The right answer is B: x, C: y") == "B"
+    assert gold_label(TASKS["task60"], "Les bonnes réponses est A: x, C: y") == "A,C"
+
+
+def test_declared_mcqa_tasks_compare_sets_of_letters():
+    spec = TaskSpec("own", "own", "mcqa", benchmark="custom")  # its golds may list several letters
+    assert score_meds(spec, "A, C", "A: x, C: y", mode="strict").passed
+    assert not score_meds(spec, "A", "A: x, C: y", mode="strict").passed
+
+
+def test_declared_multilabel_keeps_its_declared_labels_in_strict_mode():
+    spec = TaskSpec("own", "own", "multilabel", benchmark="custom", labels=("pneumonia", "sepsis", "shock"))
+    labels = ("pneumonia", "sepsis", "shock")
+    score = score_meds(spec, "pneumonia", "pneumonia", mode="strict", label_set=labels)
+    # every declared label is counted on every item, used or not (macro over the declared set)
+    assert set(score.counts) == {f"{label}|{k}" for label in labels for k in ("tp", "fp", "fn")}
 
 
 def test_pubmedqa_maybe_only_scores_strictly():
@@ -71,7 +147,7 @@ def test_first_line_and_nli_rules():
     assert not accuracy.strict_first_line("1, 2", "2")
     assert not accuracy.official_first_line("", "no")
     assert accuracy.official_nli("entailment or contradiction or neutral", "Entailment")
-    assert not accuracy.strict_nli("entailment or contradiction or neutral", "Entailment")
+    assert not accuracy.strict_nli("One of entailment, contradiction or neutral", "Entailment")
     assert accuracy.strict_nli("Contradiction: the x-ray was clear", "Contradiction")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
+from ..parsing.mcqa import extract_letters, extract_yes_no_maybe, first_letter
 
 NLI_LABELS = ("entailment", "contradiction", "neutral")
 
@@ -33,13 +33,17 @@ def official_mcqa_raises(output: str, gold: str, *, pubmedqa: bool) -> bool:
     return not p or (p[0] in ("yn" if pubmedqa else "abcd") and not g)
 
 
-def strict_mcqa(output: str, gold: str, *, pubmedqa: bool) -> bool:
-    """Localised prefixes removed; the same set of option letters (A-E), or the same yes/no/maybe."""
+def strict_mcqa(output: str, gold: str, *, pubmedqa: bool, several: bool = False) -> bool:
+    """Localised prefixes removed, then the same first option letter (A-E); with ``several``
+    (FrenchMedMCQA) the same set of letters; PubMedQA the same yes/no/maybe."""
     if pubmedqa:
         answer = extract_yes_no_maybe(output)
         return answer is not None and answer == extract_yes_no_maybe(gold)
-    letters = extract_letters(output)
-    return bool(letters) and letters == extract_letters(gold)
+    if several:
+        letters = extract_letters(output)
+        return bool(letters) and letters == extract_letters(gold)
+    letter = first_letter(output)
+    return letter is not None and letter == first_letter(gold)
 
 
 def official_label_prefix(output: str, gold: str, prefix: str) -> bool:
@@ -49,15 +53,16 @@ def official_label_prefix(output: str, gold: str, prefix: str) -> bool:
 
 
 def _after_prefix(text: str, prefix: str) -> str:
-    head, found, tail = text.partition(prefix)
-    return (tail if found else head).strip().rstrip(".").strip().lower()
+    """The first non-blank line's text after ``prefix`` (any case; the whole line without it), final
+    period stripped, lowercased."""
+    line = text.strip().split("\n", 1)[0]
+    found = re.search(re.escape(prefix), line, re.IGNORECASE) if prefix else None
+    return (line[found.end() :] if found else line).strip().rstrip(".").strip().lower()
 
 
 def strict_label_prefix(output: str, gold: str, prefix: str) -> bool:
     """The text after the prefix equals the gold label exactly ("stable angina" is not "unstable angina")."""
-    return _after_prefix(output.split("\n", 1)[0] if output.strip() else "", prefix) == _after_prefix(
-        gold, prefix
-    )
+    return _after_prefix(output, prefix) == _after_prefix(gold, prefix)
 
 
 def _norm_extraction(text: str) -> str:
@@ -81,17 +86,27 @@ _GENDER = re.compile(r"gender\s*:\s*([a-z]+)", re.I)
 _AGE = re.compile(r"\[\s*([\d.]+)\s*,\s*['\"]?([a-z]+)['\"]?\s*\]", re.I)
 
 
-def patient_profile(text: str) -> tuple[str | None, tuple[tuple[float, str], ...]]:
-    """(gender letter, ((age, unit), ...)) from PMC-Patient's ``Gender: F`` / ``Age: "[[18.0, 'year']]"``."""
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:  # "." or "1.2.3": a malformed age
+        return None
+
+
+def patient_profile(text: str) -> tuple[str | None, tuple[tuple[float | None, str], ...]]:
+    """(gender letter, ((age, unit), ...)) from PMC-Patient's ``Gender: F`` / ``Age: "[[18.0, 'year']]"``;
+    an age that is no number ("[[., 'year']]") is None."""
     gender = _GENDER.search(text)
-    ages = tuple((float(number), unit.lower().rstrip("s")) for number, unit in _AGE.findall(text))
+    ages = tuple((_number(number), unit.lower().rstrip("s")) for number, unit in _AGE.findall(text))
     return (gender.group(1)[0].upper() if gender else None), ages
 
 
 def strict_patient_profile(output: str, gold: str) -> bool:
-    """PMC-Patient strict: the same gender and the same age list, parsed on both sides."""
+    """PMC-Patient strict: the same gender and the same age list, parsed on both sides; a malformed
+    age is wrong."""
     predicted, expected = patient_profile(output), patient_profile(gold)
-    return predicted[0] is not None and bool(predicted[1]) and predicted == expected
+    well_formed = all(age is not None for age, _ in predicted[1])
+    return predicted[0] is not None and bool(predicted[1]) and well_formed and predicted == expected
 
 
 def official_outcome(output: str, gold: str) -> bool:
@@ -124,6 +139,12 @@ def official_nli(output: str, gold: str) -> bool:
 
 
 def strict_nli(output: str, gold: str) -> bool:
-    """Exactly one NLI label named, and it is the gold one (naming all three is no answer)."""
-    named = [label for label in NLI_LABELS if label in output.lower()]
-    return len(named) == 1 and named[0] == gold.replace(".", "").strip().lower()
+    """The answer is the first word when that is an NLI label, else the one label named (naming two or
+    all three is no answer); correct when it is the gold one."""
+    words = re.findall(r"[a-z]+", output.lower())
+    if words and words[0] in NLI_LABELS:
+        answer = words[0]
+    else:
+        named = [label for label in NLI_LABELS if label in output.lower()]
+        answer = named[0] if len(named) == 1 else None
+    return answer is not None and answer == gold.replace(".", "").strip().lower()

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..data import meds_tasks as kinds
 from ..data.meds_tasks import TaskSpec
-from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
+from ..parsing.mcqa import extract_yes_no_maybe, mcqa_answer, several_answers
 from . import accuracy, generation, sets
 from .labels import parse_label
 from .score import ItemScore
@@ -36,8 +36,10 @@ _ACCURACY_RULES = {
 
 def _correct(spec: TaskSpec, output: str, gold: str, strict: bool, label_set: tuple[str, ...]) -> bool:
     if spec.scorer == kinds.MCQA:
-        rule = accuracy.strict_mcqa if strict else accuracy.official_mcqa
-        return rule(output, gold, pubmedqa=spec.task_id == "task123")
+        pubmedqa = spec.task_id == "task123"
+        if strict:
+            return accuracy.strict_mcqa(output, gold, pubmedqa=pubmedqa, several=several_answers(spec))
+        return accuracy.official_mcqa(output, gold, pubmedqa=pubmedqa)
     if spec.scorer == kinds.LABEL:  # declared tasks: the same label parsed out of both sides
         answer = parse_label(output, label_set)
         return answer is not None and answer == parse_label(gold, label_set)
@@ -53,8 +55,10 @@ def score_meds(
 ) -> ItemScore:
     """The item's scores under ``mode``; never raises, whatever ``output`` holds.
 
-    ``label_set`` is HoC's label set in strict mode; official mode uses the released ten labels.
-    A declared task (``spec.benchmark`` not meds) uses its own ``label_set`` in both modes, and its
+    MedS-Bench HoC reads the ten hallmark labels in both modes; its macro P/R/F1 runs over all ten in
+    official mode, and in strict mode over the labels the scored items' golds or answers use (a
+    hallmark answered and never gold counts, with precision 0). A declared task (``spec.benchmark``
+    not meds) uses its own ``label_set`` in both modes (``mcqa``: sets of letters), and its
     ``pass_threshold`` in place of the generation and NER pass marks.
     """
     strict = mode == "strict"
@@ -77,9 +81,13 @@ def score_meds(
         return ItemScore({"f1": item_f1}, item_f1 >= mark, parsed, counts, "micro_f1", rule=rule)
     if spec.scorer == kinds.MULTILABEL:
         extract = sets.strict_labels if strict else sets.official_labels
-        labels = label_set if strict or spec.benchmark != "meds" else sets.HOC_LABELS
+        # MedS-Bench HoC: the ten hallmarks in both modes; a declared task: its own label set
+        labels = sets.HOC_LABELS if spec.benchmark == "meds" else label_set
         predicted, expected = extract(output, labels), extract(gold, labels)
-        counts = sets.label_counts(predicted, expected, labels)
+        # strict HoC counts only the labels this item's gold or answer uses, so the corpus macro
+        # average runs over the labels the scored items use (the macro reducer's labels are the keys)
+        counted = tuple(sorted(predicted | expected)) if strict and spec.benchmark == "meds" else labels
+        counts = sets.label_counts(predicted, expected, counted)
         parsed = {"labels": sorted(predicted)}
         rule = (
             "label set equals the reference's"
@@ -132,5 +140,5 @@ def _parsed_answer(spec: TaskSpec, output: str, label_set: tuple[str, ...]) -> d
     if spec.scorer == kinds.MCQA:
         if spec.task_id == "task123":
             return {"answer": extract_yes_no_maybe(output)}
-        return {"answer": ",".join(sorted(extract_letters(output))) or None}
+        return {"answer": mcqa_answer(output, several=several_answers(spec))}
     return {"answer": output.strip().split("\n", 1)[0][:200] if output.strip() else None}

@@ -5,8 +5,9 @@ Items return counts; the corpus metric is computed from the summed counts in ``r
 
 from __future__ import annotations
 
-# HoC's ten hallmarks of cancer, as the released TextClassification.py lists them: official macro
-# P/R/F1 average over all ten, whether or not the scored items contain each
+# HoC's ten hallmarks of cancer, as the released TextClassification.py lists them: both modes read
+# these; official macro P/R/F1 average over all ten, whether or not the scored items contain each,
+# strict over those the scored items' golds or answers use
 HOC_LABELS = (
     "sustaining proliferative signaling",
     "evading growth suppressors",

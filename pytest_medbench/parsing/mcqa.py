@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 # Answer lead-ins used by the gold outputs (EN, ZH, JA, FR, RU, ES) and by models imitating them.
 _PREFIXES = re.compile(
@@ -17,25 +18,82 @@ _PREFIXES = re.compile(
 )
 _LETTER = re.compile(r"^\s*[\(\[]?([A-E])(?![A-Za-z])")
 _YES_NO_MAYBE = re.compile(r"^\W*(yes|no|maybe)\b", re.IGNORECASE)
+# the parts of a list of answers: "A, C", "A,C", "A et C", "A: x, C: y"
+_PARTS = re.compile(r"\s*[,，;；]\s*|\s+(?:et|and|&)\s+", re.IGNORECASE)
+# a part that is a letter alone: "C", "(C)", "[C]", "C)", "C."
+_BARE = re.compile(r"^[\(\[]?([A-E])[\)\]]?\.?$")
+# a part that is a letter labelling an option's text, and how it is labelled: "C: x", "C. x", "C) x", "(C) x"
+_LABELLED = re.compile(r"^(?:([\(\[])[A-E][\)\]]|[A-E]\s*([:：.)）]))\s*\S")
+
+# MedS-Bench MCQA tasks whose questions can have several right answers (FrenchMedMCQA); every other
+# MedS-Bench MCQA task has one, and its answer is the first option letter
+SEVERAL_ANSWER_TASKS = frozenset({"task60"})
+
+
+class _Task(Protocol):
+    task_id: str
+    benchmark: str
+
+
+def several_answers(spec: _Task) -> bool:
+    """Whether an MCQA task's answers are sets of letters: FrenchMedMCQA, and declared (own) tasks,
+    whose golds may list several letters."""
+    return spec.benchmark != "meds" or spec.task_id in SEVERAL_ANSWER_TASKS
 
 
 def strip_answer_prefix(text: str) -> str:
     return _PREFIXES.sub("", text.strip(), count=1).strip()
 
 
+def first_letter(text: str) -> str | None:
+    """A single-answer task's answer: the first option letter A-E once a lead-in is removed."""
+    match = _LETTER.match(strip_answer_prefix(text))
+    return match.group(1) if match else None
+
+
 def extract_letters(text: str) -> frozenset[str]:
-    """Option letters a text answers with: the first letter, plus any further letters joined by commas
-    (FrenchMedMCQA golds list several answers as "A: ..., C: ..."). Empty when there is no letter."""
+    """Option letters a text answers with; empty when there is no letter.
+
+    The first letter, then more letters only from a list whose form is unambiguous: a list of bare
+    letters ("A, C", "A,C", "(A), (C)", "A et C") gives every letter of its leading run of bare
+    parts; a list of labelled options ("A: x, C: y", FrenchMedMCQA's golds) gives the parts labelled
+    as the first one is (a letter then ":" here), so a letter in an option's text ("D: Hepatitis A,
+    B.", "D: S. aureus, E. coli") is not read as an answer.
+    """
     body = strip_answer_prefix(text)
     first = _LETTER.match(body)
     if not first:
         return frozenset()
-    letters = {first.group(1)}
-    for part in re.split(r"[,，]\s*", body)[1:]:
-        more = _LETTER.match(part)
-        if more and re.match(r"^\s*[\(\[]?[A-E]\s*[\)\]]?\s*[:：.]", part):
-            letters.add(more.group(1))
+    parts = [part.strip() for part in _PARTS.split(body)]
+    if _BARE.match(parts[0]):
+        letters = []
+        for part in parts:
+            bare = _BARE.match(part)
+            if not bare:
+                break
+            letters.append(bare.group(1))
+        return frozenset(letters)
+    letters = [first.group(1)]
+    labelled = _LABELLED.match(parts[0])
+    if labelled:
+        for part in parts[1:]:
+            more = _LABELLED.match(part)
+            if more and _form(more) == _form(labelled):
+                letters.append(_LETTER.match(part).group(1))
     return frozenset(letters)
+
+
+def _form(labelled: re.Match[str]) -> str:
+    """How a labelled part labels its option: "(" (also "["), ":", "." or ")"."""
+    return {"[": "(", "：": ":", "）": ")"}.get(mark := labelled.group(1) or labelled.group(2), mark)
+
+
+def mcqa_answer(text: str, *, several: bool) -> str | None:
+    """The option answer as one string: the first letter ("B"), or with ``several`` the sorted letters
+    comma-joined ("A,C"); None when there is none."""
+    if several:
+        return ",".join(sorted(extract_letters(text))) or None
+    return first_letter(text)
 
 
 def extract_yes_no_maybe(text: str) -> str | None:

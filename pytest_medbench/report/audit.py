@@ -25,7 +25,7 @@ from ..data.meds_tasks import (
 )
 from ..items.base import Transcript
 from ..models.baseline import baseline_answer
-from ..parsing.mcqa import extract_letters, extract_yes_no_maybe
+from ..parsing.mcqa import extract_yes_no_maybe, mcqa_answer, several_answers
 
 UNBALANCED_SHARE = 50.0  # percent: a constant answer already scores half
 
@@ -35,7 +35,7 @@ def gold_label(spec: TaskSpec, reference: str) -> str | None:
     if spec.scorer == MCQA:
         if spec.task_id == "task123":
             return extract_yes_no_maybe(reference) or reference.strip().lower()
-        return ",".join(sorted(extract_letters(reference))) or reference.strip()
+        return mcqa_answer(reference, several=several_answers(spec)) or reference.strip()
     if spec.scorer == LABEL_PREFIX:
         text = reference.strip()
         if text.lower().startswith(spec.label_prefix.lower()):
