@@ -270,6 +270,29 @@ def test_a_local_server_model_with_epochs_and_a_failing_item(run_suites, tmp_pat
     assert board["run"]["model"]["api_base"] == server.api_base
 
 
+def test_strict_hoc_over_epochs_counts_a_label_only_a_later_epoch_answers(run_suites, tmp_path, monkeypatch):
+    """Strict HoC counts only the labels an item's answer or gold uses, so two epochs can count
+    different labels: the item's counts are every epoch's, not the first epoch's keys only."""
+    from openai_server import OpenAIServer, Reply
+
+    folder = tmp_path / "data" / "meds-bench" / "Text_classification"
+    folder.mkdir(parents=True)
+    instance = {"input": "Abstract: new vessels feed the tumour.", "output": "inducing angiogenesis"}
+    task = {"Definition": ["Name the hallmarks."], "Instances": [instance]}
+    (folder / "task106_hoc.json").write_text(json.dumps(task))
+    answers = ["inducing angiogenesis", "inducing angiogenesis, cellular energetics"]  # epochs 1 and 2
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with OpenAIServer(lambda request, number: Reply(content=answers[number - 1])) as server:
+        _, board = run_suites(
+            "--model=openai/m", f"--api-base={server.api_base}", f"--medbench-data={tmp_path / 'data'}",
+            "--medbench-shots=0", "--medbench-epochs=2", "--medbench-no-cache", "--medbench-scoring=strict",
+        )  # fmt: skip
+    # summed over the epochs: angiogenesis tp 2 (P = R = F1 = 1); cellular energetics fp 1 (0, 0, 0);
+    # the macro average over those two labels: 0.5 each
+    metrics = board["tasks"][0]["metrics"]
+    assert [metrics[name]["value"] for name in ("precision", "recall", "f1")] == [50.0, 50.0, 50.0]
+
+
 def test_absent_and_physionet_gated_tasks_are_listed(run_suites):
     _, board = run_suites("--model", "medbench/oracle", "-k", "task57")
     absent = board["run"]["meds_tasks_absent"]

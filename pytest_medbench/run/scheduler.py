@@ -204,7 +204,9 @@ class Scheduler:
         record.pass_rule = next((score.rule for score in scores if not score.passed), scores[-1].rule)
         record.unscorable = any(score.unscorable for score in scores)
         record.scores = _mean_scores([score.scores for score in scores])
-        record.counts = {k: sum(s.counts.get(k, 0.0) for s in scores) for k in scores[0].counts}
+        # every epoch's keys, not the first's: strict HoC counts only the labels an answer or its gold uses
+        keys = dict.fromkeys(key for score in scores for key in score.counts)
+        record.counts = {key: sum(score.counts.get(key, 0.0) for score in scores) for key in keys}
         return record
 
 
