@@ -9,9 +9,10 @@
     medbench fetch --verify [--into DIR]  the data directory against its lock file
     medbench audit [DIR] [--scoring official|strict] [--json]   what each MedS-Bench task's score can mean
 
-Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop, ``judge-check`` found a
-rate above its limit, or ``fetch`` rejected or found changed files; 2 usage error (unreadable or
-incompatible files, bad arguments, the Hub unreachable).
+Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop or could not
+compare a metric of the baseline (or anything), ``judge-check`` found a rate above its limit, or
+``fetch`` rejected or found changed files; 2 usage error (unreadable or incompatible files, bad
+arguments, the Hub unreachable).
 """
 
 from __future__ import annotations
@@ -26,7 +27,15 @@ from typing import Any
 
 from .data.files import DATA_ENV
 from .judge.check import CheckError
-from .report.compare import CompareError, compare, regressions, table, write_json
+from .report.compare import (
+    CompareError,
+    compare_runs,
+    read_leaderboard,
+    regressions,
+    shortfall,
+    table,
+    write_json,
+)
 from .report.terminal import summary_lines
 from .utf8 import ERRORS, utf8_text
 
@@ -34,13 +43,7 @@ USAGE_ERROR = 2
 
 
 def _load(path: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CompareError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(data, dict) or not {"tasks", "categories", "benchmarks"} <= data.keys():
-        raise CompareError(f"{path} is not a pytest-medbench leaderboard")
-    return data
+    return read_leaderboard(path)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -54,14 +57,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    comparisons = compare(_load(args.baseline), _load(args.run), args.alpha)
-    print("\n".join(table(comparisons, args.max_drop, args.alpha)))
+    comparisons, not_compared = compare_runs(_load(args.baseline), _load(args.run), args.alpha)
+    print("\n".join(table(comparisons, args.max_drop, args.alpha, not_compared)))
     if args.json:
-        write_json(Path(args.json), comparisons, args.max_drop, args.alpha)
-    regressed = regressions(comparisons, args.max_drop, args.alpha)
-    verdict = "FAIL: " + "; ".join(c.path for c in regressed) if regressed else "PASS"
+        write_json(Path(args.json), comparisons, args.max_drop, args.alpha, not_compared)
+    failures = [c.path for c in regressions(comparisons, args.max_drop, args.alpha)]
+    failures += shortfall(comparisons, not_compared)
+    verdict = "FAIL: " + "; ".join(failures) if failures else "PASS"
     print(f"medbench compare: {verdict} (max drop {args.max_drop:g} points, alpha {args.alpha:g})")
-    return 1 if regressed else 0
+    return 1 if failures else 0
 
 
 def _html(args: argparse.Namespace) -> int:

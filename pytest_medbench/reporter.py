@@ -4,9 +4,7 @@ table, and, when gates or a baseline are given, the deployment verdict that sets
 from __future__ import annotations
 
 import functools
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +27,8 @@ class Reporter:
         self.progress: Any = None
         self._terminal: Any = None  # pytest's terminal reporter, when progress lines are shown
         self.completeness = Completeness(functools.cache(self._items_by_param))
-        self.missing: list[ItemRecord] = []  # selected items that produced no record
+        self.unrun: list[str] = []  # node ids of the selected items that never ran, whatever the test
+        self.missing: list[ItemRecord] = []  # the benchmark items among them, for the samples file
 
     def _items_by_param(self) -> dict[str, Any]:
         return {item.param_id: item for item in (*self.run.meds_items, *self.run.medr_items)}
@@ -103,8 +102,8 @@ class Reporter:
 
             metadata = {
                 **run_metadata(self.run),
-                "complete": not self.missing,
-                "missing": len(self.missing),
+                "complete": not self.unrun,
+                "missing": len(self.unrun),
                 "cache": cache_section(self.run.records.values(), self.run.run_id),
             }
             # in collection order, not arrival order: under -n (or with answers arriving as they
@@ -128,18 +127,21 @@ class Reporter:
         return audit_by_task(items, wanted, generation_baseline=False)
 
     def incomplete_line(self) -> str | None:
-        """ "INCOMPLETE: 43 of 99 items" when selected items produced no record, else None."""
-        if not self.missing:
+        """ "INCOMPLETE: 43 of 99 items" (43 of the 99 selected items ran) when any did not, else None."""
+        if not self.unrun:
             return None
-        done = len(self.run.records)
-        total = done + len(self.missing)
-        listed = " (the samples file lists the missing ids)" if self.run.settings.samples_path else ""
-        return f"INCOMPLETE: {done} of {total} items{listed}"
+        total = len(self.completeness.selected)
+        listed = ""
+        if self.run.settings.samples_path and self.missing:
+            some = "" if len(self.missing) == len(self.unrun) else f"{len(self.missing)} of "
+            listed = f" (the samples file lists {some}the missing ids)"
+        return f"INCOMPLETE: {total - len(self.unrun)} of {total} items{listed}"
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         settings = self.run.settings
         if not session.config.option.collectonly:
-            self.missing = self.completeness.missing()
+            self.unrun = self.completeness.unfinished()
+            self.missing = self.completeness.missing(self.unrun)
             self.run.note_missing(self.missing)
         board = self.leaderboard()
         if settings.report_path is not None and board is not None:
@@ -159,7 +161,7 @@ class Reporter:
 
     def _judge(self, exitstatus: int, board: dict | None) -> int:
         """The exit status of a gated run: the verdict, unless pytest itself could not run properly."""
-        from .report.compare import CompareError, compare
+        from .report.compare import CompareError, compare_runs, read_leaderboard
         from .report.gates import GateError, check
         from .report.verdict import Verdict
 
@@ -173,15 +175,17 @@ class Reporter:
         try:
             if board is None:
                 raise GateError("no medbench item produced a result, so there is nothing to gate on")
-            comparisons = []
+            comparisons, not_compared = [], []
             if settings.baseline_path:
-                comparisons = compare(_read_json(settings.baseline_path), board, settings.alpha)
+                baseline = read_leaderboard(settings.baseline_path, "the baseline ")
+                comparisons, not_compared = compare_runs(baseline, board, settings.alpha)
             self.verdict = Verdict(
                 check(list(settings.gates), board),
                 comparisons,
                 settings.max_drop,
                 settings.alpha,
                 str(settings.baseline_path or "") or None,
+                not_compared=not_compared,
             )
         except (GateError, CompareError) as exc:
             if (incomplete := self.incomplete_line()) is not None:  # a gate on what never ran
@@ -242,11 +246,12 @@ class Reporter:
             terminalreporter.write_line(
                 "hint: --medbench-report run.json writes the leaderboard, --medbench-html run.html a page"
             )
-        if self.verdict is not None and self.verdict.comparisons:
+        if self.verdict is not None and (self.verdict.comparisons or self.verdict.not_compared):
             from .report.compare import table
 
             terminalreporter.section("medbench comparison with the baseline")
-            for line in table(self.verdict.comparisons, self.run.settings.max_drop, self.run.settings.alpha):
+            verdict = self.verdict
+            for line in table(verdict.comparisons, verdict.max_drop, verdict.alpha, verdict.not_compared):
                 terminalreporter.write_line(line)
 
     def write_verdict_line(self, config: pytest.Config) -> None:
@@ -282,15 +287,6 @@ class Reporter:
                 f"{len(absent)} MedS-Bench tasks absent from the data ({gated} PhysioNet-gated MIMIC tasks "
                 f"need a local copy): listed in {where} run.meds_tasks_absent"
             )
-
-
-def _read_json(path: Path) -> dict:
-    from .report.compare import CompareError
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CompareError(f"cannot read the baseline {path}: {exc}") from exc
 
 
 def _github_summary(markdown: str) -> None:

@@ -7,12 +7,13 @@ import subprocess
 import sys
 
 import pytest
+from openai_server import OpenAIServer, Reply
 
 from conftest import FIXTURES, SUITES
 from pytest_medbench.cli import main
 from pytest_medbench.report import leaderboard
 from pytest_medbench.report.compare import CompareError, compare
-from pytest_medbench.report.gates import Gate, GateError
+from pytest_medbench.report.gates import Gate, GateError, check, resolve
 from pytest_medbench.report.records import ItemRecord
 
 
@@ -216,3 +217,146 @@ def test_the_medbench_command(tmp_path, capsys):
     command = [sys.executable, "-m", "pytest_medbench.cli", "show", str(tmp_path / "nope.json")]
     installed = subprocess.run(command, capture_output=True, text=True)
     assert installed.returncode == 2 and "cannot read" in installed.stderr
+
+
+def test_a_run_whose_every_item_errored_fails_against_its_baseline_as_the_command_does(run_suites, tmp_path):
+    """No score, no comparison: 'no significant drop' would be a pass on nothing. Model errors alone do
+    not fail a gated run (docs/ci.md), but a baseline that could not be compared does: exit 1."""
+    run_suites("-k", "task57", report="baseline.json")
+    baseline = tmp_path / "baseline.json"
+    with OpenAIServer(lambda request, number: Reply(status=500, content="boom")) as server:
+        result, board = run_suites(
+            *(
+                "-k",
+                "task57",
+                "--model",
+                "openai/m",
+                "--api-base",
+                server.api_base,
+                "--medbench-retries",
+                "0",
+            ),
+            *("--medbench-baseline", str(baseline)),
+        )
+    (task,) = board["tasks"]
+    assert (task["n"], task["errors"], task["metrics"]) == (5, 5, {})
+    assert result.ret == 1
+    expected = (
+        "nothing compared with the baseline (this run scored none of the task's items: meds.task57.accuracy)"
+    )
+    assert result.outlines[-1] == f"medbench verdict: FAIL: {expected}"
+    result.stdout.fnmatch_lines(
+        [
+            "*medbench comparison with the baseline*",
+            "meds.task57.accuracy *NOT COMPARED: this run scored none*",
+        ]
+    )
+    out = tmp_path / "compare.json"
+    assert main(["compare", str(baseline), str(tmp_path / "leaderboard.json"), "--json", str(out)]) == 1
+    document = json.loads(out.read_text())
+    assert (document["passed"], document["regressed"], document["comparisons"]) == (False, [], [])
+    assert document["not_compared"] == [
+        {"metric": "meds.task57.accuracy", "reason": "this run scored none of the task's items"}
+    ]
+
+
+def test_a_gate_whose_metric_could_not_be_computed_fails_and_every_gate_is_reported(run_suites, tmp_path):
+    """task123's items all error (the replay has no answer for them): its accuracy is not computed, not
+    an unknown path (exit 4), and the other gates are still checked and shown."""
+    replay = tmp_path / "replay.jsonl"
+    answers = ["B", "C", "A", "D", "A"]  # the fixture's task57 golds
+    replay.write_text(
+        "".join(
+            json.dumps({"task": "task57", "id": str(i), "output": f"The right answer is {letter}"}) + "\n"
+            for i, letter in enumerate(answers)
+        )
+    )
+    gates = ("meds.task123.accuracy>=0", "meds.mcqa.accuracy>=0", "meds.task57.accuracy>=100")
+    result, board = run_suites(
+        "-k",
+        "task57 or task123",
+        "--model",
+        f"replay:{replay}",
+        *(f"--medbench-gate={gate}" for gate in gates),
+    )
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert tasks["task123"]["errors"] == tasks["task123"]["n"] == 4
+    assert tasks["task57"]["metrics"]["accuracy"]["value"] == 100.0
+    assert result.ret == 1
+    assert result.outlines[-1] == (
+        "medbench verdict: FAIL: gate meds.task123.accuracy = not computed (needs >= 0)"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "gate meds.task123.accuracy = not computed (needs >= 0): FAILS",
+            "gate meds.mcqa.accuracy = 100 (needs >= 0): holds",
+            "gate meds.task57.accuracy = 100 (needs >= 100): holds",
+        ]
+    )
+
+
+def test_reasoning_metrics_without_a_judge_fail_their_gates_at_every_level(run_suites):
+    """docs/ci.md: a reasoning metric the run could not judge fails its gate, whether the gate names
+    the setting, the category or the benchmark."""
+    gates = (
+        "medr.oracle_diagnosis.efficiency>=0",
+        "medr.diagnosis.efficiency>=0",
+        "medr.efficiency>=0",
+        "medr.oracle_diagnosis.accuracy>=0",
+    )
+    result, board = run_suites(
+        "-k", "oracle_diagnosis", "--model", "medbench/oracle", *(f"--medbench-gate={gate}" for gate in gates)
+    )
+    (task,) = board["tasks"]
+    assert "efficiency" in task["not_judged"]
+    assert result.ret == 1
+    assert result.outlines[-1] == (
+        "medbench verdict: FAIL: gate medr.oracle_diagnosis.efficiency = not computed (needs >= 0); "
+        "gate medr.diagnosis.efficiency = not computed (needs >= 0); "
+        "gate medr.efficiency = not computed (needs >= 0)"
+    )
+    result.stdout.fnmatch_lines(["gate medr.oracle_diagnosis.accuracy = 100 (needs >= 0): holds"])
+
+
+def test_not_computed_is_told_from_a_misspelt_path():
+    def items(task: str, category: str, errored: bool) -> list[ItemRecord]:
+        fields = (
+            {"error": {"kind": "server", "message": "boom"}} if errored else {"scores": {"accuracy": 1.0}}
+        )
+        return [ItemRecord("meds", task, category, str(i), **fields) for i in range(3)]
+
+    run = json.loads((FIXTURES.parent / "tests" / "run_metadata.json").read_text())
+    board = leaderboard.build(run, items("task57", "mcqa", False) + items("task130", "diagnosis", True))
+    assert (
+        resolve(board, "meds.task130.accuracy") is None
+    )  # a metric the run knows, on a task it could not score
+    assert resolve(board, "meds.diagnosis.accuracy") is None
+    with pytest.raises(GateError, match=r"unknown gate path 'meds\.task130\.acuracy'"):
+        resolve(board, "meds.task130.acuracy")  # no entry has such a metric
+    with pytest.raises(GateError, match=r"unknown gate path 'meds\.task57\.f1'"):
+        resolve(board, "meds.task57.f1")  # task57 was scored: its metrics are known
+    # every item errored: the leaderboard names no metric, so none can be told from a misspelling
+    down = leaderboard.build(run, items("task57", "mcqa", True))
+    assert resolve(down, "meds.mcqa.accuracy") is None and resolve(down, "meds.errors") == 3.0
+    # every unknown path is named, not only the first
+    with pytest.raises(GateError) as error:
+        check([Gate.parse("meds.task57.f1>=0"), Gate.parse("meds.nosuch.accuracy>=0")], board)
+    assert "'meds.task57.f1'" in str(error.value) and "'meds.nosuch.accuracy'" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "content", ["[]", '{"schema_version": "1.1", "items": {}}'], ids=["list", "no_tasks"]
+)
+def test_a_baseline_that_is_not_a_leaderboard_is_a_usage_error_naming_it(run_suites, tmp_path, content):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(content)
+    result, board = run_suites("-k", "task57", "--medbench-baseline", str(baseline))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        result.outlines[-1]
+        == f"medbench verdict: ERROR: the baseline {baseline} is not a pytest-medbench leaderboard"
+    )
+    assert board is not None and board["tasks"][0]["task"] == "task57"  # the leaderboard is still written
+    result.stdout.fnmatch_lines(["*medbench summary*", "meds.mcqa *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert main(["compare", str(baseline), str(tmp_path / "leaderboard.json")]) == 2  # as the command says

@@ -70,6 +70,43 @@ def test_a_run_stopped_by_maxfail_is_incomplete_and_fails_its_gate(run_suites, t
     assert result.ret == 1
 
 
+OWN_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("i", range(6))
+def test_case(i, medbench):
+    medbench.record("own", {"accuracy": i != 1})
+    assert i != 1  # the second fails: under -x the four after it never run
+"""
+
+
+def test_tests_of_your_own_stopped_by_x_leave_the_run_incomplete_and_fail_its_gate(pytester, tmp_path):
+    """The unrun tests are the user's own (medbench.record, whose task is known only once they run) and
+    then benchmark items: each selected item that never ran counts, whatever it is."""
+    pytester.makepyfile(test_own=OWN_TESTS)
+    report, samples = tmp_path / "leaderboard.json", tmp_path / "samples.jsonl"
+    result = pytester.runpytest(
+        *("test_own.py", str(SUITES), "-k", "test_case or task57", "-x", "-p", "no:cacheprovider"),
+        *("--medbench-no-cache", "--medbench-gate", "custom.own.accuracy>=50"),
+        *("--medbench-report", str(report), "--medbench-samples", str(samples)),
+    )
+    board = json.loads(report.read_text())
+    (task,) = board["tasks"]
+    assert (task["task"], task["n"], task["metrics"]["accuracy"]["value"]) == (
+        "own",
+        2,
+        50.0,
+    )  # the gate holds
+    # 11 selected (6 own tests, 5 task57 items), 2 ran: 4 own tests and 5 benchmark items did not
+    assert board["run"]["complete"] is False and board["run"]["missing"] == 9
+    missing = [line for line in read_lines(samples) if line.get("missing")]
+    assert [line["id"] for line in missing] == ["0", "1", "2", "3", "4"]  # the benchmark items, listed
+    line = "INCOMPLETE: 2 of 11 items (the samples file lists 5 of the missing ids)"
+    result.stdout.fnmatch_lines([line])
+    assert result.outlines[-1] == f"medbench verdict: FAIL: {line}"
+    assert result.ret == 1
+
+
 def test_a_complete_run_says_so(run_suites):
     result, board = run_suites(
         "-k", "task57", "--model", "medbench/oracle", "--medbench-gate", "meds.errors<=0"

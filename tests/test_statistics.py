@@ -22,9 +22,17 @@ from conftest import FIXTURES
 from pytest_medbench.cli import main
 from pytest_medbench.metrics.sets import f1_from_counts
 from pytest_medbench.report import leaderboard, stats
-from pytest_medbench.report.compare import CompareError, compare, regressions
+from pytest_medbench.report.compare import (
+    CompareError,
+    NotCompared,
+    compare,
+    compare_runs,
+    regressions,
+    shortfall,
+)
 from pytest_medbench.report.records import ItemRecord
 from pytest_medbench.report.stats import prf_arrays
+from pytest_medbench.report.verdict import Verdict
 
 RUN = json.loads((FIXTURES.parent / "tests" / "run_metadata.json").read_text())
 Z975, Z80 = 1.959964, 0.841621  # normal quantiles from a printed table
@@ -475,3 +483,61 @@ def test_a_metric_scored_as_corpus_in_one_run_only_is_a_clear_error():
         CompareError, match=r"meds\.task125: f1 is a corpus metric \(item counts\) in one run only"
     ):
         compare(plain, counted)
+
+
+# -- what a comparison could not compare ------------------------------------------------------------
+
+
+def records_of(benchmark: str, category: str, task: str, ids: range, **fields) -> list[ItemRecord]:
+    return [ItemRecord(benchmark, task, category, f"{i:03d}", **fields) for i in ids]
+
+
+def test_baseline_metrics_the_run_could_not_compare_fail_the_comparison_and_say_why():
+    right = {"scores": {"accuracy": 1.0}, "passed": True}
+    errored = {"error": {"kind": "server", "message": "HTTP 500"}}
+    judged = {"scores": {"accuracy": 1.0, "efficiency": 0.5}, "passed": True}
+    unjudged = {"scores": {"accuracy": 1.0, "efficiency": None}, "passed": True}
+    base = leaderboard.build(
+        RUN,
+        records_of("meds", "mcqa", "task57", range(8), **right)
+        + records_of("meds", "mcqa", "task58", range(8), **right)
+        + records_of("medr", "diagnosis", "oracle_diagnosis", range(4), **judged)
+        + records_of("custom", "own", "own", range(4), **right),
+    )
+    run = leaderboard.build(
+        RUN,
+        records_of("meds", "mcqa", "task57", range(8), **right)
+        + records_of("meds", "mcqa", "task58", range(8), **errored)  # every item a model error
+        + records_of("medr", "diagnosis", "oracle_diagnosis", range(4), **unjudged)  # no judge
+        + records_of("custom", "own", "own", range(4, 8), **right),  # other items than the baseline's
+    )
+    comparisons, not_compared = compare_runs(base, run)
+    assert [(c.path, c.delta) for c in comparisons if c.scope == "task"] == [
+        ("medr.oracle_diagnosis.accuracy", 0.0),
+        ("meds.task57.accuracy", 0.0),
+    ]
+    assert not_compared == [  # in the leaderboard's order of tasks
+        NotCompared("custom.own.accuracy", "no item scored by both runs"),
+        NotCompared("medr.oracle_diagnosis.efficiency", "not computed in this run"),
+        NotCompared("meds.task58.accuracy", "this run scored none of the task's items"),
+    ]
+    assert regressions(comparisons, 2, 0.05) == []
+    assert shortfall(comparisons, not_compared) == [
+        "3 metrics of the baseline not compared (no item scored by both runs: custom.own.accuracy; "
+        "not computed in this run: medr.oracle_diagnosis.efficiency; "
+        "this run scored none of the task's items: meds.task58.accuracy)"
+    ]
+    verdict = Verdict([], comparisons, 2, 0.05, "base.json", not_compared=not_compared)
+    assert not verdict.passed and verdict.exit_code == 1
+    assert verdict.line() == "medbench verdict: FAIL: " + shortfall(comparisons, not_compared)[0]
+    # a run whose every item errored compared nothing, and says so
+    down = leaderboard.build(RUN, records_of("meds", "mcqa", "task57", range(8), **errored))
+    comparisons, not_compared = compare_runs(base, down)
+    assert comparisons == [] and shortfall(comparisons, not_compared) == [
+        "nothing compared with the baseline (this run scored none of the task's items: meds.task57.accuracy)"
+    ]
+    # a baseline that shares no task with the run is not a baseline for it: a usage error
+    with pytest.raises(CompareError, match=r"the baseline has none of this run's tasks"):
+        compare_runs(board({("mcqa", "task60"): [1, 0]}), board({("mcqa", "task61"): [1, 0]}))
+    # without a baseline there is no comparison to fall short
+    assert Verdict([], [], 2, 0.05).passed

@@ -1,8 +1,11 @@
-"""Which selected items produced no record: a run stopped by -x, --maxfail, Ctrl-C or a crashed
-worker must say so, so that a leaderboard of 1 item is never read as a leaderboard of 99.
+"""Which selected items never ran: a run stopped by -x, --maxfail, Ctrl-C or a crashed worker must
+say so, so that a leaderboard of 1 item is never read as a leaderboard of 99.
 
 The controller learns the selected node ids from collection (its own, or each xdist worker's) and
 marks an id finished when its teardown report arrives (or xdist reports its worker crashed on it).
+Every selected id that never finished makes the run incomplete, whatever the test: a benchmark
+item, a test of your own that calls ``medbench.record`` (its task is known only once it runs), or
+any other test. The benchmark items among them are also made records, for the samples file.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ class Completeness:
             return None
         return ItemRecord(item.benchmark, item.task, item.category, item.item_id, nodeid, item.tags, **fields)
 
-    def missing(self) -> list[ItemRecord]:
-        """Benchmark items that were selected and never finished, as records with no result."""
-        unfinished = (nodeid for nodeid in self.selected if nodeid not in self.finished)
-        records = (self.record_for(nodeid) for nodeid in unfinished)
+    def unfinished(self) -> list[str]:
+        """Every selected node id that never finished, in collection order."""
+        return [nodeid for nodeid in self.selected if nodeid not in self.finished]
+
+    def missing(self, unfinished: Iterable[str] | None = None) -> list[ItemRecord]:
+        """The benchmark items among the ``unfinished`` ids (default: all of them), as records with no
+        result."""
+        nodeids = self.unfinished() if unfinished is None else unfinished
+        records = (self.record_for(nodeid) for nodeid in nodeids)
         return [record for record in records if record is not None]

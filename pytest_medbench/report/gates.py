@@ -84,14 +84,47 @@ def valid_paths(leaderboard: dict[str, Any]) -> list[str]:
     return paths
 
 
+def _names(entry: dict) -> set[str]:
+    """The metrics an entry reports: with a value, or as not judged (no item could be scored on it)."""
+    return set(entry["metrics"]) | set(entry.get("not_judged", ()))
+
+
+def _tasks_under(leaderboard: dict[str, Any], prefix: str) -> list[dict]:
+    """The task entries a gate prefix covers: a benchmark's, a category's, or the task itself."""
+    benchmark, _, name = prefix.partition(".")
+    tasks = [task for task in leaderboard["tasks"] if task["benchmark"] == benchmark]
+    if not name:
+        return tasks
+    if any(c["benchmark"] == benchmark and c["category"] == name for c in leaderboard["categories"]):
+        return [task for task in tasks if task["category"] == name]
+    return [task for task in tasks if task["task"] == name]
+
+
+def _known_metric(leaderboard: dict[str, Any], prefix: str, entry: dict, name: str) -> bool:
+    """Whether ``name`` is a metric the entry has, though it may have no value: one its tasks report
+    (valued or not judged) or, when a task under it had no item scored (so the leaderboard cannot
+    say which metrics it has), one any entry of the leaderboard reports (any name when none reports
+    one: every item errored). Anything else is a misspelt path."""
+    tasks = _tasks_under(leaderboard, prefix)
+    if name in _names(entry) or any(name in _names(task) for task in tasks):
+        return True
+    if not any(task["errors"] >= task["n"] for task in tasks):
+        return False
+    sections = (leaderboard["tasks"], leaderboard["categories"], leaderboard["benchmarks"])
+    vocabulary = {metric for section in sections for other in section for metric in _names(other)}
+    return not vocabulary or name in vocabulary
+
+
 def resolve(leaderboard: dict[str, Any], path: str) -> float | None:
+    """A gate path's value; None for a metric the entry has but could not compute (no item scored
+    on it, or not judged). Raises GateError for a path that names nothing."""
     prefix, _, name = path.rpartition(".")
     entry = _entries(leaderboard).get(prefix)
     if entry is not None and name in COUNTS:
         return float(entry[name])
     if entry is not None and name in entry["metrics"]:
         return float(entry["metrics"][name]["value"])
-    if entry is not None and name in entry.get("not_judged", ()):
+    if entry is not None and _known_metric(leaderboard, prefix, entry, name):
         return None
     raise unknown_path(path, valid_paths(leaderboard))
 
@@ -130,5 +163,14 @@ def check_selected(gates: Iterable[Gate], items: Iterable[Any]) -> None:
 
 
 def check(gates: list[Gate], leaderboard: dict[str, Any]) -> list[GateResult]:
-    """Each gate's result; raises GateError (a usage error) for a path the leaderboard lacks."""
-    return [GateResult(gate, resolve(leaderboard, gate.path)) for gate in gates]
+    """Each gate's result (a metric that could not be computed fails its gate, "not computed");
+    raises GateError (a usage error) naming every path the leaderboard lacks."""
+    results, unknown = [], []
+    for gate in gates:
+        try:
+            results.append(GateResult(gate, resolve(leaderboard, gate.path)))
+        except GateError as exc:
+            unknown.append(str(exc))
+    if unknown:
+        raise GateError("; ".join(unknown))
+    return results

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .compare import Comparison, regressions
+from .compare import Comparison, NotCompared, regressions, shortfall
 from .gates import GateResult
 
 
@@ -16,6 +16,7 @@ class Verdict:
     alpha: float
     baseline: str | None = None
     problems: list[str] = field(default_factory=list)  # failures that are not the model's (data, harness)
+    not_compared: list[NotCompared] = field(default_factory=list)  # the baseline's, that could not be
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -26,8 +27,13 @@ class Verdict:
         return regressions(self.comparisons, self.max_drop, self.alpha)
 
     @property
+    def shortfall(self) -> list[str]:
+        """With a baseline: what it could not be compared on (nothing at all, or some of its metrics)."""
+        return shortfall(self.comparisons, self.not_compared) if self.baseline else []
+
+    @property
     def passed(self) -> bool:
-        return not (self.failed_gates or self.regressions or self.problems)
+        return not (self.failed_gates or self.regressions or self.shortfall or self.problems)
 
     @property
     def exit_code(self) -> int:
@@ -44,6 +50,7 @@ class Verdict:
             f"{c.path} dropped {-c.delta:.2f} points (p={c.p_value:.3g}, BH-adjusted {c.p_adjusted:.3g})"
             for c in self.regressions
         ]
+        reasons += self.shortfall
         reasons += self.problems
         return "medbench verdict: FAIL: " + "; ".join(reasons)
 
@@ -73,6 +80,10 @@ class Verdict:
                     f"[{c.ci95[0]:+.2f}, {c.ci95[1]:+.2f}] | {c.p_value:.4f} | {c.p_adjusted:.4f} | "
                     f"{c.n_shared} | {verdict} |"
                 )
+            lines.append("")
+        if self.baseline and self.not_compared:
+            lines += [f"Not compared with `{self.baseline}`:", "", "| metric | why |", "|---|---|"]
+            lines += [f"| {entry.path} | {entry.reason} |" for entry in self.not_compared]
             lines.append("")
         lines += ["| category | n | errors | metrics |", "|---|---|---|---|"]
         for entry in categories:
