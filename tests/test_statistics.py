@@ -458,7 +458,10 @@ def test_the_in_run_baseline_and_the_command_give_one_verdict_on_the_bundled_fix
             assert category["metrics"] == tasks[(members[0]["benchmark"], members[0]["task"])]["metrics"]
 
 
-def test_label_sets_that_differ_between_runs_are_compared_on_their_union():
+def test_label_sets_that_differ_between_runs_are_each_runs_own_macro():
+    """Each run's macro runs over the labels its items carry counts for (strict HoC counts only the
+    labels an answer or gold uses), so a comparison's values are the two leaderboards' own."""
+
     def hoc(counts: list[dict]) -> dict:
         records = [
             ItemRecord("meds", "task106", "text_classification", str(i), counts=c, aggregation="macro_f1")
@@ -469,8 +472,27 @@ def test_label_sets_that_differ_between_runs_are_compared_on_their_union():
     old = [{"a|tp": 1, "a|fp": 0, "a|fn": 0}] * 2
     new = [{"a|tp": 1, "a|fp": 0, "a|fn": 0, "b|tp": 0, "b|fp": 1, "b|fn": 0}] * 2
     f1 = by_path(compare(hoc(old), hoc(new)))[("task", "meds.task106.f1")]
-    # new: label a F1 1, label b F1 0 -> macro 0.5; old: label b has no counts, F1 0 -> macro 0.5 too
-    assert (f1.old, f1.new) == (50.0, 50.0)
+    # new: label a F1 1, label b F1 0 -> macro 0.5; old: only label a is counted, F1 1 -> macro 1
+    assert (f1.old, f1.new) == (100.0, 50.0)
+    assert hoc(old)["tasks"][0]["metrics"]["f1"]["value"] == 100.0
+
+
+def test_a_strict_hoc_resample_is_scored_over_the_labels_it_carries():
+    """Strict HoC: the oracle answers every item's gold exactly, so every resample scores 100 and
+    the interval is the Wilson interval at n = 4 (before, a resample without some label scored that
+    label 0: [33.3, 100])."""
+    from scipy.stats import binomtest
+
+    labels = ["a", "b", "c", "d"]
+    counts = [{f"{label}|tp": 1.0, f"{label}|fp": 0.0, f"{label}|fn": 0.0} for label in labels]
+    records = [
+        ItemRecord("meds", "task106", "text_classification", str(i), counts=c, aggregation="macro_f1")
+        for i, c in enumerate(counts)
+    ]
+    f1 = leaderboard.build(RUN, records)["tasks"][0]["metrics"]["f1"]
+    wilson = binomtest(4, 4).proportion_ci(method="wilson")
+    assert f1["value"] == 100.0
+    assert f1["ci95"] == [pytest.approx(100 * wilson.low, abs=1e-3), 100.0]
 
 
 def test_a_metric_scored_as_corpus_in_one_run_only_is_a_clear_error():

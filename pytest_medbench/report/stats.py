@@ -98,8 +98,14 @@ def stratum(
     a corpus metric's columns are ``keys`` (default: every count key the items have)."""
     if metric in CORPUS_NAMES and any(item.get("counts") for item in items):
         keys = keys or _count_keys(items)
-        rows = np.array([[item.get("counts", {}).get(k, 0.0) for k in keys] for item in items], dtype=float)
-        return Stratum(weight, rows.reshape(len(items), len(keys)), _corpus_reducer(keys, metric), True)
+        labels = _labels(keys)
+        rows = [
+            [*(counts.get(k, 0.0) for k in keys), *(float(f"{label}|tp" in counts) for label in labels)]
+            for counts in (item.get("counts", {}) for item in items)
+        ]
+        columns = len(keys) + len(labels)
+        reducer = _corpus_reducer(keys, metric)
+        return Stratum(weight, np.array(rows, dtype=float).reshape(len(items), columns), reducer, True)
     values = [v for item in items if (v := item["scores"].get(metric)) is not None]
     if not values:
         return None
@@ -147,9 +153,19 @@ def prf_arrays(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> tuple[np.ndarr
     return precision, recall, f1
 
 
+def _labels(keys: list[str]) -> list[str]:
+    """A macro metric's labels (count keys ``<label>|tp`` ...); none for a micro one."""
+    return sorted({key.rsplit("|", 1)[0] for key in keys if "|" in key})
+
+
 def _corpus_reducer(keys: list[str], metric: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Component totals -> the corpus metric. A macro metric's totals end with one column per label:
+    how many items carry that label's counts. Its mean runs over the labels some item of the sample
+    (or resample) carries: every label on every item when the scorer counts them all (official HoC,
+    declared label sets), only the labels its gold or answer uses in strict HoC, so that each
+    resample is scored as the run is."""
     position = CORPUS_NAMES.index(metric)
-    labels = sorted({key.rsplit("|", 1)[0] for key in keys if "|" in key})
+    labels = _labels(keys)
     if not labels:  # micro: one tp/fp/fn triple
 
         def micro(totals: np.ndarray) -> np.ndarray:
@@ -158,11 +174,16 @@ def _corpus_reducer(keys: list[str], metric: str) -> Callable[[np.ndarray], np.n
         return micro
 
     def macro(totals: np.ndarray) -> np.ndarray:  # per label, then the unweighted mean over labels
-        per_label = [
-            prf_arrays(*(totals[..., keys.index(f"{label}|{k}")] for k in ("tp", "fp", "fn")))[position]
-            for label in labels
-        ]
-        return np.mean(per_label, axis=0)
+        per_label = np.stack(
+            [
+                prf_arrays(*(totals[..., keys.index(f"{label}|{k}")] for k in ("tp", "fp", "fn")))[position]
+                for label in labels
+            ],
+            axis=-1,
+        )
+        carried = totals[..., len(keys) :] > 0
+        count = carried.sum(axis=-1)
+        return np.where(count > 0, (per_label * carried).sum(axis=-1) / np.maximum(count, 1), 0.0)
 
     return macro
 
