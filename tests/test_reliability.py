@@ -310,15 +310,18 @@ def cut_key(monkeypatch):
 @pytest.mark.parametrize("offset", [10, len(CUT_KEY) - 1], ids=["middle", "all-but-one"])
 def test_a_text_cut_short_for_output_is_masked_before_the_cut(cut_key, offset):
     """A non-JSON error body is shown by its first 300 characters, a failure message's parsed answer
-    and reference by theirs: with a key across the cut, its start would show had the text been cut
-    before it was masked."""
+    and reference by theirs, a record's parsed answer by its first 200: with a key across the cut,
+    its start would show had the text been cut before it was masked."""
+    from pytest_medbench.data.meds_tasks import TASKS
+    from pytest_medbench.metrics.meds import score_meds
     from pytest_medbench.models.transport import _error_text
     from pytest_medbench.report.records import ItemRecord
 
     text = "x" * (300 - offset) + cut_key + " and more"  # the 300th character falls inside the key
     body = _error_text(502, text.encode())  # not JSON: the body itself is the message
     record = ItemRecord("meds", "task52", "rationale", "1", parsed={"answer": text}, reference=text)
-    for shown in (body, record.failure_message()):
+    answer = score_meds(TASKS["task1"], text[100:], "a reference").parsed["answer"]  # cut at 200
+    for shown in (body, record.failure_message(), answer):
         assert cut_key[:7] not in shown
         assert "x" * 20 in shown  # the text itself is still shown
 

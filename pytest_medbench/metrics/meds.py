@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data import meds_tasks as kinds
 from ..data.meds_tasks import TaskSpec
+from ..models.secrets import mask
 from ..parsing.mcqa import extract_yes_no_maybe, mcqa_answer, several_answers
 from . import accuracy, generation, sets
 from .labels import parse_label
@@ -130,8 +131,14 @@ def judged_score(judge: Any, output: str, reference: str, question: str, rubric:
     """A declared ``judge`` task's item: the run's judge (or jury, or the offline judge) decides."""
     correct = judge.verdict(output, reference, question=question, rubric=rubric or None)
     rule = f"the judge found the answer {'correct' if correct else 'wrong'} (must be correct)"
-    parsed = {"answer": output.strip()[:200] or None}
+    parsed = {"answer": _start(output) or None}
     return ItemScore({"accuracy": float(correct)}, correct, parsed, rule=rule)
+
+
+def _start(text: str) -> str:
+    """The first 200 characters of ``text``, as the record shows an answer: masked before the cut,
+    which could otherwise leave most of a secret the answer holds unmasked."""
+    return mask(text.strip())[:200]
 
 
 def _parsed_answer(spec: TaskSpec, output: str, label_set: tuple[str, ...]) -> dict:
@@ -141,4 +148,4 @@ def _parsed_answer(spec: TaskSpec, output: str, label_set: tuple[str, ...]) -> d
         if spec.task_id == "task123":
             return {"answer": extract_yes_no_maybe(output)}
         return {"answer": mcqa_answer(output, several=several_answers(spec))}
-    return {"answer": output.strip().split("\n", 1)[0][:200] if output.strip() else None}
+    return {"answer": _start(output.strip().split("\n", 1)[0]) or None}
