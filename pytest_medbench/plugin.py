@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.check_models()
         run.check_cache()
         _check_gate_paths(run)
+        _check_baseline(run)
         if not config.option.collectonly:
             _check_keys(run)
     if settings.prompts == "upstream":
@@ -98,6 +99,18 @@ def _check_gate_paths(run: Any) -> None:
             check_selected(run.settings.gates, [*run.meds_items, *run.medr_items])
         except GateError as exc:
             raise pytest.UsageError(str(exc)) from None
+
+
+def _check_baseline(run: Any) -> None:
+    """A --medbench-baseline that cannot be read, is not a leaderboard, or is of another schema is a
+    usage error before any model call, not after the run."""
+    from .report.compare import CompareError, check_comparable, read_leaderboard
+
+    if (path := run.settings.baseline_path) is not None:
+        try:
+            check_comparable(read_leaderboard(path, "the baseline "))
+        except CompareError as exc:
+            raise pytest.UsageError(f"--medbench-baseline: {exc}") from None
 
 
 def _check_keys(run: Any) -> None:
