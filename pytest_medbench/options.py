@@ -349,7 +349,7 @@ class Settings:
                 flag: path(Option(flag, "").dest)
                 for flag in ("--medbench-report", "--medbench-samples", "--medbench-html")
             },
-            cache_path,
+            {"--medbench-cache": cache_path, "--medbench-baseline": path("medbench_baseline")},
         )
         return cls(
             model=values["medbench_model"],
@@ -422,10 +422,11 @@ def shown_judge(text: str) -> str:
     return f"{model}@{without_userinfo(url)}" if url else model
 
 
-def _check_output_paths(outputs: dict[str, Path | None], cache_path: Path | None) -> None:
+def _check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
     """Usage errors now, not a traceback (or a file written over) after every item has run: an
-    output path that cannot be written, or one that another output, or the cache, also names."""
-    taken: dict[Path, str] = {cache_path.resolve(): "--medbench-cache"} if cache_path else {}
+    output path that cannot be written, or one that another output, the cache or the baseline also
+    names (a report written over its own baseline compares the run with itself)."""
+    taken = {path.resolve(): flag for flag, path in inputs.items() if path is not None}
     for flag, path in outputs.items():
         if path is None:
             continue
@@ -434,7 +435,7 @@ def _check_output_paths(outputs: dict[str, Path | None], cache_path: Path | None
         except OSError as exc:  # a name the file system refuses (too long, ...)
             raise pytest.UsageError(f"{flag} {path}: {exc.strerror or exc}") from None
         if (other := taken.setdefault(path.resolve(), flag)) != flag:
-            raise pytest.UsageError(f"{flag} {path}: {other} writes that file too; give each its own")
+            raise pytest.UsageError(f"{flag} {path}: {other} names that file too; give each its own")
 
 
 def _check_output_path(flag: str, path: Path) -> None:

@@ -104,9 +104,9 @@ def _check_gate_paths(run: Any) -> None:
 def _check_baseline(run: Any) -> None:
     """A --medbench-baseline that cannot be read, is not a leaderboard, or is of another schema is a
     usage error before any model call, not after the run."""
-    from .report.compare import CompareError, check_comparable, read_leaderboard
-
     if (path := run.settings.baseline_path) is not None:
+        from .report.compare import CompareError, check_comparable, read_leaderboard  # numpy: only here
+
         try:
             check_comparable(read_leaderboard(path, "the baseline "))
         except CompareError as exc:

@@ -230,16 +230,21 @@ def test_an_ini_value_out_of_range_is_a_usage_error_too(pytester):
         (
             {"--medbench-report": "x.json", "--medbench-samples": "x.json"},
             "--medbench-samples",
-            "--medbench-report writes that file too",
+            "--medbench-report names that file too",
         ),
         (
             {"--medbench-html": "c.sqlite3", "--medbench-cache": "c.sqlite3"},
             "--medbench-html",
-            "--medbench-cache writes that file too",
+            "--medbench-cache names that file too",
+        ),
+        (
+            {"--medbench-baseline": "last.json", "--medbench-report": "last.json"},
+            "--medbench-report",
+            "--medbench-baseline names that file too",
         ),
         ({"--medbench-report": "b" * 300 + ".json"}, "--medbench-report", "File name too long"),
     ],
-    ids=["report-and-samples", "html-and-cache", "name-too-long"],
+    ids=["report-and-samples", "html-and-cache", "report-over-its-baseline", "name-too-long"],
 )  # fmt: skip
 def test_output_paths_that_clash_or_cannot_exist_are_usage_errors(pytester, tmp_path, outputs, named, reason):
     """Before, two outputs on one file wrote the second over the first (both said "written to"), and
