@@ -563,3 +563,27 @@ def test_baseline_metrics_the_run_could_not_compare_fail_the_comparison_and_say_
         compare_runs(board({("mcqa", "task60"): [1, 0]}), board({("mcqa", "task61"): [1, 0]}))
     # without a baseline there is no comparison to fall short
     assert Verdict([], [], 2, 0.05).passed
+
+
+def test_a_corpus_item_that_counted_nothing_is_still_compared():
+    """Strict HoC counts only the labels an item's gold or answer uses, so an item with none on either
+    side has empty counts. It is still one of the task's items: a later run that answers it with a
+    wrong hallmark must be compared on it (before, it was left out: n 1 and no change)."""
+
+    def hoc(counts: list[dict]) -> dict:
+        records = [
+            ItemRecord("meds", "task106", "text_classification", str(i), counts=c, aggregation="macro_f1")
+            for i, c in enumerate(counts)
+        ]
+        return leaderboard.build(RUN, records)
+
+    right = {"a|tp": 1.0, "a|fp": 0.0, "a|fn": 0.0}
+    wrong = {"b|tp": 0.0, "b|fp": 1.0, "b|fn": 0.0}
+    old, new = hoc([right, {}, {}, {}]), hoc([right, wrong, wrong, wrong])
+    f1 = by_path(compare(old, new))[("task", "meds.task106.f1")]
+    # old: label a alone, F1 1; new: label a F1 1, label b (3 false positives) F1 0: macro 0.5
+    assert (f1.old, f1.new, f1.n_shared) == (100.0, 50.0, 4)
+    assert (old["tasks"][0]["metrics"]["f1"]["value"], new["tasks"][0]["metrics"]["f1"]["value"]) == (
+        100.0,
+        50.0,
+    )

@@ -28,7 +28,11 @@ def _metric(value: float, low: float, high: float, n: int) -> dict:
 
 def _strata(records: list[ItemRecord]) -> dict[str, stats.Stratum]:
     """One task's scored items as a stratum per metric."""
-    items = [{"scores": r.scores, "counts": r.counts} for r in records if r.error is None]
+    items = [
+        {"scores": r.scores, **({"counts": r.counts} if r.counted else {})}
+        for r in records
+        if r.error is None
+    ]
     found = {name: stats.stratum(items, name) for name in stats.metric_names(items)}
     return {name: stratum for name, stratum in found.items() if stratum is not None}
 

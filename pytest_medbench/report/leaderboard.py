@@ -92,7 +92,7 @@ def item_scores(records: list[ItemRecord]) -> dict[str, dict[str, dict]]:
     items: dict[str, dict[str, dict]] = {}
     for record in sorted(records, key=lambda r: r.key):
         entry: dict[str, Any] = {"passed": record.passed, "scores": record.scores}
-        if record.counts:
+        if record.counted:
             entry["counts"] = record.counts
         if record.error:
             entry["error"] = record.error["kind"]

@@ -68,6 +68,12 @@ class ItemRecord:
     def key(self) -> tuple[str, str, str]:
         return (self.benchmark, self.task, self.id)
 
+    @property
+    def counted(self) -> bool:
+        """Whether the item's ``counts`` feed a corpus metric (NER, HoC), even when it counted nothing
+        (a strict HoC item whose gold and answer name no label)."""
+        return bool(self.counts) or self.aggregation != "mean"
+
     def to_dict(self) -> dict[str, Any]:
         """A shallow copy (``asdict``'s deep one cost a cached rerun ~0.1 ms an item): the record is
         final once its test has run, so its lists and dicts can be shared."""

@@ -85,8 +85,9 @@ class Change:
 
 
 def metric_names(items: list[dict]) -> list[str]:
-    """The metrics a task's items can be reduced to: the corpus triple when items carry counts."""
-    if any(item.get("counts") for item in items):
+    """The metrics a task's items can be reduced to: the corpus triple when items carry counts (a
+    corpus item carries them even when it counted nothing: a strict HoC item with no label)."""
+    if any("counts" in item for item in items):
         return list(CORPUS_NAMES)
     return sorted({name for item in items for name, value in item["scores"].items() if value is not None})
 
@@ -96,8 +97,10 @@ def stratum(
 ) -> Stratum | None:
     """The stratum of one task's scored items (dicts with ``scores`` and ``counts``) for ``metric``;
     a corpus metric's columns are ``keys`` (default: every count key the items have)."""
-    if metric in CORPUS_NAMES and any(item.get("counts") for item in items):
+    if metric in CORPUS_NAMES and any("counts" in item for item in items):
         keys = keys or _count_keys(items)
+        if not keys:  # no item counted anything (strict HoC, no label on any side): no value
+            return None
         labels = _labels(keys)
         rows = [
             [*(counts.get(k, 0.0) for k in keys), *(float(f"{label}|tp" in counts) for label in labels)]
@@ -135,7 +138,7 @@ def _count_keys(items: list[dict]) -> list[str]:
 
 
 def _has(item: dict, metric: str) -> bool:
-    return item["scores"].get(metric) is not None or (metric in CORPUS_NAMES and bool(item.get("counts")))
+    return item["scores"].get(metric) is not None or (metric in CORPUS_NAMES and "counts" in item)
 
 
 def _first_column(totals: np.ndarray) -> np.ndarray:
