@@ -217,3 +217,46 @@ def test_hostile_names_and_answers_are_escaped_wherever_the_page_shows_them(two_
     # the category's bar label (1), the task's row (1, one metric), the failed item's task, output and
     # reference (3)
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 10
+
+
+PASSWORD = 'pa&ss<wo"rd-Kq81'  # HTML and JSON escape it: a mask applied after escaping misses it
+
+
+def written_forms(secret: str) -> set[str]:
+    import html
+
+    import markupsafe
+
+    return {secret, json.dumps(secret)[1:-1], html.escape(secret), str(markupsafe.escape(secret)), "Kq81"}
+
+
+def test_a_password_that_html_and_json_escape_is_masked_in_every_output(run_suites, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_PASSWORD", PASSWORD)
+    replay = tmp_path / "replay.jsonl"
+    records = [{"task": "task57", "id": str(n), "output": f"Z, as {PASSWORD} says"} for n in range(5)]
+    replay.write_text("\n".join(json.dumps(r) for r in records))
+    outputs = {name: tmp_path / name for name in ("run.html", "samples.jsonl", "board.json")}
+    run_suites(
+        "-k", "task57", "--model", f"replay:{replay}", f"--medbench-samples={outputs['samples.jsonl']}",
+        f"--medbench-html={outputs['run.html']}", report="board.json",
+    )  # fmt: skip
+    for path in outputs.values():
+        text = path.read_text(encoding="utf-8")
+        assert "as *** says" in text or path.name == "board.json", path.name  # the answer is shown
+        assert not {form for form in written_forms(PASSWORD) if form in text}, path.name
+
+
+def test_a_long_parsed_answer_is_masked_before_the_page_cuts_it(two_runs, monkeypatch):
+    from pytest_medbench.report.html import render
+
+    key = "sk-Lz4wQ-page-cut-7c2e9b10"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    board = json.loads((two_runs / "after.json").read_text(encoding="utf-8"))
+    samples = [
+        json.loads(line) for line in (two_runs / "after.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    failed = next(sample for sample in samples if not sample["passed"])
+    # the parsed answer's JSON is cut at 4,000 characters, inside the key
+    failed["parsed"] = {"answer": "x" * (4000 - len('{\n "answer": "') - 10) + key}
+    page = render([("run", board)], samples)
+    assert key[:7] not in page and "x" * 100 in page

@@ -9,6 +9,8 @@ whose name marks it as a credential, read when masking (a key set after start-up
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import urllib.parse
 
@@ -55,9 +57,18 @@ def secrets() -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+@functools.cache
+def _written_forms(secret: str) -> tuple[str, ...]:
+    """A secret as an output may hold it: as is, and escaped in JSON (the samples file and the
+    leaderboard are masked once serialised), so a password with a quote or a backslash is masked."""
+    forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
+    return tuple(sorted(forms, key=len, reverse=True))
+
+
 def mask(text: str) -> str:
-    """``text`` with every secret replaced by ``***``."""
+    """``text`` with every secret, in every form an output writes it, replaced by ``***``."""
     for secret in secrets():
-        if secret in text:
-            text = text.replace(secret, MASK)
+        for form in _written_forms(secret):
+            if form in text:
+                text = text.replace(form, MASK)
     return text

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from ..models.secrets import mask
 from .audit import audit_note
 from .terminal import natural_key
 
@@ -171,10 +172,12 @@ def _failed_items(samples: Iterable[dict]) -> tuple[list[dict[str, Any]], int]:
                 "id": sample["id"],
                 "truncated": sample.get("truncated"),
                 "verdict": verdict,
-                "prompt": "\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in messages),
-                "output": sample.get("output") or "",
-                "parsed": json.dumps(sample.get("parsed"), ensure_ascii=False, indent=1)[:4000],
-                "reference": "(none)" if reference is None else reference,
+                # each text masked before it is escaped (a password with "&" or "<" in it would no
+                # longer match) or cut (most of a secret would be left): the page is masked again
+                "prompt": mask("\n\n".join(f"[{m.get('role')}]\n{m.get('content')}" for m in messages)),
+                "output": mask(sample.get("output") or ""),
+                "parsed": mask(json.dumps(sample.get("parsed"), ensure_ascii=False, indent=1))[:4000],
+                "reference": "(none)" if reference is None else mask(reference),
             }
         )
     return items, max(len(failed) - FAILED_ITEMS_SHOWN, 0)
