@@ -42,12 +42,8 @@ from .utf8 import ERRORS, utf8_text
 USAGE_ERROR = 2
 
 
-def _load(path: str) -> dict:
-    return read_leaderboard(path)
-
-
 def _show(args: argparse.Namespace) -> int:
-    board = _load(args.run)
+    board = read_leaderboard(args.run)
     run = board.get("run", {})
     model, judge = run.get("model", {}).get("name", "?"), run.get("judge", {}).get("model", "?")
     scoring = run.get("scoring", {}).get("meds_scoring", "?")
@@ -57,7 +53,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    comparisons, not_compared = compare_runs(_load(args.baseline), _load(args.run), args.alpha)
+    comparisons, not_compared = compare_runs(
+        read_leaderboard(args.baseline), read_leaderboard(args.run), args.alpha
+    )
     print("\n".join(table(comparisons, args.max_drop, args.alpha, not_compared)))
     if args.json:
         write_json(Path(args.json), comparisons, args.max_drop, args.alpha, not_compared)
@@ -71,7 +69,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _html(args: argparse.Namespace) -> int:
     from .report.html import render
 
-    runs = [(Path(path).stem, _load(path)) for path in args.runs]
+    runs = [(Path(path).stem, read_leaderboard(path)) for path in args.runs]
     samples = []
     if args.samples:
         try:

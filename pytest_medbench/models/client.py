@@ -140,13 +140,13 @@ class ModelClient:
         run_id: str = "",
         revision: str | None = None,
         http_process: bool = False,
-        endpoint_in_key: bool = False,
     ) -> None:
         self.spec = spec
         self.run_id = run_id
         self.revision = revision
-        # jury members of one model id at different URLs are different judges: each keeps its own answers
-        self.endpoint_in_key = endpoint_in_key
+        # set on jury members of one model id at different URLs (``Clients.judge_clients``): they are
+        # different judges, so each keeps its own answers
+        self.endpoint_in_key = False
         self.limit = limit
         self.params = params
         self.cache = None if spec.builtin else cache
