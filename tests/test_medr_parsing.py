@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import SHARED_DATA, needs_shared
+from conftest import REPO, SHARED_DATA, needs_shared
 from pytest_medbench.data.medr import load_medr
-from pytest_medbench.parsing.medr import MAX_STEPS, parse_answer_output
-from pytest_medbench.parsing.verdict import parse_items
+from pytest_medbench.parsing.medr import MAX_STEPS, parse_answer_output, split_thinking, visible_text
+from pytest_medbench.parsing.verdict import loads_lenient, parse_items, parse_verdict
 
 RELEASED = (
     SHARED_DATA / "medrbench" / "released-outputs" / "oracle_diagnosis_o3-mini_deepseek-r1_demo_100.json"
@@ -87,3 +88,19 @@ def test_mirror_cases_load_and_split_at_the_first_ancillary_line():
     for case in diagnosis:
         before, ancillary = case.split_ancillary()
         assert "Ancillary Tests" in ancillary.split("\n")[0] and "Ancillary Tests" not in before
+
+
+def test_one_think_stripper_serves_answers_and_judge_replies():
+    # closed, upper-case and unclosed (running to the end) blocks, as split_thinking reads them
+    assert split_thinking("<THINK>Wrong?</THINK>\nCorrect") == ("Correct", "Wrong?")
+    assert visible_text("  Correct <think>but maybe Wrong") == "Correct"
+    assert parse_verdict("<THINK>Wrong?</THINK>\nCorrect", ("Correct", "Wrong")) == "Correct"
+    assert parse_verdict("Correct <think>but maybe Wrong", ("Correct", "Wrong")) == "Correct"
+    assert loads_lenient('<think>{"no": 1}</think>[1]') == [1]
+    # and it is the package's only one: no other module compiles a <think> pattern of its own
+    compiled = re.compile(r"re\.compile\(\s*r?[\"']<think>")
+    package = REPO / "pytest_medbench"
+    owners = sorted(
+        str(path.relative_to(package)) for path in package.rglob("*.py") if compiled.search(path.read_text())
+    )
+    assert owners == ["parsing/medr.py"]

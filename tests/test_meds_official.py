@@ -28,7 +28,8 @@ from pytest_medbench.report.records import ItemRecord
 
 def task_metrics(task_id: str, pairs: list[tuple[str, str]], mode: str) -> dict[str, float]:
     """The task's leaderboard values (percent, 2 decimals) for (output, reference) pairs, each item
-    scored as a run scores it (with the task's facts, HoC's label set among them)."""
+    scored as a run scores it, with the task's facts (MedS-Bench HoC ignores their label set: see
+    test_meds_hoc_reads_the_ten_hallmarks_whatever_the_label_set)."""
     spec = TASKS[task_id]
     instances = tuple(Instance(str(i), i, "input", reference) for i, (_, reference) in enumerate(pairs))
     facts = TaskFacts.of(Task(f"{task_id}_test", Path(f"{task_id}_test.json"), spec, "", instances))
@@ -141,6 +142,22 @@ def test_hoc_macro_averages_over_the_ten_labels():
     assert (official["precision"], official["recall"], official["f1"]) == (20.0, 20.0, 20.0)
 
 
+@pytest.mark.parametrize("mode", ["official", "strict"])
+def test_meds_hoc_reads_the_ten_hallmarks_whatever_the_label_set(mode):
+    # "sustaining proliferative signaling" is a hallmark no label set below names; the scores and
+    # counts are the same with no label set, an unrelated one, and the golds' own
+    answer, gold = "sustaining proliferative signaling, inducing angiogenesis", "inducing angiogenesis"
+    scores = [
+        score_meds(TASKS["task106"], answer, gold, mode=mode, label_set=labels)
+        for labels in ((), ("x",), ("inducing angiogenesis",))
+    ]
+    assert all(
+        (s.scores, s.counts, s.parsed) == (scores[0].scores, scores[0].counts, scores[0].parsed)
+        for s in scores
+    )
+    assert scores[0].parsed == {"labels": ["inducing angiogenesis", "sustaining proliferative signaling"]}
+
+
 # strict HoC reads the ten hallmarks and macro-averages over the ones the scored items use
 def test_strict_hoc_counts_a_hallmark_no_gold_uses():
     corpus = [
@@ -212,6 +229,8 @@ FRENCH_GOLD = "Les bonnes réponses est A: Héparine, C: Warfarine"
         ("(A), (C)", 100.0),
         ("Les bonnes réponses sont A, C", 100.0),
         ("A et C", 100.0),
+        ("A, C sont les bonnes réponses", 100.0),  # "C sont ...": the letter C, then the list ends
+        ("A et C sont correctes", 100.0),
         ("Les bonnes réponses est A: Héparine, C: Warfarine", 100.0),
         ("A", 0.0),  # one of the two answers
         ("A, C, E", 0.0),
@@ -229,23 +248,34 @@ def test_strict_frenchmedmcqa_reads_no_letter_out_of_an_option_text():
     assert item("task60", "B, D", gold, mode="strict")["accuracy"] == 0.0
     gold = "Les bonnes réponses est D: S. aureus, E: E. coli"  # labelled with ":", so "E. coli" is text
     assert item("task60", "D, E", gold, mode="strict")["accuracy"] == 100.0
+    # labelled with ".": "E. coli" (a lowercase word after the ".") is text, not option E
+    gold = "La bonne réponse est A: Staphylococcus aureus"
+    assert item("task60", "A. S. aureus, E. coli", gold, mode="strict")["accuracy"] == 100.0
 
 
-# strict NLI: the first word when it is a label, else the one label named
+# strict NLI (meds-bench.md 6.5: a single label, leading the answer or alone in it): the one label the
+# first sentence (up to . ! ? or a line break) names, not negated; when it names none, the one label
+# the whole output names; anything else is no answer (wrong). Official: the gold is in the output.
 @pytest.mark.parametrize(
     ("output", "gold", "official", "strict"),
     [
+        # first sentence "entailment": one label; the second sentence's negated one does not count
         ("Entailment. There is no contradiction here.", "Entailment", 100.0, 100.0),
-        ("Neutral. Not entailment.", "Entailment", 100.0, 0.0),  # the first word is the answer
+        ("Neutral. Not entailment.", "Entailment", 100.0, 0.0),  # the first sentence answers neutral
         ("The label is contradiction.", "Contradiction", 100.0, 100.0),  # the only label named
-        ("It is entailment, contradiction or neutral", "Entailment", 100.0, 0.0),  # no leading label
+        ("The answer is neutral because the premise says nothing of it", "Neutral", 100.0, 100.0),
+        ("I compared them\nit is entailment", "Entailment", 100.0, 100.0),  # first line names none
+        ("It is entailment, contradiction or neutral", "Entailment", 100.0, 0.0),  # three named
         ("Both entailment and contradiction", "Entailment", 100.0, 0.0),
         ("Contradiction or entailment", "Entailment", 100.0, 0.0),
-        # a hedge that leads with a label is that label's answer: it earns what "entailment" alone does
-        ("entailment or contradiction or neutral", "Entailment", 100.0, 100.0),
+        # the hedge naming all three (the quirk strict fixes) is no answer, even leading with a label
+        ("entailment or contradiction or neutral", "Entailment", 100.0, 0.0),
+        ("Not entailment.", "Entailment", 100.0, 0.0),  # negated: no answer
+        ("Non-entailment", "Entailment", 100.0, 0.0),
+        ("Hard to say\nbut not a contradiction", "Contradiction", 100.0, 0.0),  # negated in the output
     ],
 )
-def test_strict_nli_takes_a_leading_label(output, gold, official, strict):
+def test_strict_nli_reads_the_one_label_of_the_first_sentence(output, gold, official, strict):
     assert item("task41", output, gold)["accuracy"] == official
     assert item("task41", output, gold, mode="strict")["accuracy"] == strict
 
@@ -273,6 +303,28 @@ def test_strict_label_prefix_still_requires_the_exact_label_after_blank_lines():
     output, gold = "\nthe diagnosis result is unstable angina.", "The diagnosis result is stable angina."
     assert item("task130", output, gold)["accuracy"] == 100.0  # "stable angina" is inside
     assert item("task130", output, gold, mode="strict")["accuracy"] == 0.0
+
+
+# strict diagnosis / treatment: the prefix's trailing colon is optional and a stray colon after it
+# is not part of the label (official: the gold label, prefix removed, is in the output -> 100)
+@pytest.mark.parametrize(
+    ("task_id", "output", "gold"),
+    [
+        # task130's prefix "The diagnosis result is" (no colon), the answer adds one
+        ("task130", "The diagnosis result is: pneumonia.", "The diagnosis result is pneumonia."),
+        # task131's prefix "The treatment planning is:", the answer drops its colon
+        ("task131", "The treatment planning is surgery", "The treatment planning is: surgery"),
+        ("task131", "the treatment planning is :: surgery.", "The treatment planning is: surgery"),
+    ],
+)
+def test_strict_label_prefix_reads_the_prefix_with_or_without_its_colon(task_id, output, gold):
+    assert item(task_id, output, gold)["accuracy"] == 100.0
+    assert item(task_id, output, gold, mode="strict")["accuracy"] == 100.0
+
+
+def test_strict_label_prefix_without_its_colon_still_requires_the_exact_label():
+    output, gold = "The treatment planning is surgery", "The treatment planning is: surgery and radiation"
+    assert item("task131", output, gold, mode="strict")["accuracy"] == 0.0  # "surgery" is not the plan
 
 
 # strict PMC-Patient: a malformed age is a wrong answer, never an error

@@ -10,6 +10,7 @@ from pytest_medbench import metrics
 from pytest_medbench.data.meds_tasks import TASKS, TaskSpec
 from pytest_medbench.metrics import accuracy, overlap, sets
 from pytest_medbench.metrics.meds import score_meds
+from pytest_medbench.parsing.mcqa import mcqa_answer
 from pytest_medbench.report.audit import gold_label
 from pytest_medbench.report.stats import stratum, wilson
 
@@ -71,7 +72,10 @@ def test_mcqa_rules(output, gold, official, strict, several):
         ("A et C.", "A,C"),
         ("Les bonnes réponses sont A, C", "A,C"),
         ("Les bonnes réponses est A: Héparine, C: Warfarine", "A,C"),
-        ("A. Héparine, C. Warfarine", "A,C"),  # labelled alike: "." both times
+        ("A. Héparine, C. Warfarine", "A,C"),  # labelled alike: "." both times, then an uppercase
+        ("A. S. aureus, E. coli", "A"),  # "E." before lowercase "coli" is the option's text
+        ("A, C sont les bonnes réponses", "A,C"),  # a letter then words ends the list, counted
+        ("A et C sont correctes", "A,C"),
         ("The right answer is D: Hepatitis A, B.", "D"),  # the text's "A" and "B." are no answer
         ("D: infection by S. aureus, E. coli", "D"),  # labelled with ":", so "E. coli" is text
         ("B: Aspirin, C: heparin", "B,C"),
@@ -81,6 +85,11 @@ def test_mcqa_rules(output, gold, official, strict, several):
 )
 def test_parse_mcqa_reads_a_letter_list_and_no_letter_from_option_text(text, letters):
     assert metrics.parse_mcqa(text) == letters
+
+
+@given(text=st.text(alphabet="ABCDEFabc ,.:;()etsonr\n", max_size=40))
+def test_parse_mcqa_is_frenchmedmcqa_s_rule(text):
+    assert metrics.parse_mcqa(text) == mcqa_answer(text, several=True)
 
 
 def test_the_parsed_mcqa_answer_is_the_task_rule_s():
@@ -148,6 +157,8 @@ def test_first_line_and_nli_rules():
     assert not accuracy.official_first_line("", "no")
     assert accuracy.official_nli("entailment or contradiction or neutral", "Entailment")
     assert not accuracy.strict_nli("One of entailment, contradiction or neutral", "Entailment")
+    # naming all three scores officially; strictly it is no answer, leading label or not
+    assert not accuracy.strict_nli("entailment or contradiction or neutral", "Entailment")
     assert accuracy.strict_nli("Contradiction: the x-ray was clear", "Contradiction")
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..data.medr import Case, ancillary_entries, slug
 from ..metrics.score import ItemScore
-from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn, split_thinking
+from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn, visible_text
 from .base import Services, Transcript
 from .dialogue import FREE_TURN, ONE_TURN, run_dialogue, served_requests
 
@@ -186,7 +186,7 @@ class MedrItem:
             notes += result.notes
             parsed = result.as_dict()
             if answer is None:
-                answer = split_thinking(transcript.output)[0].strip() or None
+                answer = visible_text(transcript.output) or None
                 notes.append("no Answer section: the whole output was judged, as the official code does")
         if answer is None:
             notes.append("no answer could be parsed: scored as incorrect")

@@ -9,7 +9,6 @@ from ..data.meds import Instance, Task
 from ..data.meds_tasks import GENERATION, JUDGE, LABEL, MULTILABEL
 from ..metrics.meds import judged_score, score_meds
 from ..metrics.score import ItemScore
-from ..metrics.sets import HOC_LABELS
 from ..prompts.meds import MedsPromptConfig, meds_messages
 from .base import Services, Transcript
 
@@ -30,9 +29,7 @@ class TaskFacts:
             labels.update(
                 instance.reference.strip().rstrip(".").strip().lower() for instance in task.instances
             )
-        elif task.spec.scorer == MULTILABEL and task.spec.benchmark == "meds":
-            labels.update(HOC_LABELS)  # HoC: the ten hallmarks, whatever the golds use
-        elif task.spec.scorer == MULTILABEL:
+        elif task.spec.scorer == MULTILABEL:  # MedS-Bench HoC reads the ten hallmarks whatever this holds
             for instance in task.instances:
                 labels.update(
                     part.strip().rstrip(".").strip().lower() for part in instance.reference.split(",")

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..models.errors import ModelCallError
 from ..models.secrets import mask
-from ..parsing.medr import split_thinking
+from ..parsing.medr import visible_text
 from ..parsing.verdict import loads_lenient, parse_items, parse_verdict
 from ..prompts.fence import fence
 from ..prompts.medr import MedrPrompts
@@ -32,11 +32,6 @@ def _quoted(reply: str) -> str:
     """The start of a judge reply for an error message: masked whole first, so that cutting it
     cannot leave most of a secret the judge echoed unmasked."""
     return repr(mask(reply)[:200])
-
-
-def _visible(reply: str) -> str:
-    """A judge reply without its ``<think>`` blocks, stripped."""
-    return split_thinking(reply)[0].strip()
 
 
 class LLMJudge:
@@ -94,7 +89,7 @@ class LLMJudge:
             f"Case Summary: {case.summary}\nTreatment Planning Analysis: {case.reference_reasoning}\n"
             f"Treatment Plan Results: {case.reference}"
         )
-        keywords = _visible(self._ask(self._messages("judge_treatment_keywords", info=info)))
+        keywords = visible_text(self._ask(self._messages("judge_treatment_keywords", info=info)))
         evidence = self._evidence(keywords)
         verdict = self._judge(
             "judge_treatment",
@@ -194,7 +189,7 @@ class LLMJudge:
     def _step_is_correct(self, step: str, case: str) -> dict[str, Any]:
         """The factuality dialogue: while the judge answers Search, it gets the evidence it asked for,
         at most MAX_EXTRA_SEARCHES times; a step still at Search after that counts as not correct."""
-        keywords = _visible(self._ask(self._messages("judge_keywords", reasoning_step=fence(step))))
+        keywords = visible_text(self._ask(self._messages("judge_keywords", reasoning_step=fence(step))))
         messages = self._messages(
             "judge_factuality", case=case, info=self._evidence(keywords), reasoning_step=fence(step)
         )
@@ -219,7 +214,7 @@ class LLMJudge:
         if not reference_reasoning.strip() or not steps:
             return {}
         reply = self._ask(self._messages("judge_split_reference", gt_reasoning=reference_reasoning))
-        lines = _visible(reply).replace("\n\n", "\n").split("\n")
+        lines = visible_text(reply).replace("\n\n", "\n").split("\n")
         reference = [line.strip() for line in lines if line.strip()][:10]
         predicted = "\n".join(steps)
         return {

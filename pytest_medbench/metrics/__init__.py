@@ -11,7 +11,7 @@ They are the functions the benchmarks are scored with, not copies:
 
 from __future__ import annotations
 
-from ..parsing.mcqa import extract_letters
+from ..parsing.mcqa import mcqa_answer
 from .labels import parse_label
 from .overlap import bleu_1, rouge_l
 from .sets import entity_f1
@@ -22,4 +22,4 @@ __all__ = ["bleu_1", "entity_f1", "parse_label", "parse_mcqa", "rouge_l"]
 def parse_mcqa(answer: str) -> str | None:
     """The option letter(s) A-E an answer picks, sorted and comma-joined ("B", "A,C"); None when it
     picks none. "The right answer is B: sepsis" -> "B"; a lead-in such as "Answer:" is skipped."""
-    return ",".join(sorted(extract_letters(answer))) or None
+    return mcqa_answer(answer, several=True)

@@ -53,11 +53,17 @@ def official_label_prefix(output: str, gold: str, prefix: str) -> bool:
 
 
 def _after_prefix(text: str, prefix: str) -> str:
-    """The first non-blank line's text after ``prefix`` (any case; the whole line without it), final
-    period stripped, lowercased."""
+    """The first non-blank line's text after ``prefix`` (the whole line when the prefix is not in it),
+    lowercased, with a leading colon and the final period stripped. The prefix matches in any case
+    and with or without its trailing colon: "The treatment planning is surgery" and "The diagnosis
+    result is: pneumonia." read "surgery" and "pneumonia" under the prefixes "The treatment planning
+    is:" and "The diagnosis result is"."""
     line = text.strip().split("\n", 1)[0]
-    found = re.search(re.escape(prefix), line, re.IGNORECASE) if prefix else None
-    return (line[found.end() :] if found else line).strip().rstrip(".").strip().lower()
+    stem = prefix.strip().rstrip(":：").rstrip()
+    boundary = r"\b" if stem[-1:].isalnum() else ""  # "is" must not match the start of "isolated"
+    found = re.search(re.escape(stem) + boundary + r"\s*[:：]?", line, re.IGNORECASE) if stem else None
+    rest = line[found.end() :] if found else line
+    return rest.strip().lstrip(":：").strip().rstrip(".").strip().lower()
 
 
 def strict_label_prefix(output: str, gold: str, prefix: str) -> bool:
@@ -138,13 +144,35 @@ def official_nli(output: str, gold: str) -> bool:
     return str(gold).replace(".", "").strip().lower() in str(output).lower().strip()
 
 
+# a label named as a word, and whether "not" / "non" / "no" (an article between allowed) negates it
+_NLI_LABEL = re.compile(
+    r"(?:\b(not|non|no)[\s-]+(?:(?:a|an|the)\s+)?)?\b(entailment|contradiction|neutral)\b"
+)
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
+def _nli_answer(text: str) -> str | None:
+    """The one label ``text`` names, when it names exactly one and never negates it; else None."""
+    negated: dict[str, bool] = {}
+    for negation, label in _NLI_LABEL.findall(text):
+        negated[label] = negated.get(label, False) or bool(negation)
+    if len(negated) != 1:
+        return None
+    ((label, is_negated),) = negated.items()
+    return None if is_negated else label
+
+
+def nli_answer(output: str) -> str | None:
+    """Strict NLI's answer: the one label the first sentence (up to the first ``.``, ``!``, ``?`` or
+    line break) names, not negated ("Not entailment", "non-entailment"); when the first sentence
+    names none, the one label the whole output names, not negated; otherwise None (no answer)."""
+    text = output.lower().strip()
+    first = _SENTENCE_END.split(text, 1)[0]
+    return _nli_answer(first if _NLI_LABEL.search(first) else text)
+
+
 def strict_nli(output: str, gold: str) -> bool:
-    """The answer is the first word when that is an NLI label, else the one label named (naming two or
-    all three is no answer); correct when it is the gold one."""
-    words = re.findall(r"[a-z]+", output.lower())
-    if words and words[0] in NLI_LABELS:
-        answer = words[0]
-    else:
-        named = [label for label in NLI_LABELS if label in output.lower()]
-        answer = named[0] if len(named) == 1 else None
+    """Correct when ``nli_answer`` is the gold label: "entailment or contradiction or neutral" (a
+    hedge naming several), "Not entailment." (negated) are no answer."""
+    answer = nli_answer(output)
     return answer is not None and answer == gold.replace(".", "").strip().lower()

@@ -22,8 +22,11 @@ _YES_NO_MAYBE = re.compile(r"^\W*(yes|no|maybe)\b", re.IGNORECASE)
 _PARTS = re.compile(r"\s*[,，;；]\s*|\s+(?:et|and|&)\s+", re.IGNORECASE)
 # a part that is a letter alone: "C", "(C)", "[C]", "C)", "C."
 _BARE = re.compile(r"^[\(\[]?([A-E])[\)\]]?\.?$")
-# a part that is a letter labelling an option's text, and how it is labelled: "C: x", "C. x", "C) x", "(C) x"
-_LABELLED = re.compile(r"^(?:([\(\[])[A-E][\)\]]|[A-E]\s*([:：.)）]))\s*\S")
+# a part that is a letter then words, which ends a list of bare letters: "C sont correctes", "(C) are"
+_LEADING = re.compile(r"^[\(\[]?([A-E])[\)\]]?\s+\w")
+# a part that is a letter labelling an option's text, and how it is labelled: "C: x", "C. x", "C) x",
+# "(C) x"; then the text's first character
+_LABELLED = re.compile(r"^(?:([\(\[])[A-E][\)\]]|[A-E]\s*([:：.)）]))\s*(\S)")
 
 # MedS-Bench MCQA tasks whose questions can have several right answers (FrenchMedMCQA); every other
 # MedS-Bench MCQA task has one, and its answer is the first option letter
@@ -54,11 +57,16 @@ def first_letter(text: str) -> str | None:
 def extract_letters(text: str) -> frozenset[str]:
     """Option letters a text answers with; empty when there is no letter.
 
-    The first letter, then more letters only from a list whose form is unambiguous: a list of bare
-    letters ("A, C", "A,C", "(A), (C)", "A et C") gives every letter of its leading run of bare
-    parts; a list of labelled options ("A: x, C: y", FrenchMedMCQA's golds) gives the parts labelled
-    as the first one is (a letter then ":" here), so a letter in an option's text ("D: Hepatitis A,
-    B.", "D: S. aureus, E. coli") is not read as an answer.
+    The first letter, then more letters only from a list whose form is unambiguous (its parts split
+    on commas, semicolons, "et", "and", "&"):
+
+    - a list of bare letters ("A, C", "A,C", "(A), (C)", "A et C") gives every letter of its leading
+      run of bare parts; a part that is a letter then words ("A, C sont les bonnes réponses", "A et
+      C sont correctes") gives its letter and ends the run;
+    - a list of labelled options ("A: x, C: y", FrenchMedMCQA's golds) gives the parts labelled as
+      the first one is (a letter then ":" here); with "." a part counts only when its text starts
+      with an uppercase letter ("A. Héparine, C. Warfarine"), so a letter in an option's text ("D:
+      Hepatitis A, B.", "D: S. aureus, E. coli", "A. S. aureus, E. coli") is not read as an answer.
     """
     body = strip_answer_prefix(text)
     first = _LETTER.match(body)
@@ -68,17 +76,20 @@ def extract_letters(text: str) -> frozenset[str]:
     if _BARE.match(parts[0]):
         letters = []
         for part in parts:
-            bare = _BARE.match(part)
-            if not bare:
+            if bare := _BARE.match(part):
+                letters.append(bare.group(1))
+            elif leading := _LEADING.match(part):
+                letters.append(leading.group(1))
                 break
-            letters.append(bare.group(1))
+            else:
+                break
         return frozenset(letters)
     letters = [first.group(1)]
     labelled = _LABELLED.match(parts[0])
     if labelled:
         for part in parts[1:]:
             more = _LABELLED.match(part)
-            if more and _form(more) == _form(labelled):
+            if more and _form(more) == _form(labelled) and (_form(more) != "." or more.group(3).isupper()):
                 letters.append(_LETTER.match(part).group(1))
     return frozenset(letters)
 

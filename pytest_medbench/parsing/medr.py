@@ -41,11 +41,17 @@ class ParsedOutput:
 
 
 def split_thinking(text: str) -> tuple[str, str | None]:
-    """(visible text, thinking text) for outputs that inline a ``<think>`` block."""
+    """(visible text, thinking text) for outputs that inline a ``<think>`` block (an unclosed one runs
+    to the end); the package's one ``<think>`` stripper (``visible_text``, ``parsing.verdict``)."""
     blocks = _THINK.findall(text)
     if not blocks:
         return text, None
     return _THINK.sub("", text).strip(), "\n".join(block.strip() for block in blocks)
+
+
+def visible_text(text: str) -> str:
+    """``text`` without its ``<think>`` blocks, stripped."""
+    return split_thinking(text)[0].strip()
 
 
 def normalise(text: str) -> str:

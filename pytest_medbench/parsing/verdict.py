@@ -12,8 +12,9 @@ import json
 import re
 from typing import Any
 
+from .medr import visible_text
+
 _FENCE = re.compile(r"^\s*```[^\n]*$", re.M)
-_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
 _LEAD_IN = re.compile(r"^(?:final\s+)?(?:verdict|judgment|judgement|answer|label|decision)\s*[:：]\s*", re.I)
 _ONE_FENCE = re.compile(r"```[^\n`]*\n(.*?)\n?```", re.S)
 _WRAPPING = "*_`\"'()[]{} \t\n"
@@ -22,7 +23,7 @@ _TRAILING_COMMA = re.compile(r",\s*([}\]])")
 
 
 def _clean(text: str) -> str:
-    return _FENCE.sub("", _THINK.sub("", text)).strip()
+    return _FENCE.sub("", visible_text(text)).strip()
 
 
 def loads_lenient(text: str) -> Any:
@@ -45,7 +46,7 @@ def loads_lenient(text: str) -> Any:
 def parse_verdict(text: str, labels: tuple[str, ...]) -> str | None:
     """The label (as spelled in ``labels``) the reply is, or None when it is anything else."""
     by_lower = {label.lower(): label for label in labels}
-    body = _THINK.sub("", text).strip()
+    body = visible_text(text)
     if fenced := _ONE_FENCE.fullmatch(body):
         body = fenced.group(1).strip()
     if body.startswith("{") and body.endswith("}"):
