@@ -377,3 +377,15 @@ def test_a_jury_of_one_model_at_two_urls_keeps_each_judges_answers_in_the_cache(
     # every case: Correct from one judge, Wrong from the other, a tie, which counts as incorrect
     assert task["metrics"]["accuracy"]["value"] == 0.0
     assert task["judge_agreement"]["accuracy"]["percent_agreement"] == 0.0
+
+
+def test_a_key_with_a_quote_is_masked_in_a_failure_messages_repr(monkeypatch):
+    """A failure message shows the parsed answer's repr, which escapes a quote the key holds when the
+    answer holds both kinds (``it\\'s``): the key was shown whole in the terminal and junit XML."""
+    from pytest_medbench.report.records import ItemRecord
+
+    key = "it's-a-key-Vn60\\x"
+    monkeypatch.setenv("QUOTE_API_KEY", key)
+    record = ItemRecord("meds", "task52", "rationale", "1", parsed={"answer": f'he said "ok", {key}'})
+    message = record.failure_message()
+    assert "Vn60" not in message and "he said" in message

@@ -59,9 +59,17 @@ def secrets() -> list[str]:
 
 @functools.cache
 def _written_forms(secret: str) -> tuple[str, ...]:
-    """A secret as an output may hold it: as is, and escaped in JSON (the samples file and the
-    leaderboard are masked once serialised), so a password with a quote or a backslash is masked."""
-    forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
+    """A secret as an output may hold it: as is, escaped in JSON (the samples file and the
+    leaderboard are masked once serialised) and in a Python repr (a failure message shows the parsed
+    answer's), so a password with a quote or a backslash is masked in each."""
+    in_repr = secret.replace("\\", "\\\\")
+    forms = {
+        secret,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1],
+        in_repr,
+        in_repr.replace("'", "\\'"),  # repr quotes with ' a text that holds both kinds of quote
+    }
     return tuple(sorted(forms, key=len, reverse=True))
 
 
