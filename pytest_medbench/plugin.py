@@ -272,9 +272,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
             report.longrepr = mask(text)
     if call.when == "call":
         record = item.stash.get(_module("run.scheduler").RECORD_KEY, None)
+        skipped = report.skipped and not hasattr(report, "wasxfail")
+        if record is not None and record.passed is None and skipped:
+            record = None  # medbench.record(passed=None), then pytest.skip: no item, as for any skip
         if record is not None:
-            if record.passed is None:  # medbench.record(passed=None): the test's outcome decides
-                record.passed = call.excinfo is None
+            if record.passed is None:  # medbench.record(passed=None): the test's outcome decides (an
+                record.passed = report.passed  # xfail failed; a strict xpass is a failed test)
             value = record.to_property(crosses_wire=hasattr(item.config, "workerinput"))
             report.user_properties.append((_module("report.records").USER_PROPERTY, value))
             # flat scores on the item reach the teardown report, which is what --junitxml writes out

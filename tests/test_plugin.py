@@ -253,3 +253,39 @@ def test_output_paths_that_clash_or_cannot_exist_are_usage_errors(pytester, tmp_
     result = pytester.runpytest(str(SUITES), "-p", "no:cacheprovider", "--model=medbench/oracle", *options)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {named} {tmp_path / outputs[named]}: {reason}*"])
+
+
+OUTCOMES = """
+import pytest
+
+def test_pass(medbench):
+    medbench.record("own", {"accuracy": 1.0})
+
+def test_fail(medbench):
+    medbench.record("own", {"accuracy": 1.0})
+    assert False
+
+def test_skip(medbench):
+    medbench.record("own", {"accuracy": 1.0})
+    pytest.skip("not for this model")
+
+@pytest.mark.xfail(strict=True)
+def test_strict_xpass(medbench):
+    medbench.record("own", {"accuracy": 1.0})
+
+@pytest.mark.xfail
+def test_xfail(medbench):
+    medbench.record("own", {"accuracy": 1.0})
+    assert False
+"""
+
+
+def test_record_without_passed_takes_the_tests_outcome_as_pytest_reports_it(pytester, tmp_path):
+    """``passed=None`` is the test's outcome: a strict xpass is a failed test, an xfail failed, and a
+    skipped test is no item (before, a skip was a failed item and a strict xpass a passed one)."""
+    pytester.makepyfile(OUTCOMES)
+    board_path = tmp_path / "board.json"
+    pytester.runpytest("-p", "no:cacheprovider", "--medbench-no-cache", f"--medbench-report={board_path}")
+    items = json.loads(board_path.read_text())["items"]["custom/own"]
+    passed = {nodeid.split("::")[1]: item["passed"] for nodeid, item in items.items()}
+    assert passed == {"test_pass": True, "test_fail": False, "test_strict_xpass": False, "test_xfail": False}
