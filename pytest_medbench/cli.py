@@ -12,7 +12,12 @@
 Exit codes: 0 fine; 1 ``compare`` found a significant drop larger than --max-drop or could not
 compare a metric of the baseline (or anything), ``judge-check`` found a rate above its limit, or
 ``fetch`` rejected or found changed files; 2 usage error (unreadable or incompatible files, bad
-arguments, the Hub unreachable).
+arguments, an output path that cannot be written, ``fetch --verify`` without a lock to verify against,
+``audit`` of a directory without MedS-Bench task files, the Hub unreachable).
+
+``--alpha`` and ``--max-drop`` follow the rules of ``--medbench-alpha`` and ``--medbench-max-drop``,
+and an output (``compare --json``, ``html -o``) those of the pytest output options: it may not be a
+directory, lie under a file, or name an input; missing folders above it are created.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +58,60 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ruled(flag: str) -> Callable[[str], Any]:
+    """An argparse ``type`` that converts and checks a value by the rule of the pytest option
+    ``flag`` (``--medbench-alpha``: between 0 and 1), so the command and the option accept the same."""
+
+    def convert(text: str) -> Any:
+        from .options import OPTIONS
+
+        option = next(option for option in OPTIONS if option.flag == flag)
+        try:
+            value = option.type(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a valid {option.type.__name__}") from None
+        if option.rule is not None and not option.rule[0](value):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {option.rule[1]}")
+        return value
+
+    return convert
+
+
+def _check_output(flag: str, path: str, inputs: dict[str, str]) -> Path:
+    """``path`` checked as the pytest output options are, before any work: a usage error when it is a
+    directory, lies under a file, cannot be written, or names one of ``inputs`` (what names it: path)."""
+    import pytest
+
+    from .options import check_output_paths
+
+    try:
+        check_output_paths({flag: Path(path)}, {name: Path(value) for name, value in inputs.items()})
+    except pytest.UsageError as exc:
+        raise CompareError(str(exc)) from None
+    return Path(path)
+
+
+def _write(path: Path, text: str) -> None:
+    """Write an output, creating missing folders above it (as the pytest output options do)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", errors=ERRORS)
+    except OSError as exc:
+        raise CompareError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _compare(args: argparse.Namespace) -> int:
+    if args.json:
+        _check_output("--json", args.json, {"the baseline": args.baseline, "the run": args.run})
     comparisons, not_compared = compare_runs(
         read_leaderboard(args.baseline), read_leaderboard(args.run), args.alpha
     )
     print("\n".join(table(comparisons, args.max_drop, args.alpha, not_compared)))
     if args.json:
-        write_json(Path(args.json), comparisons, args.max_drop, args.alpha, not_compared)
+        try:
+            write_json(Path(args.json), comparisons, args.max_drop, args.alpha, not_compared)
+        except OSError as exc:
+            raise CompareError(f"cannot write {args.json}: {exc.strerror or exc}") from None
     failures = [c.path for c in regressions(comparisons, args.max_drop, args.alpha)]
     failures += shortfall(comparisons, not_compared)
     verdict = "FAIL: " + "; ".join(failures) if failures else "PASS"
@@ -69,18 +122,44 @@ def _compare(args: argparse.Namespace) -> int:
 def _html(args: argparse.Namespace) -> int:
     from .report.html import render
 
+    inputs = {f"the run {path}": path for path in args.runs}
+    output = _check_output("-o", args.output, inputs | ({"--samples": args.samples} if args.samples else {}))
     runs = [(Path(path).stem, read_leaderboard(path)) for path in args.runs]
     samples = []
     if args.samples:
-        try:
-            lines = Path(args.samples).read_text(encoding="utf-8").splitlines()
-            samples = [json.loads(line) for line in lines if line.strip()]
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CompareError(f"cannot read {args.samples}: {exc}") from exc
+        samples = _read_samples(args.samples)
         _check_samples_match(args.samples, samples, args.runs[-1], runs[-1][1])
-    Path(args.output).write_text(render(runs, samples), encoding="utf-8", errors=ERRORS)
+    _write(output, render(runs, samples))
     print(f"HTML page written to {args.output}")
     return 0
+
+
+SAMPLE_KEYS = ("benchmark", "task", "id")  # what the page and the match with the run need of a sample
+
+
+def _read_samples(path: str) -> list[dict]:
+    """The samples file's lines: JSON objects naming their item; CompareError naming the file (and
+    the line) otherwise."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CompareError(f"cannot read {path}: {exc}") from exc
+    samples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CompareError(f"cannot read {path}: line {number}: {exc}") from exc
+        if not isinstance(sample, dict):
+            raise CompareError(f"{path} line {number}: not a JSON object; not a pytest-medbench samples file")
+        if missing := [key for key in SAMPLE_KEYS if key not in sample]:
+            raise CompareError(
+                f"{path} line {number}: missing {', '.join(missing)}; not a pytest-medbench samples file"
+            )
+        samples.append(sample)
+    return samples
 
 
 def _check_samples_match(path: str, samples: list[dict], run_path: str, board: dict) -> None:
@@ -142,15 +221,11 @@ def _add_judge_check(commands: Any) -> None:
 
 def _fetch(args: argparse.Namespace) -> int:
     from .data.fetch import LICENCES, MANUAL_LAYOUT, OUTPUTS_SOURCE, SOURCES, Fetcher, HubUnreachable
-    from .data.lock import LockFileError, lock_errors
+    from .data.lock import LockFileError
 
     root = Path(args.into)
     if args.verify:
-        problems = lock_errors(root, include_outputs=True)
-        for problem in problems:
-            print(f"medbench fetch --verify: {problem}", file=sys.stderr)
-        print(f"medbench fetch --verify: {len(problems)} problems in {root}")
-        return 1 if problems else 0
+        return _verify(root)
     if args.dataset is None:
         raise CompareError("fetch needs a dataset (meds-bench or medrbench), or --verify")
     print(LICENCES[args.dataset].format(root=root))
@@ -180,8 +255,33 @@ def _fetch(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _verify(root: Path) -> int:
+    """``fetch --verify``: every locked file against the lock. No lock (or one listing no file) is a
+    usage error, not a pass: nothing would have been verified."""
+    from .data.lock import LOCK_NAME, LockFileError, locked_file_errors, read_lock
+
+    if not root.is_dir():
+        why = "not a directory" if root.exists() else "no such directory"
+        raise CompareError(f"fetch --verify: {root}: {why}; nothing to verify")
+    try:
+        lock = read_lock(root)
+    except LockFileError as exc:
+        raise CompareError(f"fetch --verify: {exc}") from None
+    if lock is None:
+        raise CompareError(
+            f"fetch --verify: {root} has no {LOCK_NAME} (written by medbench fetch); nothing to verify"
+        )
+    if not lock.files:
+        raise CompareError(f"fetch --verify: {root / LOCK_NAME} lists no files; nothing to verify")
+    problems = locked_file_errors(root, lock, include_outputs=True)
+    for problem in problems:
+        print(f"medbench fetch --verify: {problem}", file=sys.stderr)
+    print(f"medbench fetch --verify: {len(problems)} problems in {len(lock.files)} locked files in {root}")
+    return 1 if problems else 0
+
+
 def _audit(args: argparse.Namespace) -> int:
-    from .data.files import bundled_fixtures
+    from .data.files import MEDS_DIR, bundled_fixtures
     from .data.meds import load_meds
     from .items.meds import meds_items
     from .prompts.meds import MedsPromptConfig
@@ -190,7 +290,13 @@ def _audit(args: argparse.Namespace) -> int:
     root = Path(args.dir or os.environ.get(DATA_ENV) or bundled_fixtures())
     if not root.is_dir():
         raise CompareError(f"audit: {root}: no such directory")
+    if not (root / MEDS_DIR).is_dir():
+        raise CompareError(f"audit: {root} has no {MEDS_DIR}/ folder: no MedS-Bench task to audit")
     tasks, errors = load_meds(root)
+    if not tasks and not errors:
+        raise CompareError(
+            f"audit: {root / MEDS_DIR} holds no task*.json[l] file: no MedS-Bench task to audit"
+        )
     items = list(meds_items(tasks, MedsPromptConfig(), args.scoring))
     audits = audit_by_task(items, {("meds", task.task_id) for task in tasks})
     if args.json:
@@ -215,9 +321,17 @@ def main(argv: list[str] | None = None) -> int:
     comparing = commands.add_parser("compare", help="compare a run with a baseline, item by item")
     comparing.add_argument("baseline")
     comparing.add_argument("run")
-    comparing.add_argument("--max-drop", type=float, default=2.0, help="points a metric may drop (default 2)")
     comparing.add_argument(
-        "--alpha", type=float, default=0.05, help="false discovery rate of the drops flagged (default 0.05)"
+        "--max-drop",
+        type=_ruled("--medbench-max-drop"),
+        default=2.0,
+        help="points a metric may drop, at least 0 (default 2)",
+    )
+    comparing.add_argument(
+        "--alpha",
+        type=_ruled("--medbench-alpha"),
+        default=0.05,
+        help="false discovery rate of the drops flagged, between 0 and 1 (default 0.05)",
     )
     comparing.add_argument("--json", metavar="PATH", help="also write every comparison as JSON")
     comparing.set_defaults(handler=_compare)

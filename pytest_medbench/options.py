@@ -344,7 +344,7 @@ class Settings:
         )
         judges = values["medbench_judge_model"] or ()
         first_judge = split_judge(judges[0])[0] if judges else None
-        _check_output_paths(
+        check_output_paths(
             {
                 flag: path(Option(flag, "").dest)
                 for flag in ("--medbench-report", "--medbench-samples", "--medbench-html")
@@ -422,7 +422,7 @@ def shown_judge(text: str) -> str:
     return f"{model}@{without_userinfo(url)}" if url else model
 
 
-def _check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
+def check_output_paths(outputs: dict[str, Path | None], inputs: dict[str, Path | None]) -> None:
     """Usage errors now, not a traceback (or a file written over) after every item has run: an
     output path that cannot be written, or one that another output, the cache or the baseline also
     names (a report written over its own baseline compares the run with itself)."""

@@ -99,6 +99,18 @@ def test_audit_of_a_missing_directory_is_a_usage_error(tmp_path, capsys):
     assert "nowhere: no such directory" in capsys.readouterr().err
 
 
+def test_audit_of_a_directory_without_meds_bench_tasks_is_a_usage_error(tmp_path, capsys):
+    """Nothing audited is not an empty table and exit 0: the command says what is missing."""
+    assert main(["audit", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"medbench: audit: {tmp_path} has no meds-bench/ folder" in captured.err and not captured.out
+    (tmp_path / "meds-bench" / "MCQA").mkdir(parents=True)
+    (tmp_path / "meds-bench" / "MCQA" / "notes.txt").write_text("not a task")
+    assert main(["audit", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{tmp_path / 'meds-bench'} holds no task*.json[l] file" in captured.err and not captured.out
+
+
 @pytest.fixture(scope="module")
 def small_quirky_data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("audit-run") / "data"

@@ -16,6 +16,7 @@ import pytest
 from fake_hub import FakeHub
 
 from conftest import FIXTURES, SUITES
+from pytest_medbench.cli import main
 
 MEDS, SPLIT, MEDR = "Henrychur/MedS-Bench", "Henrychur/MedS-Bench-SPLIT", "MAGIC-AI4Med/MedRBench"
 COMMIT_A, COMMIT_B, COMMIT_C, COMMIT_D = "a" * 40, "b" * 40, "c" * 40, "d" * 40
@@ -109,7 +110,7 @@ def test_full_fetch_places_verified_files_and_pins_them_in_the_lock(hub, tmp_pat
     assert "4 downloaded, 0 already in place, 0 rejected" in out
 
     code, out, _ = medbench(hub.url, "fetch", "--verify", "--into", str(root), tmp_path=tmp_path)
-    assert code == 0 and "0 problems" in out
+    assert code == 0 and f"0 problems in 4 locked files in {root}" in out
 
 
 def test_gated_tasks_are_never_requested_even_when_listed(hub, tmp_path):
@@ -267,6 +268,38 @@ def test_unreachable_hub_is_one_line_with_the_manual_layout_and_exit_2(tmp_path,
     assert "Traceback" not in err
 
 
+def with_userinfo(url: str, userinfo: str) -> str:
+    return url.replace("://", f"://{userinfo}@", 1)
+
+
+PASSWORD = "s3cretpass99"
+
+
+def test_the_endpoints_password_is_never_printed_when_the_hub_is_unreachable(tmp_path):
+    port = closed_port()
+    endpoint = with_userinfo(f"http://127.0.0.1:{port}", f"user:{PASSWORD}")
+    code, out, err = medbench(
+        endpoint, "fetch", "medrbench", "--into", str(tmp_path / "d"), tmp_path=tmp_path
+    )
+    assert code == 2
+    assert f"cannot reach the Hugging Face Hub at http://127.0.0.1:{port} (" in err
+    assert PASSWORD not in out + err and "user:" not in out + err
+
+
+def test_the_endpoints_password_is_never_printed_by_a_fetch(hub, tmp_path):
+    endpoint = with_userinfo(hub.url, f"user:{PASSWORD}")
+    code, out, err = medbench(
+        endpoint, "fetch", "medrbench", "--into", str(tmp_path / "d"), tmp_path=tmp_path
+    )
+    assert code == 0, err
+    assert PASSWORD not in out + err
+    code, out, err = medbench(
+        endpoint, "fetch", "medrbench", "--revision", "v9", "--into", str(tmp_path / "d"), tmp_path=tmp_path
+    )
+    assert code == 2 and f"the Hugging Face Hub at {hub.url} has no {MEDR}@v9 (HTTP 404)" in err
+    assert PASSWORD not in out + err
+
+
 def test_the_token_is_sent_but_never_printed(hub, tmp_path):
     secret = "hf_SECRETsecretSECRET1234"
     code, out, err = medbench(
@@ -330,3 +363,34 @@ def test_an_unreadable_lock_is_a_data_error_naming_it(tmp_path, pytester):
     (root / "medbench-data.lock.json").write_text("{not json")
     result = run_on(pytester, root, tmp_path / "run.json", "-rf")
     assert f"{root / 'medbench-data.lock.json'}: not a readable lock file" in result.stdout.str()
+
+
+# -- fetch --verify without a lock: nothing verified is a usage error, not "0 problems" ----------
+
+
+def verify(root: Path, capsys) -> tuple[int, str]:
+    code = main(["fetch", "--verify", "--into", str(root)])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return code, captured.out + captured.err
+
+
+def test_verify_without_a_lock_verifies_nothing_and_says_so(tmp_path, capsys):
+    code, said = verify(tmp_path / "nowhere", capsys)
+    assert code == 2 and f"{tmp_path / 'nowhere'}: no such directory; nothing to verify" in said
+    assert "problems" not in said
+    root = tmp_path / "data"
+    (root / "meds-bench").mkdir(parents=True)  # data laid out by hand: no lock
+    code, said = verify(root, capsys)
+    assert code == 2 and f"{root} has no medbench-data.lock.json" in said and "nothing to verify" in said
+    (root / "medbench-data.lock.json").write_text(json.dumps({"lock_version": 1, "repos": [], "files": []}))
+    code, said = verify(root, capsys)
+    assert code == 2 and f"{root / 'medbench-data.lock.json'} lists no files; nothing to verify" in said
+
+
+def test_verify_with_an_unreadable_lock_is_a_usage_error_naming_it(tmp_path, capsys):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "medbench-data.lock.json").write_text("[1, 2")
+    code, said = verify(root, capsys)
+    assert code == 2 and f"{root / 'medbench-data.lock.json'}: not a readable lock file" in said

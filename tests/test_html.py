@@ -260,3 +260,117 @@ def test_a_long_parsed_answer_is_masked_before_the_page_cuts_it(two_runs, monkey
     failed["parsed"] = {"answer": "x" * (4000 - len('{\n "answer": "') - 10) + key}
     page = render([("run", board)], samples)
     assert key[:7] not in page and "x" * 100 in page
+
+
+# -- usage errors of ``medbench html`` and ``medbench compare``: exit 2, one line naming what is wrong --
+
+
+@pytest.fixture
+def small_run(tmp_path) -> Path:
+    """A leaderboard of 4 items of task57 (3 passed), as run.json."""
+    from pytest_medbench.report import leaderboard
+    from pytest_medbench.report.records import ItemRecord
+
+    run = json.loads((Path(__file__).parent / "run_metadata.json").read_text())
+    records = [
+        ItemRecord("meds", "task57", "mcqa", f"{i:03d}", scores={"accuracy": float(i != 3)}, passed=i != 3)
+        for i in range(4)
+    ]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(leaderboard.build(run, records)))
+    return path
+
+
+def last_error(capsys) -> str:
+    """The last line the command wrote to stderr, after checking it wrote no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"\xff\xfe bad", "cannot read {samples}: 'utf-8' codec can't decode byte 0xff"),
+        (b"[1, 2]\n", "{samples} line 1: not a JSON object; not a pytest-medbench samples file"),
+        (b'\n{"passed": false}\n', "{samples} line 2: missing benchmark, task, id; not a pytest-medbench"),
+        (b'{"benchmark": "meds", "task": "task57"}\n', "{samples} line 1: missing id; not a pytest-medbench"),
+        (b'{"benchmark": "meds",\n', "cannot read {samples}: line 1: Expecting"),
+    ],
+    ids=["not-utf8", "not-an-object", "no-benchmark", "no-id", "not-json"],
+)
+def test_html_refuses_a_samples_file_it_cannot_read_naming_it(small_run, tmp_path, capsys, content, expected):
+    samples = tmp_path / "samples.jsonl"
+    samples.write_bytes(content)
+    page = tmp_path / "page.html"
+    assert main(["html", str(small_run), "--samples", str(samples), "-o", str(page)]) == 2
+    assert last_error(capsys).startswith("medbench: " + expected.format(samples=samples))
+    assert not page.exists()
+
+
+def test_html_refuses_an_output_it_cannot_write_before_reading_anything(small_run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    missing_run = str(tmp_path / "not-read.json")  # never read: the output is checked first
+    assert main(["html", missing_run, "-o", str(tmp_path / "afile" / "x.html")]) == 2
+    assert (
+        last_error(capsys)
+        == f"medbench: -o {tmp_path / 'afile' / 'x.html'}: {tmp_path / 'afile'} is a file, not a directory"
+    )
+    assert main(["html", str(small_run), "-o", str(tmp_path)]) == 2
+    assert last_error(capsys) == f"medbench: -o {tmp_path}: is a directory; give a file name"
+    before = small_run.read_bytes()
+    assert main(["html", str(small_run), "-o", str(small_run)]) == 2  # the page over its own run
+    assert "names that file too" in last_error(capsys)
+    assert small_run.read_bytes() == before
+
+
+def test_html_and_compare_create_missing_folders_above_their_output(small_run, tmp_path, capsys):
+    """As the pytest output options do (``--medbench-html`` under a folder not made yet)."""
+    page, comparison = tmp_path / "new" / "deeper" / "page.html", tmp_path / "new2" / "c.json"
+    assert main(["html", str(small_run), "-o", str(page)]) == 0
+    assert "meds.task57" in page.read_text(encoding="utf-8")
+    assert main(["compare", str(small_run), str(small_run), "--json", str(comparison)]) == 0
+    assert json.loads(comparison.read_text())["passed"] is True
+
+
+def test_compare_refuses_an_output_it_cannot_write_or_that_is_its_baseline(small_run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert (
+        main(["compare", str(small_run), str(small_run), "--json", str(tmp_path / "afile" / "c.json")]) == 2
+    )
+    assert last_error(capsys).endswith(f"{tmp_path / 'afile'} is a file, not a directory")
+    current = tmp_path / "current.json"
+    current.write_bytes(before := small_run.read_bytes())
+    for role, path in (("the baseline", small_run), ("the run", current)):
+        assert main(["compare", str(small_run), str(current), "--json", str(path)]) == 2
+        assert last_error(capsys) == f"medbench: --json {path}: {role} names that file too; give each its own"
+        assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "option, value, rule",
+    [
+        ("--alpha", "0", "between 0 and 1"),
+        ("--alpha", "-1", "between 0 and 1"),
+        ("--alpha", "nan", "between 0 and 1"),
+        ("--alpha", "1", "between 0 and 1"),
+        ("--alpha", "5", "between 0 and 1"),
+        ("--max-drop", "-3", "at least 0"),
+        ("--max-drop", "nan", "at least 0"),
+    ],
+)
+def test_compare_refuses_the_alpha_and_max_drop_the_pytest_options_refuse(
+    small_run, capsys, option, value, rule
+):
+    with pytest.raises(SystemExit) as exit_:
+        main(["compare", str(small_run), str(small_run), option, value])
+    assert exit_.value.code == 2
+    assert last_error(capsys) == f"medbench compare: error: argument {option}: {value!r} must be {rule}"
+
+
+def test_compare_takes_what_the_pytest_options_take(small_run, capsys):
+    assert main(["compare", str(small_run), str(small_run), "--alpha", "0.2", "--max-drop", "0"]) == 0
+    assert capsys.readouterr().out.strip().endswith("PASS (max drop 0 points, alpha 0.2)")
+    with pytest.raises(SystemExit):
+        main(["compare", str(small_run), str(small_run), "--alpha", "abc"])
+    assert last_error(capsys) == "medbench compare: error: argument --alpha: 'abc' is not a valid float"

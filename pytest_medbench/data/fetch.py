@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..models.secrets import mask, register_url, without_userinfo
 from .files import MEDR_DIR, MEDS_DIR
 from .lock import OUTPUTS_DIR, Lock, LockedFile, LockedRepo, read_lock, write_lock
 from .meds_tasks import PHYSIONET_GATED
@@ -173,6 +174,7 @@ class Fetcher:
 
         self.root, self.revision, self.update, self.say = root, revision, update, say
         self.endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, not at huggingface_hub import
+        register_url(self.endpoint)  # its user:password, should a message of the client echo the URL
         self.api = HfApi(endpoint=self.endpoint)
         self.report = FetchReport()
 
@@ -203,7 +205,7 @@ class Fetcher:
             return call()
         except (OfflineModeIsEnabled, LocalEntryNotFoundError, httpx2.TransportError) as exc:
             raise HubUnreachable(
-                f"cannot reach the Hugging Face Hub at {self._where()} ({what}): {_reason(exc)}"
+                mask(f"cannot reach the Hugging Face Hub at {self._where()} ({what}): {_reason(exc)}")
             ) from exc
         except HfHubHTTPError as exc:
             status = exc.response.status_code if exc.response is not None else "?"
@@ -217,9 +219,10 @@ class Fetcher:
             ) from exc
 
     def _where(self) -> str:
+        """The Hub's URL as messages show it: without ``user:password@`` (as for ``--api-base``)."""
         from huggingface_hub import constants
 
-        return self.endpoint or constants.ENDPOINT
+        return without_userinfo(self.endpoint or constants.ENDPOINT) or ""
 
     def _resolve(self, source: Source, lock: Lock) -> str:
         """The commit to fetch: --revision, else the lock's (unless --update), else main's head."""

@@ -113,8 +113,11 @@ def lock_errors(root: Path, *, include_outputs: bool = False) -> list[LoadError]
         lock = read_lock(root)
     except LockFileError as exc:
         return [exc.error]
-    if lock is None:
-        return []
+    return [] if lock is None else locked_file_errors(root, lock, include_outputs=include_outputs)
+
+
+def locked_file_errors(root: Path, lock: Lock, *, include_outputs: bool = False) -> list[LoadError]:
+    """One error per file of ``lock`` that is missing or changed under ``root``."""
     errors = []
     for entry in lock.files:
         if not include_outputs and entry.path.startswith(OUTPUTS_DIR + "/"):
