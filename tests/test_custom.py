@@ -15,7 +15,7 @@ from conftest import FIXTURES, REPO, stable
 from pytest_medbench import metrics
 from pytest_medbench.cli import main as medbench_cli
 from pytest_medbench.data.declared import DeclarationError, Declarations
-from pytest_medbench.data.meds import load_meds
+from pytest_medbench.data.meds import load_meds, meds_task_of
 from pytest_medbench.data.meds_tasks import TaskSpec
 from pytest_medbench.metrics.meds import score_meds
 
@@ -77,6 +77,54 @@ def test_tasks_dir_files_are_declared_tasks(tmp_path):
     declarations = Declarations({"handover": {"scorer": "judge"}}, tmp_path / "pyproject.toml")
     tasks, errors = load_meds(tmp_path / "data", declarations, tmp_path / "own")
     assert [task.task_id for task in tasks] == ["handover"] and errors == []
+
+
+MCQA = {
+    "Definition": ["Answer with the letter."],
+    "Instances": [{"id": "q", "input": "Which is one?\nOptions: A: 1\tB: 2", "output": "A: 1"}],
+}
+
+
+def test_a_declaration_for_the_file_stem_wins_over_a_task_id_prefix(tmp_path):
+    """custom/task57_mine.json declared as task57_mine is that task, never MedS-Bench task57, and
+    runs beside the real task57; so does a meds-bench/ file a sidecar declares."""
+    mine = _write(tmp_path / "custom" / "task57_mine.json", TASK)
+    _write(tmp_path / "meds-bench" / "MCQA" / "task57_medqa.json", MCQA)
+    local = _write(tmp_path / "meds-bench" / "MCQA" / "task58_local.json", TASK)
+    _write(tmp_path / "meds-bench" / "MCQA" / "task58_local.medbench.toml", 'scorer = "label"\n')
+    declarations = Declarations({"task57_mine": {"scorer": "label"}}, tmp_path / "pyproject.toml")
+    tasks, errors = load_meds(tmp_path, declarations)
+    assert errors == []
+    by_id = {task.task_id: task for task in tasks}
+    assert sorted(by_id) == ["task57", "task57_mine", "task58_local"]
+    assert (by_id["task57_mine"].spec.benchmark, by_id["task57_mine"].spec.scorer) == ("custom", "label")
+    assert by_id["task57_mine"].path == mine.resolve() and by_id["task57"].spec.benchmark == "meds"
+    assert by_id["task58_local"].spec.benchmark == "custom" and by_id["task58_local"].path == local
+    assert meds_task_of(local, declarations) is None and meds_task_of(local) == "task58"
+
+
+def test_an_undeclared_own_file_is_never_a_benchmark_task(tmp_path):
+    """A custom/ file named like a MedS-Bench task is still an own task: undeclared, a data error."""
+    copy = _write(tmp_path / "custom" / "task58_copy.json", MCQA)
+    tasks, errors = load_meds(tmp_path, _no_declarations(tmp_path))
+    assert tasks == [] and [error.path for error in errors] == [copy.resolve()]
+    assert "[tool.medbench.tasks.task58_copy]" in errors[0].message
+
+
+def test_a_declared_task57_file_runs_as_declared_beside_the_benchmark(pytester, run_suites, tmp_path):
+    data = tmp_path / "data"
+    _write(data / "custom" / "task57_mine.json", TASK)
+    _write(data / "meds-bench" / "MCQA" / "task57_medqa.json", MCQA)
+    pyproject = pytester.makepyprojecttoml(
+        '[tool.medbench.tasks.task57_mine]\nscorer = "label"\ncategory = "mine"\n'
+    )
+    config = ["--rootdir", str(pytester.path), "-c", str(pyproject)]
+    result, board = run_suites(*config, "--medbench-data", str(data), "--model", "medbench/oracle")
+    assert result.ret == 0, result.stdout.str()
+    tasks = {(task["benchmark"], task["task"]): task for task in board["tasks"]}
+    assert set(tasks) == {("custom", "task57_mine"), ("meds", "task57")}
+    assert tasks[("custom", "task57_mine")]["category"] == "mine"
+    assert "task57" not in board["run"]["meds_tasks_absent"]
 
 
 @pytest.mark.parametrize(

@@ -304,3 +304,109 @@ def test_oracle_is_perfect_on_the_mirror_cases_in_all_six_settings(run_suites):
     for task in board["tasks"]:
         assert all(metric["value"] == 100.0 for metric in task["metrics"].values()), task["task"]
         assert task["subgroups"]["rare"]["n"] + task["subgroups"]["common"]["n"] == 100
+
+
+# -- broken, empty and duplicated cases: each a named data error, counted in the leaderboard -------
+
+SUMMARY = (
+    "- **Patient Information:** a 52-year-old gardener\n"
+    "- **Chief Complaint:** a red, hot shin for three days\n"
+    "- **Physical Examination:** a tender, spreading erythema of the left shin\n"
+    "- **Ancillary Tests:** White cell count 14 x10^9/L."
+)
+
+
+def own_case(answer: str = "Cellulitis", summary: str = SUMMARY) -> dict:
+    """A diagnosis case of our own, in the MedR-Bench layout."""
+    generated = {
+        "case_summary": summary,
+        "differential_diagnosis": "1. Cellulitis: a spreading red, hot area.",
+        "final_diagnosis": answer,
+        "diagnosis_results": answer,
+    }
+    return {"generate_case": generated, "body_category": [], "disorder_category": []}
+
+
+def test_each_bad_case_of_one_file_is_its_own_record(run_suites, tmp_path):
+    data = tmp_path / "data" / "medrbench"
+    data.mkdir(parents=True)
+    no_answer = own_case()
+    del no_answer["generate_case"]["diagnosis_results"]
+    wrong_type = own_case()
+    wrong_type["generate_case"]["case_summary"] = 7
+    document = {"OWN1": own_case(), "OWN2": no_answer, "OWN3": wrong_type, "OWN4": {"generate_case": {}}}
+    (data / "diagnosis_mixed.json").write_text(json.dumps(document), encoding="utf-8")
+    samples = tmp_path / "samples.jsonl"
+    result, board = run_suites(
+        "--medbench-data", str(data.parent), "--model", "medbench/oracle", f"--medbench-samples={samples}"
+    )
+    assert result.parseoutcomes()["failed"] == 3  # the three bad cases; OWN1 runs its five settings
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert (tasks["diagnosis_mixed"]["n"], tasks["diagnosis_mixed"]["errors"]) == (3, 3)
+    assert tasks["oracle_diagnosis"]["passed"] == 1
+    medr = {entry["benchmark"]: entry for entry in board["benchmarks"]}["medr"]
+    assert medr["n"] == 5 + 3
+    ids = [json.loads(line)["id"] for line in samples.read_text().splitlines()]
+    broken = [i for i in ids if i.startswith("medrbench/diagnosis_mixed.json")]
+    assert sorted(broken) == [f"medrbench/diagnosis_mixed.json#OWN{n}" for n in (2, 3, 4)]
+    for case in ("OWN2", "OWN3", "OWN4"):  # each has its own pytest id, which -k finds by case id
+        result.stdout.fnmatch_lines([f"FAILED *test_medr[[]diagnosis_mixed-load_error-{case}[]]*"])
+
+
+def test_an_empty_ancillary_section_is_a_data_error_in_the_dialogue_settings(run_suites, tmp_path):
+    data = tmp_path / "data" / "medrbench"
+    data.mkdir(parents=True)
+    empty = SUMMARY.rsplit("\n", 1)[0] + "\n- **Ancillary Tests:**\n  \n"
+    (data / "diagnosis_x.json").write_text(json.dumps({"OWN5": own_case(summary=empty)}), encoding="utf-8")
+    result, board = run_suites("--medbench-data", str(data.parent), "--model", "medbench/oracle")
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert tasks["oracle_diagnosis"]["passed"] == 1
+    dialogues = ("exam_1turn", "diagnosis_1turn", "exam_free_turn", "diagnosis_free_turn")
+    assert all(tasks[s]["errors"] == 1 and "precision" not in tasks[s]["metrics"] for s in dialogues)
+    result.stdout.fnmatch_lines(["*case OWN5: the 'Ancillary Tests' section of the case summary is empty*"])
+
+
+def test_an_exam_rule_shows_a_recall_that_was_not_scored_as_such():
+    class NoRecall(OfflineJudge):
+        def exam_scores(self, requests, ancillary):
+            return {"precision": 0.0, "recall": None}
+
+    from pytest_medbench.items.medr import MedrItem
+
+    services, _ = scripted_services(["### Additional Information Required:\nX-ray\n### Conclusion:\nIE"])
+    services.judge = NoRecall()
+    item = MedrItem(ENDOCARDITIS, "exam_free_turn")
+    score = item.score(item.solve(services), services)
+    assert not score.passed and score.rule.startswith("precision 0.00, recall - ")
+
+
+def test_a_case_id_written_twice_is_one_data_error_naming_the_files(tmp_path):
+    data = tmp_path / "medrbench"
+    data.mkdir()
+    first, second = data / "diagnosis_a.json", data / "diagnosis_b.json"
+    twice = json.dumps(own_case())
+    # one id twice in one file (json.loads would keep the last copy) and in a second file, other gold
+    first.write_text(f'{{"OWN6": {twice}, "OWN7": {twice}, "OWN6": {twice}}}', encoding="utf-8")
+    second.write_text(json.dumps({"OWN7": own_case("Erysipelas"), "OWN8": own_case()}), encoding="utf-8")
+    cases, errors = load_medr(tmp_path)
+    assert sorted(case.case_id for case in cases) == ["OWN8"]  # no copy of a duplicated id runs
+    by_case = {error.case: error for error in errors}
+    assert sorted(by_case) == ["OWN6", "OWN7"] and all(e.path == first for e in errors)
+    assert f"2 in {first}" in by_case["OWN6"].message
+    assert f"1 in {first}, 1 in {second}" in by_case["OWN7"].message
+    assert "none of them ran" in str(by_case["OWN7"])
+
+
+def test_a_duplicated_case_fails_in_the_run_and_the_rest_runs(run_suites, tmp_path):
+    data = tmp_path / "data" / "medrbench"
+    data.mkdir(parents=True)
+    (data / "diagnosis_a.json").write_text(json.dumps({"OWN9": own_case()}), encoding="utf-8")
+    both = {"OWN9": own_case("Erysipelas"), "OWN10": own_case()}
+    (data / "diagnosis_b.json").write_text(json.dumps(both), encoding="utf-8")
+    result, board = run_suites("--medbench-data", str(data.parent), "--model", "medbench/oracle")
+    assert result.parseoutcomes()["failed"] == 1 and result.parseoutcomes()["passed"] == 5
+    result.stdout.fnmatch_lines(
+        [f"*data error: {data / 'diagnosis_a.json'} at case OWN9:*{data / 'diagnosis_b.json'}*"]
+    )
+    tasks = {task["task"]: task for task in board["tasks"]}
+    assert tasks["oracle_diagnosis"]["n"] == 1  # OWN10 only

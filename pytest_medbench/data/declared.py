@@ -15,7 +15,7 @@ from typing import Any
 
 from . import meds_tasks as kinds
 from .files import MEDS_DIR, DataFileError, LoadError
-from .meds_tasks import TaskSpec
+from .meds_tasks import TaskSpec, task_id_in
 
 CUSTOM_DIR = "custom"
 SIDECAR_SUFFIX = ".medbench.toml"
@@ -34,7 +34,6 @@ THRESHOLD_SCORERS = (kinds.GENERATION, kinds.NER)  # the graded ones; the others
 KEYS = ("scorer", "category", "language", "labels", "pass_threshold", "benchmark", "rubric")
 RESERVED_BENCHMARKS = ("meds", "medr")  # own tasks never mix into the published benchmarks' averages
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")  # a segment of a gate path such as custom.<task>.accuracy
-_TASK_PREFIX = re.compile(r"^(task\d+)")
 
 
 class DeclarationError(ValueError):
@@ -124,6 +123,11 @@ class Declarations:
             for task_id, table in tables.items()
         }
 
+    def declares_stem(self, path: Path) -> bool:
+        """Whether a declaration is keyed by this file's own stem (a sidecar, or pyproject's table of
+        that name): it then decides the scoring, even of a name that starts with a MedS-Bench task id."""
+        return path.stem in self.specs or path.with_name(path.stem + SIDECAR_SUFFIX).is_file()
+
     def spec_for(self, path: Path) -> TaskSpec | None:
         """The declared spec of a task file: its sidecar, else pyproject by file stem, else by its
         ``taskNNN`` prefix; None when nothing declares it. A bad sidecar is a DataFileError."""
@@ -135,8 +139,8 @@ class Declarations:
                 raise DataFileError(LoadError(sidecar, "", str(exc).removeprefix(f"{sidecar}: "))) from None
         if path.stem in self.specs:
             return self.specs[path.stem]
-        prefix = _TASK_PREFIX.match(path.stem)
-        return self.specs.get(prefix.group(1)) if prefix else None
+        prefix = task_id_in(path.stem)
+        return self.specs.get(prefix) if prefix else None
 
 
 def declared_task_files(root: Path, tasks_dir: Path | None) -> list[Path]:

@@ -20,6 +20,7 @@ class LoadError:
     path: Path
     location: str  # "line 3 column 5", "/Instances/2/output", "case PMC123", or "" for the whole file
     message: str
+    case: str = ""  # the MedR-Bench case it is about ("" for the whole file): one failing item each
 
     def __str__(self) -> str:
         where = f" at {self.location}" if self.location else ""
@@ -85,10 +86,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_json(path: Path, *, jsonl_fallback: bool = False) -> Any:
+def read_json(path: Path, *, jsonl_fallback: bool = False, object_pairs_hook: Any = None) -> Any:
     """Parse a JSON file, raising DataFileError with the file and the line/column of the fault.
 
     Upstream MedS ``.jsonl`` files hold one pretty-printed object, so JSON Lines is only the fallback.
+    ``object_pairs_hook`` is json's: it sees every object's keys, duplicates included.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -99,7 +101,7 @@ def read_json(path: Path, *, jsonl_fallback: bool = False) -> Any:
     if not text.strip():
         raise DataFileError(LoadError(path, "", "the file is empty"))
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
     except RecursionError as exc:
         raise DataFileError(LoadError(path, "", "nested too deeply to read as JSON")) from exc
     except json.JSONDecodeError as exc:

@@ -40,6 +40,12 @@ class Case:
                 return "\n".join(lines[:number]), "\n".join(lines[number:])
         return None
 
+    def ancillary_is_empty(self) -> bool:
+        """Whether the summary has its "Ancillary Tests" line but no finding in that section: the
+        dialogue settings then have nothing to ask for or to score the requests against."""
+        split = self.split_ancillary()
+        return split is not None and not ancillary_entries(split[1])
+
 
 def ancillary_entries(ancillary: str) -> list[tuple[str, str]]:
     """(test name, full line) for each finding in the hidden ancillary block.
@@ -81,7 +87,8 @@ def _case(path: Path, kind: str, case_id: str, record: dict) -> Case:
         reasoning = generated.get("treatment_planning_analysis", "")
     if not reference.strip():
         field = "diagnosis_results" if kind == "diagnosis" else "treatment_plan_results"
-        raise DataFileError(LoadError(path, f"case {case_id}", f"generate_case.{field} is missing or empty"))
+        message = f"generate_case.{field} is missing or empty"
+        raise DataFileError(LoadError(path, f"case {case_id}", message, case_id))
     return Case(
         case_id=case_id,
         kind=kind,
@@ -96,9 +103,27 @@ def _case(path: Path, kind: str, case_id: str, record: dict) -> Case:
     )
 
 
-def load_case_file(path: Path, kind: str) -> tuple[list[Case], list[LoadError]]:
-    """The valid cases of one file; a bad case is reported by id and the others still load."""
-    document = read_json(path)
+class _Keys(dict):
+    """A JSON object that wrote some key more than once (json keeps the last copy): the counts."""
+
+    counts: dict[str, int]
+
+
+def _noting_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    repeated = _Keys(document)
+    repeated.counts = {}
+    for key, _ in pairs:
+        repeated.counts[key] = repeated.counts.get(key, 0) + 1
+    return repeated
+
+
+def load_case_file(path: Path, kind: str) -> tuple[list[Case], list[LoadError], dict[str, int]]:
+    """The valid cases of one file, one error per bad case (the others still load), and every case
+    id the file writes with its count (a key written twice is a duplicate json.loads hides)."""
+    document = read_json(path, object_pairs_hook=_noting_repeated_keys)
     if not isinstance(document, dict):
         raise DataFileError(LoadError(path, "/", "expected an object keyed by case id"))
     cases: list[Case] = []
@@ -107,33 +132,48 @@ def load_case_file(path: Path, kind: str) -> tuple[list[Case], list[LoadError]]:
         problem = schema_error(record, "medr_case.schema.json")
         if problem:
             pointer, message = problem
-            errors.append(LoadError(path, f"case {case_id} {pointer}", message))
+            errors.append(LoadError(path, f"case {case_id} {pointer}", message, case_id))
             continue
         try:
             cases.append(_case(path, kind, case_id, record))
         except DataFileError as exc:
             errors.append(exc.error)
-    return cases, errors
+    counts = document.counts if isinstance(document, _Keys) else dict.fromkeys(document, 1)
+    return cases, errors, counts
 
 
 def load_medr(root: Path) -> tuple[list[Case], list[LoadError]]:
-    """Every valid case under ``root``; diagnosis cases first, each case id once per kind."""
+    """Every valid case under ``root``, diagnosis cases first, and one error per bad file or case.
+
+    A case id written twice among the files of one kind (twice in one file, or in two files) is
+    one data error naming the files, and no copy runs: which one is right is the user's call, and
+    the copies would share one item."""
     cases: list[Case] = []
     errors: list[LoadError] = []
     for kind, paths in medr_case_files(root).items():
-        seen: set[str] = set()
+        found: dict[str, dict[Path, int]] = {}  # case id -> file -> copies
+        kind_cases: list[Case] = []
+        kind_errors: list[LoadError] = []
         for path in paths:
             try:
-                file_cases, file_errors = load_case_file(path, kind)
+                file_cases, file_errors, counts = load_case_file(path, kind)
             except DataFileError as exc:
                 errors.append(exc.error)
                 continue
             except Exception as exc:  # any fault of the file is its load_error item
                 errors.append(unreadable(path, exc))
                 continue
-            errors.extend(file_errors)
-            for case in file_cases:
-                if case.case_id not in seen:
-                    seen.add(case.case_id)
-                    cases.append(case)
+            kind_cases += file_cases
+            kind_errors += file_errors
+            for case_id, copies in counts.items():
+                found.setdefault(case_id, {})[path] = copies
+        duplicated = {case_id: files for case_id, files in found.items() if sum(files.values()) > 1}
+        for case_id, files in duplicated.items():
+            where = ", ".join(f"{copies} in {path}" for path, copies in files.items())
+            message = (
+                f"case id written {sum(files.values())} times ({where}): keep one copy (none of them ran)"
+            )
+            errors.append(LoadError(next(iter(files)), f"case {case_id}", message, case_id))
+        errors += [error for error in kind_errors if error.case not in duplicated]
+        cases += [case for case in kind_cases if case.case_id not in duplicated]
     return cases, errors

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .declared import Declarations, declared_task_files, how_to_declare
 from .files import DataFileError, LoadError, meds_task_files, read_json, schema_error, unreadable
-from .meds_tasks import TaskSpec, task_spec
-
-_TASK_ID = re.compile(r"^(task\d+)")
+from .meds_tasks import TaskSpec, task_id_in, task_spec
 
 
 @dataclass(frozen=True)
@@ -77,13 +74,27 @@ def _plainly_valid(document: object) -> bool:
     return True
 
 
-def load_task(path: Path, declarations: Declarations | None = None) -> Task:
+def meds_task_of(path: Path, declarations: Declarations | None = None) -> str | None:
+    """The MedS-Bench task a file under ``meds-bench/`` is scored as: the known task id its name
+    starts with (``task57`` for ``task57_medqa_usmle.json``, ``task57-medqa.jsonl``, ``task57.json``),
+    unless a declaration keyed by the file's own stem claims it; else None (a declared task, or a
+    data error). The loader and the leaderboard's absent-task list both ask this."""
+    if declarations is not None and declarations.declares_stem(path):
+        return None
+    task_id = task_id_in(path.name)
+    return task_id if task_id is not None and task_spec(task_id) is not None else None
+
+
+def load_task(path: Path, declarations: Declarations | None = None, *, own: bool = False) -> Task:
     """Read and validate one task file; raises DataFileError naming the file and the fault.
 
-    A known MedS-Bench task id decides the scoring; any other file needs a declaration.
+    A known MedS-Bench task id decides the scoring, unless a declaration keyed by the file stem
+    says otherwise; any other file needs a declaration. ``own``: a file of ``custom/`` or
+    ``tasks_dir`` (``declared_task_files``), never a MedS-Bench task, whatever its name: own tasks
+    never mix into ``meds``.
     """
-    match = _TASK_ID.match(path.name)
-    spec = task_spec(match.group(1)) if match else None
+    task_id = None if own else meds_task_of(path, declarations)
+    spec = task_spec(task_id) if task_id is not None else None
     if spec is None and declarations is not None:
         spec = declarations.spec_for(path)
     if spec is None:
@@ -92,6 +103,8 @@ def load_task(path: Path, declarations: Declarations | None = None) -> Task:
     problem = None if _plainly_valid(document) else schema_error(document, "meds_task.schema.json")
     if problem:
         raise DataFileError(LoadError(path, *problem))
+    if not document["Instances"]:  # never silently absent: a task with nothing to evaluate says so
+        raise DataFileError(LoadError(path, "/Instances", "no instances: the task has nothing to evaluate"))
     instances = []
     seen: set[str] = set()
     for index, raw in enumerate(document["Instances"]):
@@ -117,12 +130,12 @@ def load_meds(
     under one task and overwrite each other's items: neither runs, and one error names both."""
     tasks: list[Task] = []
     errors: list[LoadError] = []
-    paths = meds_task_files(root)
+    paths = [(path, False) for path in meds_task_files(root)]
     if declarations is not None:
-        paths += declared_task_files(root, tasks_dir)
-    for path in paths:
+        paths += [(path, True) for path in declared_task_files(root, tasks_dir)]
+    for path, is_own in paths:
         try:
-            tasks.append(load_task(path, declarations))
+            tasks.append(load_task(path, declarations, own=is_own))
         except DataFileError as exc:
             errors.append(exc.error)
         except Exception as exc:  # any fault of the file is its load_error item

@@ -6,6 +6,7 @@ folder it was found in, so a file dropped into the wrong folder still scores rig
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 CATEGORIES = (
@@ -106,6 +107,17 @@ def absent_tasks(present: set[str]) -> dict[str, str]:
         for task_id in sorted(TASKS, key=lambda t: int(t[4:]))
         if task_id not in present
     }
+
+
+_TASK_ID = re.compile(r"^(task\d+)")
+
+
+def task_id_in(name: str) -> str | None:
+    """The ``taskNNN`` a file name starts with, known to the benchmark or not: ``task57`` from
+    ``task57_medqa_usmle.json``, ``task57-medqa.jsonl`` and ``task57.json`` alike. The one rule
+    for a file's task id (the loader, the absent-task list and declarations by prefix use it)."""
+    match = _TASK_ID.match(name)
+    return match.group(1) if match else None
 
 
 def task_spec(task_id: str) -> TaskSpec | None:

@@ -65,11 +65,19 @@ class EvalItem(Protocol):
 
 @dataclass(frozen=True)
 class BrokenFile:
-    """Stands in for the items of a data file that could not be loaded, so the fault shows up as
-    one failing item that names the file and the place, while every valid task still runs."""
+    """Stands in for the items of a data file (or of one MedR-Bench case) that could not be loaded,
+    so the fault shows up as one failing item that names the file and the place, while every valid
+    task still runs.
+
+    ``where`` is the file's path relative to the data directory: with the case, it makes the item's
+    id, so that every broken file and case is its own record (two ``task57_medqa.json`` in two
+    folders, three bad cases of one file) and the leaderboard counts them all. ``label`` replaces the
+    file stem in the pytest id where two broken files share a stem (``Catalog`` decides)."""
 
     benchmark: str
     error: LoadError
+    where: str = ""
+    label: str = ""
     category: str = "data_error"
 
     @property
@@ -78,11 +86,13 @@ class BrokenFile:
 
     @property
     def item_id(self) -> str:
-        return "load_error"
+        where = self.where or self.error.path.as_posix()
+        return f"{where}#{self.error.case}" if self.error.case else where
 
     @property
     def param_id(self) -> str:
-        return f"{self.task}-load_error"
+        case = f"-{self.error.case}" if self.error.case else ""
+        return f"{self.label or self.task}-load_error{case}"
 
     @property
     def markers(self) -> tuple[str, ...]:

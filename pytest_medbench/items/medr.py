@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..data.files import DataFileError, LoadError
 from ..data.medr import Case, ancillary_entries, slug
 from ..metrics.score import ItemScore
 from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn, visible_text
@@ -162,6 +163,14 @@ class MedrItem:
     def solve(self, services: Services) -> Transcript:
         mode = DIALOGUE_MODE.get(self.task)
         if mode is not None:
+            if self.case.ancillary_is_empty():  # as for a missing line: nothing to ask for or score
+                message = (
+                    "the 'Ancillary Tests' section of the case summary is empty: "
+                    "the dialogue settings cannot run on it"
+                )
+                raise DataFileError(
+                    LoadError(self.case.path, f"case {self.case.case_id}", message, self.case.case_id)
+                )
             return run_dialogue(mode, self.case, services, self.builtin_context)
         messages = services.prompts.single_turn_messages(self.task, self.case.summary)
         return Transcript(messages, services.ask_model(messages, self.builtin_context()).text)
@@ -219,11 +228,12 @@ class MedrItem:
             steps = transcript.turns[0]["parsed"]["steps"]
             reasoning = services.judge.reasoning(steps, before, self.goal, "")
             scores |= {"efficiency": reasoning["efficiency"], "factuality": reasoning["factuality"]}
-        precision, recall = scores["precision"] or 0.0, scores["recall"] or 0.0
-        passed = precision >= EXAM_PASS and recall >= EXAM_PASS
+        precision, recall = scores["precision"], scores["recall"]
+        passed = (precision or 0.0) >= EXAM_PASS and (recall or 0.0) >= EXAM_PASS
         if ballots := getattr(services.judge, "ballots", None):
             parsed["jury"] = ballots
-        rule = f"precision {precision:.2f}, recall {recall:.2f} (both must be >= {EXAM_PASS:.2f})"
+        shown = ("-" if value is None else f"{value:.2f}" for value in (precision, recall))
+        rule = "precision {}, recall {} (both must be >= {:.2f})".format(*shown, EXAM_PASS)
         return ItemScore(scores, passed, parsed, rule=rule)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,9 @@ class Catalog:
         )
         config = MedsPromptConfig(self.settings.protocol, self.settings.shots, self.settings.seed or 0)
         limited = [self._limit(task) for task in tasks]
-        broken = [BrokenFile(_benchmark_of(error.path, self.settings.data_dir), error) for error in errors]
+        broken = self._broken(
+            [(_benchmark_of(error.path, self.settings.data_dir), error) for error in errors]
+        )
         return [*meds_items(limited, config, self.settings.scoring), *broken]
 
     @functools.cached_property
@@ -64,7 +67,22 @@ class Catalog:
                 if per_setting[item.task] <= self.settings.limit:
                     kept.append(item)
             items = kept
-        return [*items, *(BrokenFile("medr", e) for e in errors)]
+        return [*items, *self._broken([("medr", error) for error in errors])]
+
+    def _broken(self, errors: list[tuple[str, LoadError]]) -> list[BrokenFile]:
+        """One failing item per error, each its own record: its id is the file's path in the data
+        directory (and the case); broken files that share a stem get that path in their pytest ids."""
+        roots = [(self.settings.data_dir, "")]
+        if self.tasks_dir is not None:
+            roots.append((self.tasks_dir, f"{self.tasks_dir.name}/"))
+        broken = [BrokenFile(benchmark, error, _relative(error.path, roots)) for benchmark, error in errors]
+        ids = Counter(item.param_id for item in broken)
+        return [
+            dataclasses.replace(item, label=item.where.rpartition(".")[0] or item.where)
+            if ids[item.param_id] > 1
+            else item
+            for item in broken
+        ]
 
     @functools.cached_property
     def _lock_errors(self) -> list[LoadError]:
@@ -93,10 +111,11 @@ class Catalog:
 
     def absent_meds_tasks(self) -> dict[str, str]:
         """MedS-Bench tasks with no file in the data directory, so they are never silently absent."""
+        from ..data.meds import meds_task_of
         from ..data.meds_tasks import absent_tasks
 
-        present = {path.name.split("_")[0] for path in meds_task_files(self.settings.data_dir)}
-        return absent_tasks(present)
+        files = meds_task_files(self.settings.data_dir)
+        return absent_tasks({task for path in files if (task := meds_task_of(path, self.declarations))})
 
 
 def _declared_tasks(config: pytest.Config) -> tuple[Any, Path | None]:
@@ -126,3 +145,14 @@ def _benchmark_of(path: Path, data_dir: Path) -> str:
     task files, else the user's own tasks."""
     inside = path.resolve().is_relative_to((data_dir / MEDS_DIR).resolve())
     return "meds" if inside and path.name.startswith("task") else DEFAULT_BENCHMARK
+
+
+def _relative(path: Path, roots: list[tuple[Path, str]]) -> str:
+    """``path`` as a stable name: relative to the first root that holds it (with that root's
+    prefix), else as given."""
+    resolved = path.resolve()
+    for root, prefix in roots:
+        base = root.resolve()
+        if resolved.is_relative_to(base):
+            return prefix + resolved.relative_to(base).as_posix()
+    return path.as_posix()
