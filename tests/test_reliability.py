@@ -389,3 +389,15 @@ def test_a_key_with_a_quote_is_masked_in_a_failure_messages_repr(monkeypatch):
     record = ItemRecord("meds", "task52", "rationale", "1", parsed={"answer": f'he said "ok", {key}'})
     message = record.failure_message()
     assert "Vn60" not in message and "he said" in message
+
+
+def test_a_key_set_or_changed_after_a_first_mask_is_masked(monkeypatch):
+    """The secrets are read when masking (module docstring: a key set after start-up counts too),
+    though the list is kept between calls while the environment stays the same."""
+    from pytest_medbench.models.secrets import mask
+
+    assert mask("before sk-late-Tq3z-0001") == "before sk-late-Tq3z-0001"
+    monkeypatch.setenv("LATE_API_KEY", "sk-late-Tq3z-0001")
+    assert mask("after sk-late-Tq3z-0001") == "after ***"
+    monkeypatch.setenv("LATE_API_KEY", "sk-late-Tq3z-0002")
+    assert mask("sk-late-Tq3z-0001 sk-late-Tq3z-0002") == "sk-late-Tq3z-0001 ***"

@@ -50,11 +50,24 @@ def without_userinfo(url: str | None) -> str | None:
 
 def secrets() -> list[str]:
     """Every value to mask, longest first (so a key containing another is masked whole)."""
-    found = set(_registered)
-    for name, value in os.environ.items():
-        if len(value) >= _MIN_ENV_LENGTH and any(mark in name.upper() for mark in _NAME_MARKS):
-            found.add(value)
-    return sorted(found, key=len, reverse=True)
+    # scanning the environment's names costs 30 us (38 variables), and a failure message is masked
+    # twice per failed item: the list is made again only when the environment or the registered
+    # values have changed since (comparing the environment's raw mapping: 0.4 us)
+    environment = os.environ._data  # type: ignore[attr-defined]  # the raw mapping os.environ keeps
+    if _found["environment"] != environment or _found["registered"] != len(_registered):
+        found = set(_registered)
+        for name, value in os.environ.items():
+            if len(value) >= _MIN_ENV_LENGTH and any(mark in name.upper() for mark in _NAME_MARKS):
+                found.add(value)
+        _found.update(
+            environment=dict(environment),
+            registered=len(_registered),
+            values=sorted(found, key=len, reverse=True),
+        )
+    return _found["values"]
+
+
+_found: dict = {"environment": None, "registered": -1, "values": []}  # what secrets() last made
 
 
 @functools.cache
