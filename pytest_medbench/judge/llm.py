@@ -126,14 +126,17 @@ class LLMJudge:
             )
         return items
 
-    def _matched(self, item: dict[str, str], text: str) -> bool:
+    def _matched(self, item: dict[str, str], text: str, *, from_model: bool) -> bool:
+        """Whether ``item`` is in ``text``. An item structured from the model's requests carries the
+        model's words (the judge copies test names verbatim), so it is fenced as the answer is."""
         rendered = self._prompts.render(
             "judge_exam_item",
             type=item.get("type", ""),
             test_name=item.get("test_name", ""),
             info_required=item.get("info_required", ""),
         )
-        return self._judge("judge_exam_match", ("Yes", "No"), a_info_step=rendered, gt_info=text) == "Yes"
+        step = fence(rendered) if from_model else rendered
+        return self._judge("judge_exam_match", ("Yes", "No"), a_info_step=step, gt_info=text) == "Yes"
 
     def exam_scores(self, requests: str, ancillary: str) -> dict[str, Any]:
         """Precision: requested items found in the hidden tests; recall: hidden tests found in requests."""
@@ -141,8 +144,8 @@ class LLMJudge:
         reference = self._items(ancillary)
         if not predicted or (len(predicted) == 1 and not predicted[0].get("type")):
             return {"precision": 0.0, "recall": 0.0, "requested": predicted, "reference": reference}
-        hits = [self._matched(item, ancillary) for item in predicted]
-        found = [self._matched(item, fence(requests)) for item in reference]
+        hits = [self._matched(item, ancillary, from_model=True) for item in predicted]
+        found = [self._matched(item, fence(requests), from_model=False) for item in reference]
         return {
             "precision": sum(hits) / len(hits),
             "recall": sum(found) / len(found) if found else None,
