@@ -53,6 +53,7 @@ def run_metadata(run: Run) -> dict[str, Any]:
             "model": run.settings.judge_model or "offline",
             "approximate": not run.settings.judge_model,
             "agent_model": run.settings.agent_model or "offline",
+            "agent_api_base": without_userinfo(agent.api_base) if (agent := run.agent_spec()) else None,
             "judges": [
                 {"model": spec.name, "api_base": without_userinfo(spec.api_base)}
                 for spec in run.judge_specs()

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openai_server import OpenAIServer, Reply, served_by
 
-from conftest import FIXTURES, SHARED_DATA, needs_shared
+from conftest import FIXTURES, SHARED_DATA, SUITES, needs_shared
 from pytest_medbench.data.medr import load_medr
 from pytest_medbench.items.base import Services
 from pytest_medbench.items.dialogue import FREE_TURN, MAX_TURNS, run_dialogue, served_requests
@@ -93,6 +93,7 @@ def test_dialogues_against_a_local_model_agent_and_judge(run_suites, tmp_path, m
     assert set(tasks["exam_1turn"]["metrics"]) == {"precision", "recall", "efficiency", "factuality"}
     judge = {"model": "openai/examiner", "approximate": False, "agent_model": "openai/examiner"}
     judge |= {"judges": [{"model": "openai/examiner", "api_base": server.api_base}], "temperature": 0.0}
+    judge["agent_api_base"] = server.api_base  # the agent is the judge's model, at the judge's URL
     assert board["run"]["judge"] == {**judge, "prompts": "ours", "evidence": "none"}
     lines = {json.loads(line)["task"]: json.loads(line) for line in samples.read_text().splitlines()}
     dialogue = lines["diagnosis_free_turn"]["messages"]
@@ -410,3 +411,29 @@ def test_a_duplicated_case_fails_in_the_run_and_the_rest_runs(run_suites, tmp_pa
     )
     tasks = {task["task"]: task for task in board["tasks"]}
     assert tasks["oracle_diagnosis"]["n"] == 1  # OWN10 only
+
+
+def test_the_run_records_the_evidence_folders_contents_and_the_agents_endpoint(
+    pytester, tmp_path, monkeypatch
+):
+    """Verdicts judged on other evidence, or a dialogue with another agent, are not comparable: the
+    leaderboard tells them apart (before, a folder was named by its path alone, and the agent's
+    endpoint not at all)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    boards = []
+    for number, text in enumerate(("Warfarin needs INR checks.", "Heparin needs aPTT checks.")):
+        (evidence / "notes.md").write_text(text)
+        board = tmp_path / f"board{number}.json"
+        result = pytester.runpytest(
+            str(SUITES), "-p", "no:cacheprovider", "-k", "task57", "-q", "--model=medbench/oracle",
+            f"--medbench-evidence-dir={evidence}", "--agent-model=openai/patient",
+            "--judge-api-base=http://127.0.0.1:9/v1", f"--medbench-report={board}",
+        )  # fmt: skip
+        assert board.exists(), result.stdout.str()[-1500:] + result.stderr.str()[-1500:]
+        boards.append(json.loads(board.read_text())["run"]["judge"])
+    first, second = boards
+    assert first["evidence"].startswith(f"bm25:{evidence} sha256:")
+    assert first["evidence"] != second["evidence"]  # one folder, other contents
+    assert first["agent_api_base"] == "http://127.0.0.1:9/v1"

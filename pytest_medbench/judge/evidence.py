@@ -17,6 +17,24 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def corpus_files(folder: Path) -> list[Path]:
+    """The files a BM25 corpus reads: every .txt and .md file under ``folder``, in a fixed order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix in (".txt", ".md") and p.is_file())
+
+
+def corpus_digest(folder: Path) -> str:
+    """sha256 over the corpus files' names and contents: the leaderboard records it, since verdicts
+    judged on other evidence are not comparable (the folder's path alone says nothing of that)."""
+    import hashlib
+
+    from ..data.files import sha256_file
+
+    digest = hashlib.sha256()
+    for path in corpus_files(folder):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+    return digest.hexdigest()
+
+
 class BM25Corpus:
     """Okapi BM25 (k1=1.5, b=0.75) over the paragraphs of every .txt / .md file under a folder."""
 
@@ -24,7 +42,7 @@ class BM25Corpus:
         self.folder = folder
         self.k1, self.b = k1, b
         self.passages: list[str] = []
-        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".txt", ".md") and p.is_file()):
+        for path in corpus_files(folder):
             text = path.read_text(encoding="utf-8", errors="replace")
             self.passages += [part.strip() for part in re.split(r"\n\s*\n", text) if part.strip()]
         self._counts = [Counter(tokens(passage)) for passage in self.passages]

@@ -91,6 +91,9 @@ class Run:
     def judge_specs(self) -> list[ModelSpec]:
         return self.clients.judge_specs()
 
+    def agent_spec(self) -> ModelSpec | None:
+        return self.clients.agent_spec()
+
     def evidence_source(self) -> str:
         return self.clients.evidence_source()
 

@@ -206,6 +206,10 @@ class Clients:
         """Every judge of the run, as resolved (for the leaderboard's ``run.judge.judges``)."""
         return [client.spec for client in self.judge_clients]
 
+    def agent_spec(self) -> ModelSpec | None:
+        """The patient agent, as resolved (for ``run.judge.agent_api_base``); None: the offline agent."""
+        return self.agent_client.spec if self.agent_client is not None else None
+
     @functools.cached_property
     def prompts(self) -> MedrPrompts:
         return MedrPrompts(self.settings.prompts, self.settings.data_dir / MEDR_DIR / "instructions")
@@ -218,7 +222,9 @@ class Clients:
     def evidence_source(self) -> str:
         """How the judges get evidence: none, the built-in BM25 folder, or user hook implementations."""
         if self.settings.evidence_dir:
-            return f"bm25:{self.settings.evidence_dir}"
+            from ..judge.evidence import corpus_digest
+
+            return f"bm25:{self.settings.evidence_dir} sha256:{corpus_digest(self.settings.evidence_dir)}"
         users = [impl.plugin_name for impl in self._hook.pytest_medbench_evidence.get_hookimpls()]
         return f"hook:{','.join(users)}" if users else "none"
 
