@@ -75,7 +75,7 @@ def examiner(request: dict) -> str:
         names = ["REQ-A", "REQ-B", "REQ-C"] if "<<<ANSWER-" in prompt else ["GT-1", "GT-2", "GT-3", "GT-4"]
         return "[" + ",".join(_item(name) for name in names) + "]"
     if "Is the following test" in prompt:
-        return MATCHES[re.search(r"Test: ([A-Z0-9-]+) \(kind:", prompt).group(1)]
+        return MATCHES[re.search(r"([A-Z]+-[A-Z0-9]+) \(kind:", prompt).group(1)]  # fenced or not
     if "<Step k>" in prompt:
         return "<Step 1> R-ONE fever\n\n<Step 2> R-TWO thrombophlebitis\n<Step 3> R-THREE endocarditis"
     if "search keywords" in prompt:
