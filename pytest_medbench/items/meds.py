@@ -103,8 +103,13 @@ class MedsItem:
         )
 
 
-def meds_items(tasks: list[Task], prompt: MedsPromptConfig, scoring: str) -> Iterator[MedsItem]:
+def meds_items(
+    tasks: list[Task], prompt: MedsPromptConfig, scoring: str, *, limit: int | None = None
+) -> Iterator[MedsItem]:
+    """The items of the first ``limit`` instances of each task (all without one). Each keeps its whole
+    task, so its shots, label set and majority answer, and so its prompt and score, are the same
+    whatever the limit."""
     for task in tasks:
         facts = TaskFacts.of(task)
-        for instance in task.instances:
+        for instance in task.instances[:limit]:
             yield MedsItem(task, instance, facts, prompt, scoring, task.spec.benchmark)

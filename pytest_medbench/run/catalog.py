@@ -1,7 +1,8 @@
 """The run's items, from the data directory and pyproject's declared tasks: data -> items.
 
-Each benchmark's files are loaded once, checked against the data directory's lock file, cut to
-``--medbench-limit``, and made into items; a file that fails to load becomes one failing item.
+Each benchmark's files are loaded once, checked against the data directory's lock file, and made
+into items, the first ``--medbench-limit`` of each task or setting (a MedS-Bench item still draws its
+shots from its whole task file); a file that fails to load becomes one failing item.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ class Catalog:
             MEDS_DIR, *load_meds(self.settings.data_dir, self.declarations, self.tasks_dir)
         )
         config = MedsPromptConfig(self.settings.protocol, self.settings.shots, self.settings.seed or 0)
-        limited = [self._limit(task) for task in tasks]
         broken = self._broken(
             [(_benchmark_of(error.path, self.settings.data_dir), error) for error in errors]
         )
-        return [*meds_items(limited, config, self.settings.scoring), *broken]
+        # the limit picks the items; each still draws its shots from its whole task file
+        items = meds_items(tasks, config, self.settings.scoring, limit=self.settings.limit)
+        return [*items, *broken]
 
     @functools.cached_property
     def medr_items(self) -> list[EvalItem]:
@@ -103,11 +105,6 @@ class Catalog:
         bad = {error.path for error in mine}
         kept = [entry for entry in loaded if entry.path not in bad]
         return kept, [error for error in errors if error.path not in bad] + mine
-
-    def _limit(self, task: Any) -> Any:
-        if self.settings.limit is None:
-            return task
-        return dataclasses.replace(task, instances=task.instances[: self.settings.limit])
 
     def absent_meds_tasks(self) -> dict[str, str]:
         """MedS-Bench tasks with no file in the data directory, so they are never silently absent."""
