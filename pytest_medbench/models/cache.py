@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utf8 import utf8, utf8_text
+from .secrets import mask
 from .waits import pause
 
 _SCHEMA = """
@@ -154,7 +155,9 @@ class ResponseCache:
 
     def put(self, key: str, model: str, response: dict[str, Any]) -> None:
         sql = "INSERT OR REPLACE INTO responses (key, model, created, response) VALUES (?, ?, ?, ?)"
-        text = utf8_text(json.dumps(response, ensure_ascii=False))  # the payer's name may hold a surrogate
+        # the payer's name may hold a surrogate; an answer (or a no_content message) may echo a key:
+        # masked as the samples file masks it, so no key is ever in the cache file
+        text = mask(utf8_text(json.dumps(response, ensure_ascii=False)))
         if self._write(sql, (key, model, time.time(), text)) < 0:
             self._unsaved[key] = response  # type: ignore[index]
 

@@ -4,6 +4,7 @@ for how long the provider asked us to wait."""
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from typing import Any
 
@@ -29,7 +30,8 @@ class Refused(Exception):
 
 
 def _retry_after(exc: Exception) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date) on the error, if any."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP date) on the error, if any; a value
+    that is neither is ignored (Python 3.10+ raises on it: the item was a harness error)."""
     candidates: list[Any] = [getattr(exc, "litellm_response_headers", None), getattr(exc, "headers", None)]
     response = getattr(exc, "response", None)
     candidates.append(getattr(response, "headers", None))
@@ -43,11 +45,15 @@ def _retry_after(exc: Exception) -> float | None:
         if value is None:
             continue
         try:
-            return max(0.0, float(value))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(str(value))
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            seconds = float(value)
+        except (TypeError, ValueError):
+            try:  # an HTTP date; anything else ("soon", "10s") is no Retry-After: the normal backoff
+                seconds = email.utils.parsedate_to_datetime(str(value)).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
+                continue
+        if math.isnan(seconds):
+            continue
+        return max(0.0, seconds)
     return None
 
 
@@ -81,7 +87,8 @@ def classify(exc: Exception, model: str, attempts: int) -> tuple[ModelCallError,
         kind, retryable = "auth", False
     elif name == "RateLimitError" or status == 429:
         kind, retryable = "rate_limit", True
-    elif name in ("Timeout", "APITimeoutError") or "timed out" in message.lower():
+    elif name in ("Timeout", "APITimeoutError") or status in (408, 504) or "timed out" in message.lower():
+        # 408 and 504 as litellm maps them: a timeout, retried
         kind, retryable = "timeout", True
     elif (name == "APIConnectionError" and status in (None, 500)) or message.endswith("Connection error."):
         kind, retryable = "connection", True

@@ -237,6 +237,8 @@ class ModelClient:
         params = self.params.as_kwargs()
         started = time.perf_counter()
         attempt = 0
+        # what the retried empty answers cost: tokens and cost are what the run spent, every attempt's
+        spent_prompt, spent_completion, spent_cost = 0, 0, 0.0
         while True:
             if self._loop_over.is_set() and not attempt:  # a call a prefetch task starts after the stop
                 message = "the test loop had ended; the call was not made"
@@ -250,14 +252,18 @@ class ModelClient:
                 completion = _usable(answer, time.perf_counter() - started)
                 if self.limit:
                     self.limit.used(call_id, completion.prompt_tokens + completion.completion_tokens)
-                return completion
+                return _plus(completion, spent_prompt, spent_completion, spent_cost)
             except Exception as exc:
                 error, retryable, retry_after = classify(exc, self.spec.name, attempt + 1)
-                if isinstance(exc, EmptyAnswer) and attempt >= self.retry.max_retries:
+                if isinstance(exc, EmptyAnswer):
+                    empty = exc.completion
                     if self.limit:  # its tokens count toward --medbench-tpm like any answer's
-                        spent = exc.completion.prompt_tokens + exc.completion.completion_tokens
-                        self.limit.used(call_id, spent)
-                    return exc.completion  # still empty after its retries: that is the model's answer
+                        self.limit.used(call_id, empty.prompt_tokens + empty.completion_tokens)
+                    if attempt >= self.retry.max_retries:  # still empty: that is the model's answer
+                        return _plus(empty, spent_prompt, spent_completion, spent_cost)
+                    spent_prompt += empty.prompt_tokens
+                    spent_completion += empty.completion_tokens
+                    spent_cost += empty.cost_usd
                 if not retryable or attempt >= self.retry.max_retries or self._loop_over.is_set():
                     if error.fatal:
                         self._fatal = error
@@ -278,6 +284,18 @@ class ModelClient:
                 if self._loop_over.is_set():
                     raise error from exc
                 attempt += 1
+
+
+def _plus(completion: Completion, prompt_tokens: int, completion_tokens: int, cost_usd: float) -> Completion:
+    """``completion`` carrying also what the earlier (empty, retried) attempts of its call spent."""
+    if not (prompt_tokens or completion_tokens or cost_usd):
+        return completion
+    return replace(
+        completion,
+        prompt_tokens=completion.prompt_tokens + prompt_tokens,
+        completion_tokens=completion.completion_tokens + completion_tokens,
+        cost_usd=completion.cost_usd + cost_usd,
+    )
 
 
 def _usable(answer: Answer, latency_s: float) -> Completion:

@@ -85,10 +85,16 @@ class _DeadlineSocket:
         return self._sock.recv_into(buffer, nbytes, flags)
 
     def makefile(self, mode: str) -> io.BufferedReader:
+        """A reader that holds a reference on the real socket, as ``socket.makefile``'s does: a
+        response that closes its connection (``Connection: close``, HTTP/1.0, a body delimited by
+        the close) has ``getresponse`` close the socket before the body is read, and the socket
+        must stay open until this reader is done with it."""
+        self._sock._io_refs += 1  # type: ignore[attr-defined]
         return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
 
     def _decref_socketios(self) -> None:
-        """Called when the reader closes; this wrapper holds no reference count on the socket."""
+        """Called when the reader closes: the real socket closes now if it was closed meanwhile."""
+        self._sock._decref_socketios()  # type: ignore[attr-defined]
 
 
 class _DeadlineResponse(http.client.HTTPResponse):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 import os
 import re
 import threading
@@ -154,38 +155,78 @@ class HTTPTransport:
         status, headers, data = self._post(body, timeout_s)
         if status >= 300:
             raise HTTPStatusError(status, _error_text(status, data), headers)
+        # as litellm has it: a body that is not a chat completion (not JSON, no `choices`, a message
+        # that is not an object, content neither text nor null) is a server error, retried
         try:
             payload = json.loads(data)
-            choices = payload.get("choices")
-            if not choices:  # an error body, or no choices: a 200 with no answer
-                return Answer(text="", no_content=_missing_answer(payload.get("error")))
+            if not isinstance(payload, dict):
+                raise TypeError("not an object")
+            if payload.get("error") and not payload.get("choices"):  # a 200 with an error body
+                return Answer(text="", no_content=_missing_answer(payload["error"]), **self._usage(payload))
+            choices = payload["choices"]
+            if isinstance(choices, list) and not choices:  # `choices: []`: a 200 with no answer
+                return Answer(text="", no_content=_missing_answer(None), **self._usage(payload))
             choice = choices[0]
             message = choice["message"]
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:  # as litellm has it
+            content = message.get("content")
+            if content is not None and not isinstance(content, str):
+                raise TypeError(f"content is {type(content).__name__}")
+            finish_reason = choice.get("finish_reason")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             text = f"{self.url} sent something other than a chat completion"
             raise HTTPStatusError(502, text, headers) from exc
-        if message.get("content") is None:
+        if content is None:
             return Answer(
                 text="",
-                finish_reason=choice.get("finish_reason"),
+                finish_reason=finish_reason,
                 refused=bool(message.get("refusal")),
-                no_content=_null_content(choice.get("finish_reason"), message.get("tool_calls")),
+                no_content=_null_content(finish_reason, message.get("tool_calls")),
+                **self._usage(payload),
             )
-        usage = payload.get("usage") or {}
-        prompt_tokens = usage.get("prompt_tokens") or 0
-        completion_tokens = usage.get("completion_tokens") or 0
         return Answer(
-            text=message.get("content") or "",
+            text=content,
             reasoning=message.get("reasoning_content") or message.get("reasoning"),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason,
             refused=bool(message.get("refusal")),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            cost_usd=prompt_tokens * self._prices[0] + completion_tokens * self._prices[1],
             api_base=without_userinfo(self.endpoint.api_base),
             served_model=payload.get("model"),
             system_fingerprint=payload.get("system_fingerprint"),
+            **self._usage(payload),
         )
+
+    def _usage(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The Answer's token counts and cost from a body's ``usage``, priced as litellm prices
+        them (cached prompt tokens at the cache-read price)."""
+        prompt_tokens, completion_tokens, cached_tokens = token_counts(payload.get("usage"))
+        input_price, output_price, cached_price = self._prices
+        cost = (
+            (prompt_tokens - cached_tokens) * input_price
+            + cached_tokens * cached_price
+            + completion_tokens * output_price
+        )
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "cost_usd": cost}
+
+
+def token_counts(usage: Any) -> tuple[int, int, int]:
+    """(prompt, completion, cached prompt) tokens from a ``usage`` (a dict or litellm's object): a
+    count that is not a non-negative integer (negative, fractional, a string) is taken as absent, 0,
+    since the leaderboard's schema holds only such counts (a negative one failed it at session end)."""
+    if usage is None:
+        return 0, 0, 0
+
+    def get(owner: Any, name: str) -> Any:
+        return owner.get(name) if isinstance(owner, dict) else getattr(owner, name, None)
+
+    prompt_tokens = _count(get(usage, "prompt_tokens"))
+    details = get(usage, "prompt_tokens_details")
+    cached_tokens = _count(get(details, "cached_tokens")) if details is not None else 0
+    return prompt_tokens, _count(get(usage, "completion_tokens")), min(cached_tokens, prompt_tokens)
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and value >= 0 else 0
 
 
 class LitellmTransport:
@@ -218,8 +259,10 @@ class LitellmTransport:
             if (body_error := _error_body(exc)) is None:
                 raise
             return Answer(text="", no_content=_missing_answer(body_error))
+        prompt_tokens, completion_tokens, _ = token_counts(getattr(response, "usage", None))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
         if not response.choices:
-            return Answer(text="", no_content=_missing_answer(None))
+            return Answer(text="", no_content=_missing_answer(None), **usage, cost_usd=self._cost(response))
         choice = response.choices[0]
         message = choice.message
         if message.content is None:
@@ -229,15 +272,15 @@ class LitellmTransport:
                 finish_reason=finish_reason,
                 refused=bool(getattr(message, "refusal", None)),
                 no_content=_null_content(finish_reason, getattr(message, "tool_calls", None)),
+                **usage,
+                cost_usd=self._cost(response),
             )
-        usage = getattr(response, "usage", None)
         return Answer(
             text=message.content or "",
             reasoning=getattr(message, "reasoning_content", None) or None,
             finish_reason=getattr(choice, "finish_reason", None),
             refused=bool(getattr(message, "refusal", None)),
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            **usage,
             cost_usd=self._cost(response),
             api_base=without_userinfo(self.endpoint.api_base),
             served_model=getattr(response, "model", None),
@@ -251,7 +294,11 @@ class LitellmTransport:
                 cost = self._litellm.completion_cost(completion_response=response)
             except Exception:  # a local model has no price: it cost nothing we can know
                 cost = 0.0
-        return float(cost or 0.0)
+        try:
+            cost = float(cost or 0.0)
+        except (TypeError, ValueError):
+            return 0.0
+        return cost if math.isfinite(cost) and cost >= 0 else 0.0  # priced from a bad usage: unknown
 
 
 def _missing_answer(error: Any) -> str:
@@ -349,9 +396,15 @@ def _price_table() -> dict[str, Any]:
         return {}
 
 
-def _prices(model: str) -> tuple[float, float]:
-    """litellm's (input, output) price per token for a known model behind a compatible endpoint
-    (``openai/gpt-4o`` via a proxy); 0 for a model it does not price, as litellm itself reports."""
+def _prices(model: str) -> tuple[float, float, float]:
+    """litellm's (input, output, cached input) price per token for a known model behind a compatible
+    endpoint (``openai/gpt-4o`` via a proxy); 0 for a model it does not price, as litellm reports."""
     table = _price_table()
     entry = table.get(model) or table.get(model.split("/", 1)[1]) or {}
-    return entry.get("input_cost_per_token") or 0.0, entry.get("output_cost_per_token") or 0.0
+    input_price = entry.get("input_cost_per_token") or 0.0
+    cached_price = entry.get("cache_read_input_token_cost")
+    return (
+        input_price,
+        entry.get("output_cost_per_token") or 0.0,
+        input_price if cached_price is None else cached_price,
+    )
