@@ -406,25 +406,32 @@ def test_every_attempts_tokens_are_counted_and_fed_to_the_rate_limit(client_for,
     assert limited == (n, 105 * n)
 
 
-def test_a_key_echoed_by_the_model_is_masked_in_the_cache(client_for, tmp_path, monkeypatch):
-    """docs/reliability.md: keys are never in the cache (an answer, or a 200's error body, echoing it)."""
+def test_the_cache_masks_a_key_a_providers_body_echoes_and_keeps_the_answer_as_given(
+    client_for, tmp_path, monkeypatch
+):
+    """A 200 whose error body echoes the key: the message stored for it is masked (docs/reliability.md:
+    keys are never in the cache). The model's own answer is stored as given, so that a rerun scores
+    what the first run scored: masking it turned "Dose 1234 mg" into "Dose *** mg" on a rerun when
+    a URL's password was 1234, and a latency of 0.1234 into 0.***, an entry no run could read."""
+    from pytest_medbench.models import secrets
+
     key = "sk-test-echoed-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setattr(secrets, "_registered", set())  # this test's password only, and only here
+    secrets.register_url("http://admin:1234@127.0.0.1:9/v1")
     cache = ResponseCache(tmp_path / "cache.sqlite3")
-    replies = {
-        "answer": _answer(f"B. Your key is {key}"),
-        "error": {"error": {"message": f"key {key} denied"}},
-    }
+    replies = {"answer": _answer("B. Dose 1234 mg"), "error": {"error": {"message": f"key {key} denied"}}}
     with OpenAIServer(
         lambda request, number: Reply(body=replies[request["messages"][-1]["content"]])
     ) as server:
         client = client_for(server, cache)
         client.retry = RetryPolicy(max_retries=0)
-        for question in replies:
-            client.complete([{"role": "user", "content": question}])
+        first = [client.complete([{"role": "user", "content": question}]) for question in replies]
+        again = [client.complete([{"role": "user", "content": question}]) for question in replies]
     cache.close()
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("cache.sqlite3*"))
-    assert len(server.requests) == 2 and b"sk-test-echoed" not in stored and b"***" in stored
+    assert len(server.requests) == 2 and b"sk-test-echoed" not in stored  # the second round: the cache
+    assert [c.text for c in again] == [c.text for c in first] == ["B. Dose 1234 mg", ""]
 
 
 def test_cached_prompt_tokens_are_priced_alike_on_both_paths():

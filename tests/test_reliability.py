@@ -401,3 +401,27 @@ def test_a_key_set_or_changed_after_a_first_mask_is_masked(monkeypatch):
     assert mask("after sk-late-Tq3z-0001") == "after ***"
     monkeypatch.setenv("LATE_API_KEY", "sk-late-Tq3z-0002")
     assert mask("sk-late-Tq3z-0001 sk-late-Tq3z-0002") == "sk-late-Tq3z-0001 ***"
+
+
+def test_masking_survives_an_environment_replaced_by_a_plain_dict(monkeypatch):
+    """A test that replaces ``os.environ`` with a dict, then fails: its report is masked as any, not an
+    INTERNALERROR that ends every test's session (os.environ's raw mapping is then missing)."""
+    import os
+
+    from pytest_medbench.models.secrets import mask
+
+    monkeypatch.setattr(os, "environ", {"MY_TOKEN": "dict-secret-Wm27"})
+    assert mask("saw dict-secret-Wm27") == "saw ***"
+
+
+def test_a_short_password_is_masked_in_texts_never_in_numbers(monkeypatch, tmp_path):
+    """The samples file and the leaderboard are masked as JSON: a URL's 4-character password masked
+    in the JSON text turned a latency of 0.1234 into 0.***, and the file could not be read."""
+    from pytest_medbench.models import secrets
+    from pytest_medbench.report import leaderboard
+
+    monkeypatch.setattr(secrets, "_registered", set())
+    secrets.register_url("http://admin:1234@127.0.0.1:9/v1")
+    leaderboard.write(tmp_path / "board.json", {"latency_s": 0.1234, "output": "dose 1234 mg", "n": [1234]})
+    board = json.loads((tmp_path / "board.json").read_text())
+    assert board == {"latency_s": 0.1234, "output": "dose *** mg", "n": [1234]}

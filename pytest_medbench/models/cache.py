@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..utf8 import utf8, utf8_text
-from .secrets import mask
+from .secrets import masked_json
 from .waits import pause
 
 _SCHEMA = """
@@ -155,9 +155,10 @@ class ResponseCache:
 
     def put(self, key: str, model: str, response: dict[str, Any]) -> None:
         sql = "INSERT OR REPLACE INTO responses (key, model, created, response) VALUES (?, ?, ?, ?)"
-        # the payer's name may hold a surrogate; an answer (or a no_content message) may echo a key:
-        # masked as the samples file masks it, so no key is ever in the cache file
-        text = mask(utf8_text(json.dumps(response, ensure_ascii=False)))
+        # the payer's name may hold a surrogate. A message of ours (why a 200 held no answer) may quote
+        # a provider's body that echoes the key: masked. The model's answer is kept as given, so a
+        # rerun scores the text the first run scored (README: a key the answer itself echoes stays)
+        text = utf8_text(masked_json(response, keep=("text", "reasoning"), ensure_ascii=False))
         if self._write(sql, (key, model, time.time(), text)) < 0:
             self._unsaved[key] = response  # type: ignore[index]
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..models.secrets import mask
+from ..models.secrets import masked_json
 from ..utf8 import ERRORS
 from .aggregate import aggregate
 from .records import ItemRecord
@@ -106,6 +106,6 @@ def write(path: Path, leaderboard: dict[str, Any]) -> None:
     """Write atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    text = mask(json.dumps(leaderboard, indent=2, ensure_ascii=False)) + "\n"
+    text = masked_json(leaderboard, indent=2, ensure_ascii=False) + "\n"
     partial.write_text(text, encoding="utf-8", errors=ERRORS)
     partial.replace(path)

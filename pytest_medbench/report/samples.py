@@ -4,11 +4,10 @@ when the first line arrives, so a run stopped before any result leaves the previ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import IO, Any
 
-from ..models.secrets import mask
+from ..models.secrets import masked_json
 from ..utf8 import ERRORS
 from .records import ItemRecord
 
@@ -49,7 +48,7 @@ class SamplesWriter:
             self._handle = self.path.open("w", encoding="utf-8", errors=ERRORS)
         data = record.to_dict()
         line = {**{name: data[name] for name in SAMPLE_FIELDS}, **extra}
-        self._handle.write(mask(json.dumps(line, ensure_ascii=False)) + "\n")
+        self._handle.write(masked_json(line, ensure_ascii=False) + "\n")
         self._handle.flush()
 
     def close(self) -> None:
