@@ -141,18 +141,16 @@ def test_a_query_whose_input_repeats_never_gets_it_as_a_shot(tmp_path):
 # -- --medbench-limit picks the items; it never changes their prompts -----------------------------------
 
 
-def test_the_limit_picks_items_but_every_item_keeps_its_whole_task():
+def test_the_limit_picks_the_first_items_of_each_task_and_keeps_their_whole_task():
+    """Which items a limit keeps; that their prompts are an unlimited run's is checked end to end
+    below (the same Task object here would make that comparison hold whatever the code did)."""
     config = MedsPromptConfig(protocol="code")
-    whole = {item.param_id: item for item in meds_items([MCQA, NER], config, "official")}
     for limit in (1, 2):
         kept = list(meds_items([MCQA, NER], config, "official", limit=limit))
         assert [item.instance for item in kept] == [*MCQA.instances[:limit], *NER.instances[:limit]]
-        for item in kept:  # the same shots, label set and majority answer as without the limit
-            same = whole[item.param_id]
-            assert item.facts == same.facts
-            assert meds_messages(item.task_data, item.instance, item.prompt) == meds_messages(
-                same.task_data, same.instance, same.prompt
-            )
+        assert [len(item.task_data.instances) for item in kept] == [len(MCQA.instances)] * limit + [
+            len(NER.instances)
+        ] * limit
 
 
 def test_a_limited_run_sends_each_item_the_prompt_of_an_unlimited_one(run_suites, tmp_path):

@@ -38,7 +38,8 @@ def draw_shots(task: Task, query: Instance, count: int, seed: int) -> list[Insta
     """``count`` other instances of the task, none with the query's input, drawn reproducibly for this
     query (in O(count) once the task's repeated inputs are indexed, so a task of 15,000 instances costs
     no more per item than a task of 4)."""
-    excluded = sorted({query.index, *_repeated_inputs(task).get(query.input, ())})
+    # the positions of the query's input, ascending (the query's own among them)
+    excluded = _repeated_inputs(task).get(query.input) or (query.index,)
     others = len(task.instances) - len(excluded)
     if count <= 0 or others <= 0:
         return []
@@ -48,12 +49,13 @@ def draw_shots(task: Task, query: Instance, count: int, seed: int) -> list[Insta
     ]
 
 
-def _skipping(pick: int, excluded: list[int]) -> int:
+def _skipping(pick: int, excluded: tuple[int, ...]) -> int:
     """The position of the ``pick``-th instance (from 0) that is not at one of the ``excluded``
     positions (ascending). With the query alone excluded this is the draw every earlier version made."""
     for position in excluded:
-        if pick >= position:
-            pick += 1
+        if pick < position:
+            break
+        pick += 1
     return pick
 
 
