@@ -40,12 +40,6 @@ class Case:
                 return "\n".join(lines[:number]), "\n".join(lines[number:])
         return None
 
-    def ancillary_is_empty(self) -> bool:
-        """Whether the summary has its "Ancillary Tests" line but no finding in that section: the
-        dialogue settings then have nothing to ask for or to score the requests against."""
-        split = self.split_ancillary()
-        return split is not None and not ancillary_entries(split[1])
-
 
 def ancillary_entries(ancillary: str) -> list[tuple[str, str]]:
     """(test name, full line) for each finding in the hidden ancillary block.

@@ -36,13 +36,20 @@ def run_dialogue(mode: str, case: Case, services: Services, context: Callable[[i
 
 
 def _split(case: Case) -> tuple[str, str]:
+    """(the summary before its tests, the tests); a data error when the case has no "Ancillary Tests"
+    line, or no finding after it: the dialogue settings then have nothing to ask for or to score."""
     from ..data.files import DataFileError, LoadError
+    from ..data.medr import ancillary_entries
 
     split = case.split_ancillary()
     if split is None:
-        message = "no 'Ancillary Tests' line in the case summary: the dialogue settings cannot run on it"
-        raise DataFileError(LoadError(case.path, f"case {case.case_id}", message))
-    return split
+        fault = "no 'Ancillary Tests' line in the case summary"
+    elif not ancillary_entries(split[1]):
+        fault = "the 'Ancillary Tests' section of the case summary is empty"
+    else:
+        return split
+    message = f"{fault}: the dialogue settings cannot run on it"
+    raise DataFileError(LoadError(case.path, f"case {case.case_id}", message, case.case_id))
 
 
 def _one_turn(case: Case, services: Services, context: Callable[[int], dict]) -> Transcript:

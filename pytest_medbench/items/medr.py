@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..data.files import DataFileError, LoadError
 from ..data.medr import Case, ancillary_entries, slug
 from ..metrics.score import ItemScore
 from ..parsing.medr import MAX_STEPS, parse_answer_output, parse_exam_turn, visible_text
@@ -163,14 +162,6 @@ class MedrItem:
     def solve(self, services: Services) -> Transcript:
         mode = DIALOGUE_MODE.get(self.task)
         if mode is not None:
-            if self.case.ancillary_is_empty():  # as for a missing line: nothing to ask for or score
-                message = (
-                    "the 'Ancillary Tests' section of the case summary is empty: "
-                    "the dialogue settings cannot run on it"
-                )
-                raise DataFileError(
-                    LoadError(self.case.path, f"case {self.case.case_id}", message, self.case.case_id)
-                )
             return run_dialogue(mode, self.case, services, self.builtin_context)
         messages = services.prompts.single_turn_messages(self.task, self.case.summary)
         return Transcript(messages, services.ask_model(messages, self.builtin_context()).text)
