@@ -69,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.check_models()
         run.check_cache()
         _check_gate_paths(run)
-        _check_baseline(run)
+        baseline = _read_baseline(run)
         if not config.option.collectonly:
             _check_keys(run)
     if settings.prompts == "upstream":
@@ -87,7 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if is_controller:
         from .reporter import Reporter
 
-        config.pluginmanager.register(Reporter(run), "medbench-reporter")
+        config.pluginmanager.register(Reporter(run, baseline), "medbench-reporter")
 
 
 def _check_gate_paths(run: Any) -> None:
@@ -101,16 +101,19 @@ def _check_gate_paths(run: Any) -> None:
             raise pytest.UsageError(str(exc)) from None
 
 
-def _check_baseline(run: Any) -> None:
-    """A --medbench-baseline that cannot be read, is not a leaderboard, or is of another schema is a
-    usage error before any model call, not after the run."""
-    if (path := run.settings.baseline_path) is not None:
-        from .report.compare import CompareError, check_comparable, read_leaderboard  # numpy: only here
+def _read_baseline(run: Any) -> dict | None:
+    """The --medbench-baseline leaderboard, read once, now: one that cannot be read, is not a
+    leaderboard, or is of another schema is a usage error before any model call, not after the run."""
+    if (path := run.settings.baseline_path) is None:
+        return None
+    from .report.compare import CompareError, check_comparable, read_leaderboard  # numpy: only here
 
-        try:
-            check_comparable(read_leaderboard(path, "the baseline "))
-        except CompareError as exc:
-            raise pytest.UsageError(f"--medbench-baseline: {exc}") from None
+    try:
+        baseline = read_leaderboard(path, "the baseline ")
+        check_comparable(baseline)
+    except CompareError as exc:
+        raise pytest.UsageError(f"--medbench-baseline: {exc}") from None
+    return baseline
 
 
 def _check_keys(run: Any) -> None:

@@ -18,8 +18,9 @@ HARNESS_ERRORS = ("data", "harness", "crash")
 
 
 class Reporter:
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, baseline: dict | None = None) -> None:
         self.run = run
+        self.baseline = baseline  # the --medbench-baseline leaderboard, read when the run began
         self._leaderboard: dict | None = None
         self.verdict: Any = None
         self.verdict_line: str | None = None
@@ -161,7 +162,7 @@ class Reporter:
 
     def _judge(self, exitstatus: int, board: dict | None) -> int:
         """The exit status of a gated run: the verdict, unless pytest itself could not run properly."""
-        from .report.compare import CompareError, compare_runs, read_leaderboard
+        from .report.compare import CompareError, compare_runs
         from .report.gates import GateError, check
         from .report.verdict import Verdict
 
@@ -176,9 +177,8 @@ class Reporter:
             if board is None:
                 raise GateError("no medbench item produced a result, so there is nothing to gate on")
             comparisons, not_compared = [], []
-            if settings.baseline_path:
-                baseline = read_leaderboard(settings.baseline_path, "the baseline ")
-                comparisons, not_compared = compare_runs(baseline, board, settings.alpha)
+            if self.baseline is not None:
+                comparisons, not_compared = compare_runs(self.baseline, board, settings.alpha)
             self.verdict = Verdict(
                 check(list(settings.gates), board),
                 comparisons,

@@ -3,6 +3,8 @@ with hand-computed percent agreement and kappa, and the kappas against a publish
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from openai_server import OpenAIServer, Reply
 
@@ -17,20 +19,33 @@ ORDER = {case.reference: number for number, case in enumerate(CASES)}
 VERDICTS = {"a": "CCCW", "b": "CWWW", "c": "CCWC"}
 
 
-def jury_server(request: dict, number: int) -> Reply:
-    prompt = request["messages"][1]["content"]
-    if "Predicted diagnosis" in prompt:
-        gold = prompt.split("Reference diagnosis: ", 1)[1].split("\n", 1)[0]
-        return Reply(content="Correct" if VERDICTS[request["model"]][ORDER[gold]] == "C" else "Wrong")
-    if "<Step k>" in prompt:
-        return Reply(content="<Step 1> the reference")
-    if "search keywords" in prompt:
-        return Reply(content="keywords")
-    if "Citation, Repetition, Reasoning or Redundancy" in prompt:
-        return Reply(content="Reasoning")
-    if "medically correct" in prompt:
-        return Reply(content='{"judgment": "Correct", "keywords_to_search": null}')
-    return Reply(content="Yes")
+def scripted_judge(verdict: Callable[[dict, str], str]) -> Callable[[dict, int], Reply]:
+    """A judge that gives each diagnosis ``verdict(request, prompt)`` and a plain answer to every
+    reasoning step (the step split, keywords, labels, factuality, hits)."""
+
+    def reply(request: dict, number: int) -> Reply:
+        prompt = request["messages"][1]["content"]
+        if "Predicted diagnosis" in prompt:
+            return Reply(content=verdict(request, prompt))
+        if "<Step k>" in prompt:
+            return Reply(content="<Step 1> the reference")
+        if "search keywords" in prompt:
+            return Reply(content="keywords")
+        if "Citation, Repetition, Reasoning or Redundancy" in prompt:
+            return Reply(content="Reasoning")
+        if "medically correct" in prompt:
+            return Reply(content='{"judgment": "Correct", "keywords_to_search": null}')
+        return Reply(content="Yes")
+
+    return reply
+
+
+def _verdict_by_judge(request: dict, prompt: str) -> str:
+    gold = prompt.split("Reference diagnosis: ", 1)[1].split("\n", 1)[0]
+    return "Correct" if VERDICTS[request["model"]][ORDER[gold]] == "C" else "Wrong"
+
+
+jury_server = scripted_judge(_verdict_by_judge)
 
 
 def run_jury(run_suites, judges: str, *extra: str) -> dict:
@@ -129,3 +144,24 @@ def test_judge_models_as_a_list_in_the_ini(pytester, where):
     )
     result = pytester.runpytest("-s", "-p", "no:cacheprovider", "--co", "-q")
     result.stdout.fnmatch_lines(["JUDGES ('openai/a', 'openai/b@http://127.0.0.1:1/v1') openai/a openai/a"])
+
+
+def test_a_jury_of_one_model_at_two_urls_keeps_each_judges_answers_in_the_cache(run_suites, monkeypatch):
+    """``--judge-model m@URL1 --judge-model m@URL2`` are two judges: with a cache file (run_suites
+    keeps one), the second is asked, not given the first's verdicts from the cache."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with (
+        OpenAIServer(scripted_judge(lambda request, prompt: "Correct")) as first,
+        OpenAIServer(scripted_judge(lambda request, prompt: "Wrong")) as second,
+    ):
+        result, board = run_suites(
+            "-k", "oracle_diagnosis", "--model=medbench/oracle",
+            f"--judge-model=openai/examiner@{first.api_base}",
+            f"--judge-model=openai/examiner@{second.api_base}",
+        )  # fmt: skip
+    assert board is not None, result.stdout.str()[-2000:]
+    assert len(second.requests) == len(first.requests) > 0
+    task = next(task for task in board["tasks"] if task["task"] == "oracle_diagnosis")
+    # every case: Correct from one judge, Wrong from the other, a tie, which counts as incorrect
+    assert task["metrics"]["accuracy"]["value"] == 0.0
+    assert task["judge_agreement"]["accuracy"]["percent_agreement"] == 0.0

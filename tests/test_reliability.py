@@ -340,45 +340,6 @@ def test_a_password_in_a_judge_url_is_not_in_the_header(pytester):
     assert "pw-Hd83kLq0" not in result.stdout.str() + result.stderr.str()
 
 
-def one_minded_judge(verdict: str):
-    """A judge that gives every diagnosis ``verdict`` and a plain answer to every reasoning step."""
-
-    def reply(request: dict, number: int) -> Reply:
-        prompt = request["messages"][1]["content"]
-        if "Predicted diagnosis" in prompt:
-            return Reply(content=verdict)
-        if "<Step k>" in prompt:
-            return Reply(content="<Step 1> the reference")
-        if "Citation, Repetition, Reasoning or Redundancy" in prompt:
-            return Reply(content="Reasoning")
-        if "medically correct" in prompt:
-            return Reply(content='{"judgment": "Correct", "keywords_to_search": null}')
-        return Reply(content="keywords" if "search keywords" in prompt else "Yes")
-
-    return reply
-
-
-def test_a_jury_of_one_model_at_two_urls_keeps_each_judges_answers_in_the_cache(run_suites, monkeypatch):
-    """``--judge-model m@URL1 --judge-model m@URL2`` are two judges: with a cache file (run_suites
-    keeps one), the second is asked, not given the first's verdicts from the cache."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with (
-        OpenAIServer(one_minded_judge("Correct")) as first,
-        OpenAIServer(one_minded_judge("Wrong")) as second,
-    ):
-        result, board = run_suites(
-            "-k", "oracle_diagnosis", "--model=medbench/oracle",
-            f"--judge-model=openai/examiner@{first.api_base}",
-            f"--judge-model=openai/examiner@{second.api_base}",
-        )  # fmt: skip
-    assert board is not None, result.stdout.str()[-2000:]
-    assert len(second.requests) == len(first.requests) > 0
-    task = next(task for task in board["tasks"] if task["task"] == "oracle_diagnosis")
-    # every case: Correct from one judge, Wrong from the other, a tie, which counts as incorrect
-    assert task["metrics"]["accuracy"]["value"] == 0.0
-    assert task["judge_agreement"]["accuracy"]["percent_agreement"] == 0.0
-
-
 def test_a_key_with_a_quote_is_masked_in_a_failure_messages_repr(monkeypatch):
     """A failure message shows the parsed answer's repr, which escapes a quote the key holds when the
     answer holds both kinds (``it\\'s``): the key was shown whole in the terminal and junit XML."""
